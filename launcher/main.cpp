@@ -1,0 +1,208 @@
+// rankserve: the launcher, run once per task (or once per node when it spawns its workers).
+// Lifecycle: parse, detect topology, validate everything, then spawn workers or rendezvous,
+// build the communicators and run the command. Errors become one FATAL line and an exit code.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "launcher/address.h"
+#include "launcher/options.h"
+#include "launcher/pmix_client.h"
+#include "launcher/spawn.h"
+#include "launcher/topology.h"
+#include "launcher/validate.h"
+#include "runtime/core/error.h"
+#include "runtime/core/log.h"
+#include "runtime/dist/communicator.h"
+#include "runtime/dist/devices.h"
+#include "runtime/dist/rendezvous.h"
+
+namespace rankserve::launcher {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr const char* kHeadKey = "rankserve.head";
+
+std::string device_for(const Options& options, const Topology& t, int num_visible_gpus) {
+  if (num_visible_gpus <= 0) return "cpu";
+  GpuSelection gpus = parse_gpus(options.gpus);
+  const int id = gpus.ids.empty() ? t.local_rank : gpus.ids[static_cast<size_t>(t.local_rank)];
+  return fmt::format("cuda:{}", id);
+}
+
+// The address peers use to reach this rank: the interface that routes to the head.
+std::string choose_advertise_address(const Options& options, const Topology& t) {
+  if (!options.advertise_address.empty()) return options.advertise_address;
+  std::string target = t.head_host;
+  if (t.rank == 0 || target.empty()) {
+    // The head routes toward another node when it knows one, else it names its own host.
+    target = t.hostname;
+    for (const std::string& host : t.node_hosts) {
+      if (!host.empty() && host != t.hostname && t.num_nodes > 1) target = host;
+    }
+  }
+  if (t.num_nodes == 1 && !resolves(target)) return "127.0.0.1";  // a lone node whose own name does not resolve
+  const std::string address = route_address_to(target);
+  if (t.num_nodes > 1 && is_loopback(address)) {
+    throw Error(ErrorCode::rendezvous,
+                fmt::format("rendezvous: the route from {} to '{}' uses loopback address {} but the job spans {} nodes "
+                            "(fix the host's entry in /etc/hosts or pass --advertise-address)", t.hostname, target,
+                            address, t.num_nodes));
+  }
+  return address;
+}
+
+// Under PMIx the head's store address is not known in advance: rank 0 publishes it.
+void publish_head_through_pmix(PmixClient& pmix, Topology& t, const std::string& advertise, const Options& options) {
+  const auto timeout = std::chrono::seconds(static_cast<long long>(options.timeout_s));
+  if (t.rank == 0) {
+    if (t.head_port == 0) t.head_port = find_free_port();
+    t.head_host = advertise;
+    pmix.put(kHeadKey, fmt::format("{}:{}", t.head_host, t.head_port));
+  }
+  pmix.fence(timeout);
+  if (t.rank != 0) {
+    const std::string head = pmix.get(0, kHeadKey, timeout);
+    const size_t colon = head.rfind(':');
+    t.head_host = head.substr(0, colon);
+    t.head_port = std::stoi(head.substr(colon + 1));
+  }
+  t.head_from = "PMIx (published by rank 0)";
+}
+
+std::vector<std::string> expected_hosts(const Topology& t) {
+  std::vector<std::string> hosts;
+  for (int r = 0; r < t.world_size; ++r) hosts.push_back(t.host_of_rank(r));
+  return hosts;
+}
+
+void log_peer_table(const std::vector<runtime::PeerInfo>& peers) {
+  std::string table = "rank  host                     address          pid      device";
+  for (const auto& p : peers) {
+    table += fmt::format("\n{:<5} {:<24} {:<16} {:<8} {}", p.rank, p.hostname, p.address, p.pid, p.device);
+  }
+  log::info("all {} ranks arrived:\n{}", peers.size(), table);
+}
+
+int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visible_gpus) {
+  const std::string device = device_for(options, t, num_visible_gpus);
+  const std::string advertise = choose_advertise_address(options, t);
+  if (pmix && (t.head_host.empty() || t.head_port == 0)) publish_head_through_pmix(*pmix, t, advertise, options);
+  if (t.head_port == 0) {
+    throw Error(ErrorCode::usage, "options: no store port could be derived from the job id (pass --store-port)");
+  }
+  log::info("{}", describe_rank(t));
+
+  runtime::RendezvousConfig config;
+  config.rank = t.rank;
+  config.world_size = t.world_size;
+  config.job_id = t.job_id;
+  config.store_host = t.head_host;
+  config.store_port = t.head_port;
+  config.serve_store = t.rank == 0 && !t.store_exists;
+  config.hostname = t.hostname;
+  config.advertise_address = advertise;
+  config.device = device;
+  config.expected_hosts = expected_hosts(t);
+  config.timeout = std::chrono::milliseconds(static_cast<long long>(options.timeout_s * 1000));
+
+  const auto start = Clock::now();
+  runtime::Rendezvous rendezvous(config);
+  const auto peers = rendezvous.wait_for_peers();
+  if (t.rank == 0) log_peer_table(peers);
+
+  const runtime::ParallelLayout layout{t.world_size, options.tp_size, options.pp_size};
+  const auto backend = device == "cpu" ? runtime::Backend::gloo : runtime::Backend::nccl;
+  runtime::ProcessGroups groups = rendezvous.create_groups(layout, backend);
+  const double setup_s = std::chrono::duration<double>(Clock::now() - start).count();
+
+  int rounds = 0;
+  const auto check_start = Clock::now();
+  const auto check_until = check_start + std::chrono::duration<double>(options.check_duration_s);
+  do {
+    runtime::check_groups(groups, t.rank);
+    ++rounds;
+    // Every rank must agree on whether to go on: rank 0's clock decides, broadcast to all.
+    std::byte more{static_cast<unsigned char>(Clock::now() < check_until)};
+    groups.world->broadcast(std::span<std::byte>(&more, 1), 0);
+    if (more == std::byte{0}) break;
+  } while (true);
+  groups.world->barrier();
+  if (t.rank == 0) {
+    std::printf("check passed: %d ranks on %d nodes, tp %d pp %d dp %d, backend %s, %d rounds on world/tp/pp/dp, "
+                "rendezvous + groups %.2f s\n", t.world_size, t.num_nodes, layout.tp_size, layout.pp_size,
+                layout.dp_size(), backend == runtime::Backend::gloo ? "gloo" : "nccl", rounds, setup_s);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  const EnvMap env = capture_environment();
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  ParsedOptions parsed = parse_options(args, env);
+  if (parsed.help) {
+    std::fputs(parsed.help_text.c_str(), stdout);
+    return 0;
+  }
+  if (parsed.version) {
+    std::puts("rankserve " RANKSERVE_VERSION);
+    return 0;
+  }
+  const Options& options = parsed.options;
+  log::Config log_config;
+  log_config.level = log::parse_level(options.log_level, "--log-level");
+  log_config.json = options.log_json;
+  log_config.all_ranks_info = options.log_all_ranks;
+  log_config.host = own_hostname();
+  log::configure(log_config);
+
+  std::unique_ptr<PmixClient> pmix;
+  if (lookup(env, "RANKSERVE_WORKER").value_or("") != "1") pmix = PmixClient::connect_if_launched(env);
+  LaunchContext context{env, own_hostname(), pmix ? std::optional(pmix->info()) : std::nullopt,
+                        runtime::count_visible_gpus()};
+  Topology topology = topology_from_env(options, context);
+  log_config.rank = topology.rank;
+  log_config.world_size = topology.world_size;
+  log_config.host = topology.hostname;
+  log::configure(log_config);
+
+  throw_if_any(validate(options, topology, context.num_visible_gpus, resolves));
+
+  if (options.dry_run) {
+    if (topology.rank == 0) std::printf("%s\n%s", describe_options(options).c_str(), describe_topology(topology).c_str());
+    else std::printf("%s\n", describe_rank(topology).c_str());
+    return 0;
+  }
+  if (topology.spawn_workers) {
+    SpawnPlan plan;
+    plan.num_workers = topology.local_world_size;
+    plan.first_rank = topology.rank;
+    plan.world_size = topology.world_size;
+    plan.node_rank = topology.node_rank;
+    plan.head_host = topology.head_host;
+    plan.head_port = topology.head_port != 0 ? topology.head_port : find_free_port();
+    plan.job_id = topology.job_id.empty() ? fmt::format("local-{}-{}", own_hostname(), ::getpid()) : topology.job_id;
+    plan.args = args;
+    log::info("options:\n{}", describe_options(options));
+    return run_workers(plan);
+  }
+  return run_rank(options, topology, pmix.get(), context.num_visible_gpus);
+}
+
+}  // namespace
+}  // namespace rankserve::launcher
+
+int main(int argc, char** argv) {
+  try {
+    return rankserve::launcher::run(argc, argv);
+  } catch (const rankserve::Error& e) {
+    rankserve::log::fatal("{}", e.what());
+    return rankserve::exit_code(e.code());
+  } catch (const std::exception& e) {
+    rankserve::log::fatal("internal: {}", e.what());
+    return rankserve::exit_code(rankserve::ErrorCode::runtime);
+  }
+}

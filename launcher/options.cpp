@@ -1,0 +1,164 @@
+#include "launcher/options.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <cctype>
+#include <sstream>
+
+#include "runtime/core/error.h"
+
+namespace po = boost::program_options;
+
+namespace rankserve::launcher {
+namespace {
+
+struct Description {
+  po::options_description visible{"Options (each also read from RANKSERVE_<NAME>, e.g. --tp -> RANKSERVE_TP)", 100};
+  po::options_description all;
+  po::positional_options_description positional;
+};
+
+void describe(Description& d, Options& o) {
+  // clang-format off
+  d.visible.add_options()
+    ("help,h", po::bool_switch(), "Print this help and exit.")
+    ("version", po::bool_switch(), "Print the version and exit.")
+    ("nodes", po::value<int>(&o.nodes),
+     "Number of nodes in the job. Under a launcher (Slurm, PMIx, mpirun, torchrun) it must equal the launcher's "
+     "node count; by hand (with --rank or --head-url) it is the node count. Default: the launcher's.")
+    ("number-of-nodes", po::value<int>(), "Alias of --nodes (the OPT example's name).")
+    ("gpus", po::value<std::string>(&o.gpus)->default_value(o.gpus),
+     "GPUs per node, as in the NeMo example: -1 all visible GPUs, N the first N, a,b,c those device ids. "
+     "Each local rank uses one of them. Without GPUs it is the number of ranks per node (-1: the launcher's "
+     "tasks per node, or 1 when rankserve spawns the workers itself).")
+    ("number-of-gpus", po::value<std::string>(), "Alias of --gpus (the OPT example's name).")
+    ("rank", po::value<int>(&o.rank),
+     "This node's rank when nodes are started by hand, one rankserve per node (as in the OPT example); "
+     "rankserve then spawns --gpus local workers. Needs --head-url on every node but the head.")
+    ("head-url", po::value<std::string>(&o.head_url),
+     "host:port of the rendezvous store on the head node (node rank 0) when started by hand. "
+     "Default with --rank: localhost:12345.")
+    ("k8s-service", po::value<std::string>(&o.k8s_service),
+     "Kubernetes StatefulSet mode: the headless Service of the StatefulSet. The pod ordinal comes from "
+     "the hostname (<statefulset>-<ordinal>), the node rank is ordinal mod --nodes and the head is "
+     "<statefulset>-<first ordinal of the replica>.<service>, resolved in the pod's own namespace.")
+    ("advertise-address", po::value<std::string>(&o.advertise_address),
+     "Address other ranks use to reach this rank. Default: the address of the interface that routes to "
+     "the head (never loopback when the job spans nodes).")
+    ("store-port", po::value<int>(&o.store_port),
+     "TCP port of the rendezvous store on the head. Default: 15000 + the last four digits of the job id "
+     "(so two jobs on one node do not collide), or a free port when rankserve spawns its workers.")
+    ("tp", po::value<int>(&o.tp_size)->default_value(o.tp_size), "Tensor-parallel size.")
+    ("pp", po::value<int>(&o.pp_size)->default_value(o.pp_size),
+     "Pipeline-parallel size. Data-parallel copies = world size / (tp x pp).")
+    ("timeout", po::value<double>(&o.timeout_s)->default_value(o.timeout_s),
+     "Deadline in seconds of each rendezvous phase and of each collective. On expiry every rank exits "
+     "naming the ranks and hosts that never arrived.")
+    ("check-duration", po::value<double>(&o.check_duration_s)->default_value(o.check_duration_s),
+     "check: repeat the all-reduce check on every group for this many seconds (0: once).")
+    ("dry-run", po::bool_switch(&o.dry_run), "Print the resolved options and topology, then exit.")
+    ("log-level", po::value<std::string>(&o.log_level)->default_value(o.log_level), "debug, info, warn or error.")
+    ("log-json", po::bool_switch(&o.log_json), "Log one JSON object per line.")
+    ("log-all-ranks", po::bool_switch(&o.log_all_ranks), "Print info lines from every rank, not only rank 0.");
+  // clang-format on
+  d.all.add(d.visible).add_options()("command", po::value<std::string>(&o.command), "check");
+  d.positional.add("command", 1);
+}
+
+std::string env_name(const std::string& option) {
+  std::string name = "RANKSERVE_";
+  for (char c : option) name += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+bool is_switch(const po::option_description& option) {
+  return option.semantic()->max_tokens() == 0;
+}
+
+// Turns RANKSERVE_* variables into "--name=value" arguments for the options the CLI did not set.
+std::vector<std::string> environment_arguments(const po::options_description& desc, const EnvMap& env,
+                                               const po::variables_map& cli) {
+  std::vector<std::string> args;
+  for (const auto& option : desc.options()) {
+    const std::string& name = option->long_name();
+    if (name.empty() || name == "help" || name == "version") continue;
+    auto value = lookup(env, env_name(name));
+    if (!value || (cli.count(name) && !cli[name].defaulted())) continue;
+    if (is_switch(*option)) {
+      std::string v = *value;
+      std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (v == "1" || v == "true" || v == "yes" || v == "on") args.push_back("--" + name);
+      else if (!(v.empty() || v == "0" || v == "false" || v == "no" || v == "off"))
+        throw Error(ErrorCode::usage, fmt::format("options: {}={} is not a boolean (use 1 or 0)", env_name(name), *value));
+    } else {
+      args.push_back(fmt::format("--{}={}", name, *value));
+    }
+  }
+  return args;
+}
+
+// Merges an alias into its option; both given with different values is an error.
+template <typename T>
+void merge_alias(const po::variables_map& vm, const std::string& name, const std::string& alias, T& target) {
+  if (!vm.count(alias)) return;
+  const T value = vm[alias].as<T>();
+  if (vm.count(name) && !vm[name].defaulted() && vm[name].as<T>() != value) {
+    throw Error(ErrorCode::usage, fmt::format("options: --{}={} contradicts --{}={} (give one of them)", alias, value, name,
+                                              vm[name].as<T>()));
+  }
+  target = value;
+}
+
+}  // namespace
+
+ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& env) {
+  ParsedOptions parsed;
+  Description d;
+  describe(d, parsed.options);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(d.all).positional(d.positional).run(), vm);
+  } catch (const po::error& e) {
+    throw Error(ErrorCode::usage, fmt::format("options: {} (see rankserve --help)", e.what()));
+  }
+  std::vector<std::string> env_args = environment_arguments(d.all, env, vm);
+  try {
+    po::store(po::command_line_parser(env_args).options(d.all).run(), vm);
+  } catch (const po::error& e) {
+    throw Error(ErrorCode::usage, fmt::format("options: from the environment (RANKSERVE_*): {}", e.what()));
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(ErrorCode::usage, fmt::format("options: {}", e.what()));
+  }
+  merge_alias(vm, "nodes", "number-of-nodes", parsed.options.nodes);
+  merge_alias(vm, "gpus", "number-of-gpus", parsed.options.gpus);
+  parsed.help = vm["help"].as<bool>();
+  parsed.version = vm["version"].as<bool>();
+  std::ostringstream help;
+  help << "Usage: rankserve [check] [options]\n\n"
+          "  check   start every rank, rendezvous, create the world/TP/PP/DP communicators,\n"
+          "          verify an all-reduce on each, print the topology and exit.\n\n"
+       << d.visible;
+  parsed.help_text = help.str();
+  for (const auto& [name, value] : vm) {
+    if (!value.defaulted() && name != "command") parsed.set_by_user.push_back(name);
+  }
+  return parsed;
+}
+
+std::string describe_options(const Options& o) {
+  return fmt::format(
+      "command = {}\nnodes = {}\ngpus = {}\nrank = {}\nhead-url = {}\nk8s-service = {}\nadvertise-address = {}\n"
+      "store-port = {}\ntp = {}\npp = {}\ntimeout = {}\ncheck-duration = {}\nlog-level = {}\nlog-json = {}\n",
+      o.command, o.nodes == 0 ? std::string("(from launcher)") : std::to_string(o.nodes), o.gpus,
+      o.rank < 0 ? std::string("(from launcher)") : std::to_string(o.rank), o.head_url.empty() ? "(derived)" : o.head_url,
+      o.k8s_service.empty() ? "(unset)" : o.k8s_service, o.advertise_address.empty() ? "(derived)" : o.advertise_address,
+      o.store_port == 0 ? std::string("(derived)") : std::to_string(o.store_port), o.tp_size, o.pp_size, o.timeout_s,
+      o.check_duration_s, o.log_level, o.log_json);
+}
+
+}  // namespace rankserve::launcher

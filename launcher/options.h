@@ -1,0 +1,54 @@
+// Every command-line option of `rankserve`, with defaults, help text and RANKSERVE_* mirrors.
+// Parsed once in main (CLI > environment > default); read-only afterwards.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "launcher/env.h"
+
+namespace rankserve::launcher {
+
+inline constexpr int kFirstDerivedStorePort = 15000;  // NeMo example: 15000 + last 4 digits of the job id
+
+struct Options {
+  std::string command = "check";  // check: start-up, collective check on every group, exit
+
+  // Topology. Zero / empty means "take it from the launcher".
+  int nodes = 0;                   // --nodes / --number-of-nodes
+  std::string gpus = "-1";         // --gpus / --number-of-gpus: -1 all, N first N, a,b those ids
+  int rank = -1;                   // --rank: this node's rank when launched by hand, one launcher per node
+  std::string head_url;            // --head-url host:port of the rendezvous store
+  std::string k8s_service;         // --k8s-service: StatefulSet mode, the headless Service's name
+  std::string advertise_address;   // --advertise-address: address peers use to reach this rank
+  int store_port = 0;              // --store-port: 0 derives it from the job id
+
+  // Parallelism.
+  int tp_size = 1;
+  int pp_size = 1;
+
+  double timeout_s = 300;          // --timeout: deadline of every rendezvous phase and collective, seconds
+  double check_duration_s = 0;     // --check-duration: repeat the collective check this long, seconds
+
+  bool dry_run = false;
+  std::string log_level = "info";
+  bool log_json = false;
+  bool log_all_ranks = false;
+};
+
+struct ParsedOptions {
+  Options options;
+  bool help = false;
+  bool version = false;
+  std::string help_text;
+  std::vector<std::string> set_by_user;  // names of options given on the CLI or environment
+};
+
+// Parses argv (without argv[0]) and RANKSERVE_* variables of `env`. Throws Error(usage) naming the
+// flag or variable on the first malformed value; range checks happen later in validate().
+ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& env);
+
+// One "name = value" line per option, for --dry-run and the start-up log.
+std::string describe_options(const Options& options);
+
+}  // namespace rankserve::launcher

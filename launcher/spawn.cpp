@@ -1,0 +1,121 @@
+#include "launcher/spawn.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+
+#include "runtime/core/error.h"
+#include "runtime/core/log.h"
+
+namespace rankserve::launcher {
+namespace {
+
+constexpr int kStopGraceSeconds = 5;  // SIGTERM, then SIGKILL after this long
+
+struct Worker {
+  int local_rank;
+  int rank;
+};
+
+[[noreturn]] void exec_worker(const SpawnPlan& plan, int local_rank, const sigset_t& original_mask) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a launcher killed with -9 takes its workers along
+  sigprocmask(SIG_SETMASK, &original_mask, nullptr);
+  const int rank = plan.first_rank + local_rank;
+  auto set = [](const char* key, const std::string& value) { ::setenv(key, value.c_str(), 1); };
+  set("RANKSERVE_WORKER", "1");
+  set("RANK", std::to_string(rank));
+  set("WORLD_SIZE", std::to_string(plan.world_size));
+  set("LOCAL_RANK", std::to_string(local_rank));
+  set("LOCAL_WORLD_SIZE", std::to_string(plan.num_workers));
+  set("NODE_RANK", std::to_string(plan.node_rank));
+  set("MASTER_ADDR", plan.head_host);
+  set("MASTER_PORT", std::to_string(plan.head_port));
+  set("RANKSERVE_JOB_ID", plan.job_id);
+  std::vector<char*> argv;
+  std::string self = "rankserve";
+  argv.push_back(self.data());
+  std::vector<std::string> args = plan.args;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execv("/proc/self/exe", argv.data());
+  std::fprintf(stderr, "rankserve: cannot start worker %d: exec /proc/self/exe: %s\n", rank, std::strerror(errno));
+  ::_exit(exit_code(ErrorCode::runtime));
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return fmt::format("exited with code {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  return "stopped";
+}
+
+void signal_all(const std::map<pid_t, Worker>& running, int signal) {
+  for (const auto& [pid, worker] : running) ::kill(pid, signal);
+}
+
+}  // namespace
+
+int run_workers(const SpawnPlan& plan) {
+  sigset_t handled, original;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGCHLD);
+  sigaddset(&handled, SIGINT);
+  sigaddset(&handled, SIGTERM);
+  sigprocmask(SIG_BLOCK, &handled, &original);
+
+  std::map<pid_t, Worker> running;
+  for (int local = 0; local < plan.num_workers; ++local) {
+    pid_t pid = ::fork();
+    if (pid < 0) throw Error(ErrorCode::runtime, fmt::format("spawn: fork failed: {}", std::strerror(errno)));
+    if (pid == 0) exec_worker(plan, local, original);
+    running[pid] = Worker{local, plan.first_rank + local};
+  }
+  log::info("spawned {} workers (ranks {}..{}) with store {}:{}", plan.num_workers, plan.first_rank,
+            plan.first_rank + plan.num_workers - 1, plan.head_host, plan.head_port);
+
+  int result = 0;
+  int signals_received = 0;
+  bool stopping = false;
+  timespec tick{1, 0};
+  int seconds_since_stop = 0;
+  while (!running.empty()) {
+    siginfo_t info;
+    int sig = sigtimedwait(&handled, &info, &tick);
+    if (sig == SIGINT || sig == SIGTERM) {
+      ++signals_received;
+      log::warn("launcher: received {}; {} the workers", strsignal(sig), signals_received > 1 ? "killing" : "stopping");
+      signal_all(running, signals_received > 1 ? SIGKILL : sig);
+      if (!stopping) result = 128 + sig;
+      stopping = true;
+    }
+    if (stopping && sig < 0 && ++seconds_since_stop == kStopGraceSeconds) {
+      log::warn("launcher: workers still running {} s after the stop; killing them", kStopGraceSeconds);
+      signal_all(running, SIGKILL);
+    }
+    int status = 0;
+    pid_t pid;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      auto it = running.find(pid);
+      if (it == running.end()) continue;
+      const Worker worker = it->second;
+      running.erase(it);
+      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      if (ok || stopping) {
+        if (!ok) log::debug("worker rank {} {}", worker.rank, describe_status(status));
+        continue;
+      }
+      log::error("worker rank {} (local rank {}, pid {}) {}; stopping the other {} workers", worker.rank,
+                 worker.local_rank, pid, describe_status(status), running.size());
+      result = WIFEXITED(status) ? WEXITSTATUS(status) : exit_code(ErrorCode::runtime);
+      stopping = true;
+      signal_all(running, SIGTERM);
+    }
+  }
+  sigprocmask(SIG_SETMASK, &original, nullptr);
+  return result;
+}
+
+}  // namespace rankserve::launcher

@@ -1,0 +1,25 @@
+// Local worker supervision: one launcher per node forks one worker per local rank, forwards
+// SIGINT/SIGTERM, and when one worker fails stops the others and exits with that worker's cause.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace rankserve::launcher {
+
+struct SpawnPlan {
+  int num_workers = 1;        // local ranks on this node
+  int first_rank = 0;         // global rank of local rank 0
+  int world_size = 1;
+  int node_rank = 0;
+  std::string head_host;      // rendezvous store, passed as MASTER_ADDR / MASTER_PORT
+  int head_port = 0;
+  std::string job_id;
+  std::vector<std::string> args;  // the launcher's own arguments, passed on unchanged
+};
+
+// Runs the workers to completion; returns the launcher's exit status: 0 when all exit 0, else the
+// first failing worker's status (a signal death maps to the runtime code). Main thread only.
+int run_workers(const SpawnPlan& plan);
+
+}  // namespace rankserve::launcher

@@ -1,0 +1,109 @@
+#include "launcher/validate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace rankserve::launcher {
+namespace {
+
+bool spawned(const Topology& t) { return t.spawn_workers || t.source == TopologySource::worker; }
+
+void check_options(const Options& o, std::vector<Problem>& out) {
+  auto usage = [&](std::string message) { out.push_back({ErrorCode::usage, std::move(message)}); };
+  if (o.command != "check") usage(fmt::format("options: unknown command '{}'; expected check", o.command));
+  if (o.tp_size < 1) usage(fmt::format("options: --tp={} must be at least 1", o.tp_size));
+  if (o.pp_size < 1) usage(fmt::format("options: --pp={} must be at least 1", o.pp_size));
+  if (o.nodes < 0) usage(fmt::format("options: --nodes={} must be at least 1", o.nodes));
+  if (!(o.timeout_s > 0)) usage(fmt::format("options: --timeout={} must be a positive number of seconds", o.timeout_s));
+  if (!(o.check_duration_s >= 0)) usage(fmt::format("options: --check-duration={} must be >= 0 seconds", o.check_duration_s));
+  if (o.store_port < 0 || o.store_port > 65535) usage(fmt::format("options: --store-port={} is not in 0..65535", o.store_port));
+  if (o.rank >= 0 && o.nodes > 0 && o.rank >= o.nodes) {
+    usage(fmt::format("options: --rank={} is not below --nodes={} (node ranks count from 0)", o.rank, o.nodes));
+  }
+}
+
+void check_layout(const Options& o, const Topology& t, const GpuSelection& gpus, std::vector<Problem>& out) {
+  auto topology = [&](std::string message) { out.push_back({ErrorCode::topology, std::move(message)}); };
+  if (!spawned(t)) {
+    if (o.nodes > 0 && o.nodes != t.num_nodes) {
+      topology(fmt::format("topology: {} gives {} nodes but --nodes {} (submit with --nodes={}, or pass --nodes {})",
+                           t.num_nodes_from, t.num_nodes, o.nodes, o.nodes, t.num_nodes));
+    }
+    if (gpus.per_node > 0) {
+      const int nodes = o.nodes > 0 ? o.nodes : t.num_nodes;
+      if (t.world_size != nodes * gpus.per_node) {
+        topology(fmt::format("topology: {} but --nodes {} x --gpus {} = {} (submit with --ntasks-per-node={})",
+                             t.world_size_from, nodes, gpus.per_node, nodes * gpus.per_node, gpus.per_node));
+      }
+      for (size_t n = 0; n < t.tasks_per_node.size(); ++n) {
+        if (t.tasks_per_node[n] != gpus.per_node) {
+          const std::string host = n < t.node_hosts.size() && !t.node_hosts[n].empty() ? t.node_hosts[n] : fmt::format("node {}", n);
+          topology(fmt::format("topology: {} puts {} tasks on {} but --gpus {} asks for {} per node (submit with "
+                               "--ntasks-per-node={})", t.tasks_per_node_from, t.tasks_per_node[n], host, o.gpus,
+                               gpus.per_node, gpus.per_node));
+        }
+      }
+    }
+  }
+  const int model_size = o.tp_size * o.pp_size;
+  if (o.tp_size >= 1 && o.pp_size >= 1 && t.world_size % model_size != 0) {
+    topology(fmt::format("topology: --tp {} x --pp {} = {} does not divide the world size {} ({}) (choose tp x pp "
+                         "dividing {})", o.tp_size, o.pp_size, model_size, t.world_size, t.world_size_from, t.world_size));
+  }
+  if (t.rank < 0 || t.rank >= t.world_size || t.local_rank < 0 || t.local_rank >= std::max(t.local_world_size, 1)) {
+    topology(fmt::format("topology: rank {} / local rank {} out of range for world size {} / {} per node", t.rank,
+                         t.local_rank, t.world_size, t.local_world_size));
+  }
+}
+
+void check_devices(const Options& o, const Topology& t, const GpuSelection& gpus, int num_visible_gpus,
+                   std::vector<Problem>& out) {
+  if (num_visible_gpus <= 0) return;  // without GPUs --gpus counts ranks per node
+  for (int id : gpus.ids) {
+    if (id >= num_visible_gpus) {
+      out.push_back({ErrorCode::topology, fmt::format("topology: --gpus {} names device {} but only {} GPUs are visible "
+                                                      "(ids 0..{})", o.gpus, id, num_visible_gpus, num_visible_gpus - 1)});
+    }
+  }
+  if (gpus.ids.empty() && t.local_world_size > num_visible_gpus) {
+    out.push_back({ErrorCode::topology, fmt::format("topology: {} ranks on this node but only {} GPUs are visible ({})",
+                                                    t.local_world_size, num_visible_gpus, t.tasks_per_node_from)});
+  }
+}
+
+}  // namespace
+
+std::vector<Problem> validate(const Options& o, const Topology& t, int num_visible_gpus,
+                              const std::function<bool(const std::string&)>& resolves) {
+  std::vector<Problem> out;
+  check_options(o, out);
+  GpuSelection gpus;
+  try {
+    gpus = parse_gpus(o.gpus);
+  } catch (const Error& e) {
+    out.push_back({e.code(), e.what()});
+  }
+  check_layout(o, t, gpus, out);
+  check_devices(o, t, gpus, num_visible_gpus, out);
+  // A StatefulSet's DNS names appear only once pods start: the rendezvous retries them instead.
+  if (!t.head_host.empty() && t.source != TopologySource::kubernetes && !resolves(t.head_host)) {
+    out.push_back({ErrorCode::rendezvous, fmt::format("rendezvous: head host '{}' (from {}) does not resolve (fix the "
+                                                      "name or give --head-url host:port)", t.head_host, t.head_from)});
+  }
+  return out;
+}
+
+void throw_if_any(const std::vector<Problem>& problems) {
+  if (problems.empty()) return;
+  ErrorCode code = problems.front().code;
+  std::string message;
+  for (const Problem& p : problems) {
+    code = std::min(code, p.code);
+    if (!message.empty()) message += '\n';
+    message += p.message;
+  }
+  throw Error(code, message);
+}
+
+}  // namespace rankserve::launcher

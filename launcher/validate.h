@@ -1,0 +1,27 @@
+// Checks options against the topology before anything starts (no network, no collective).
+// Reports every problem at once; main() prints them and exits with the most basic category's code.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "launcher/options.h"
+#include "launcher/topology.h"
+#include "runtime/core/error.h"
+
+namespace rankserve::launcher {
+
+struct Problem {
+  ErrorCode code;
+  std::string message;
+};
+
+// `resolves(host)` says whether a host name resolves (injected so tests need no DNS).
+std::vector<Problem> validate(const Options& options, const Topology& topology, int num_visible_gpus,
+                              const std::function<bool(const std::string&)>& resolves);
+
+// Throws one Error holding every problem, one per line, with the lowest (most basic) category.
+void throw_if_any(const std::vector<Problem>& problems);
+
+}  // namespace rankserve::launcher

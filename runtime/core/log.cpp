@@ -1,0 +1,77 @@
+#include "runtime/core/log.h"
+
+#include <cstdio>
+#include <mutex>
+
+#include "runtime/core/error.h"
+
+namespace rankserve::log {
+namespace {
+
+Config g_config;  // written only by configure(), before threads start
+std::mutex g_write_mutex;
+
+std::string_view level_name(Level level) {
+  switch (level) {
+    case Level::debug: return "DEBUG";
+    case Level::info: return "INFO";
+    case Level::warn: return "WARN";
+    case Level::error: return "ERROR";
+    case Level::fatal: return "FATAL";
+  }
+  return "INFO";
+}
+
+std::string json_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void configure(const Config& config) { g_config = config; }
+const Config& config() { return g_config; }
+
+Level parse_level(std::string_view text, std::string_view flag) {
+  if (text == "debug") return Level::debug;
+  if (text == "info") return Level::info;
+  if (text == "warn" || text == "warning") return Level::warn;
+  if (text == "error") return Level::error;
+  throw Error(ErrorCode::usage, fmt::format("options: {}={} is not a log level; expected debug, info, warn or error", flag, text));
+}
+
+bool enabled(Level level) {
+  if (level < g_config.level) return false;
+  if (level == Level::info || level == Level::debug) return g_config.rank <= 0 || g_config.all_ranks_info;
+  return true;
+}
+
+void write(Level level, std::string_view message) {
+  std::string line;
+  if (g_config.json) {
+    line = fmt::format(R"({{"level":"{}","rank":{},"world_size":{},"host":"{}","message":"{}"}})", level_name(level),
+                       g_config.rank, g_config.world_size, json_escape(g_config.host), json_escape(message));
+  } else if (g_config.rank >= 0) {
+    line = fmt::format("[r{}/{} {}] {} {}", g_config.rank, g_config.world_size, g_config.host, level_name(level), message);
+  } else {
+    line = fmt::format("[{}] {} {}", g_config.host, level_name(level), message);
+  }
+  line += '\n';
+  std::lock_guard lock(g_write_mutex);
+  std::fputs(line.c_str(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace rankserve::log

@@ -1,0 +1,85 @@
+// Gloo process groups through libtorch's c10d (Debian's libtorch needs USE_C10D_GLOO defined).
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+
+#include <algorithm>
+
+#include "runtime/core/error.h"
+#include "runtime/dist/store_access.h"
+
+namespace rankserve::runtime::detail {
+
+std::string group_name(const GroupSpec& spec) { return fmt::format("{}[{}]", to_string(spec.kind), spec.id); }
+
+namespace {
+
+class GlooCommunicator final : public Communicator {
+ public:
+  GlooCommunicator(const c10::intrusive_ptr<c10d::Store>& store, const GroupSpec& spec)
+      : name_(group_name(spec)), members_(spec.members), timeout_(spec.timeout) {
+    rank_ = static_cast<int>(std::find(members_.begin(), members_.end(), spec.global_rank) - members_.begin());
+    try {
+      auto options = c10d::ProcessGroupGloo::Options::create(spec.timeout);
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(spec.address));
+      auto prefix = c10::make_intrusive<c10d::PrefixStore>(fmt::format("group/{}", name_), store);
+      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(prefix, rank_, static_cast<int>(members_.size()), options);
+    } catch (const std::exception& e) {
+      throw Error(ErrorCode::rendezvous, fmt::format("rendezvous: connecting group {} (ranks {}) from address {} failed: {}",
+                                                     name_, fmt::join(members_, ","), spec.address, e.what()));
+    }
+  }
+
+  std::string_view name() const override { return name_; }
+  int rank() const override { return rank_; }
+  int size() const override { return static_cast<int>(members_.size()); }
+  const std::vector<int>& members() const override { return members_; }
+
+  void all_reduce_sum(std::span<float> data) override {
+    std::vector<at::Tensor> tensors{at::from_blob(data.data(), {static_cast<int64_t>(data.size())}, at::kFloat)};
+    run("all-reduce", [&] { return group_->allreduce(tensors); });
+  }
+
+  void broadcast(std::span<std::byte> data, int root) override {
+    std::vector<at::Tensor> tensors{at::from_blob(data.data(), {static_cast<int64_t>(data.size())}, at::kByte)};
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    run("broadcast", [&] { return group_->broadcast(tensors, options); });
+  }
+
+  void barrier() override {
+    run("barrier", [&] { return group_->barrier(); });
+  }
+
+ private:
+  template <typename Start>
+  void run(std::string_view what, Start&& start) {
+    try {
+      start()->wait(timeout_);
+    } catch (const std::exception& e) {
+      throw Error(ErrorCode::runtime, fmt::format("collectives: {} on {} (ranks {}) failed: {} (a peer died or hung; see "
+                                                  "the other ranks' logs)", what, name_, fmt::join(members_, ","), e.what()));
+    }
+  }
+
+  std::string name_;
+  std::vector<int> members_;
+  std::chrono::milliseconds timeout_;
+  int rank_ = 0;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_gloo_communicator(const c10::intrusive_ptr<c10d::Store>& store, const GroupSpec& spec) {
+  return std::make_unique<GlooCommunicator>(store, spec);
+}
+
+#ifndef RANKSERVE_HAVE_NCCL
+std::unique_ptr<Communicator> make_nccl_communicator(const c10::intrusive_ptr<c10d::Store>&, const GroupSpec&) {
+  throw Error(ErrorCode::usage, "collectives: this rankserve was built without CUDA/NCCL (rebuild with the CUDA toolkit)");
+}
+#endif
+
+}  // namespace rankserve::runtime::detail

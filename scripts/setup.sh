@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian package rankserve builds, runs and tests with (root, fresh Debian 12).
+# Idempotent: packages already present are skipped by apt. Called by the README's two commands.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  # runtime: libtorch (CPU) with a fast BLAS, Gloo for CPU collectives
+  libtorch-dev libopenblas0-pthread libgloo-dev
+  # net and launcher
+  libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev libfmt-dev
+  libopenmpi-dev openmpi-bin libpmix-dev libpmix-bin
+  # tests
+  doctest-dev munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing packages ${missing[*]}; run this script as root (it calls apt-get)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The reference BLAS is ~50x slower for libtorch's matmuls: make OpenBLAS the libblas.so.3 provider.
+if [[ $(id -u) -eq 0 ]]; then
+  blas=$(update-alternatives --list libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep openblas | head -n1 || true)
+  [[ -n "$blas" ]] && update-alternatives --set libblas.so.3-x86_64-linux-gnu "$blas" >/dev/null
+fi
+exit 0

@@ -1,0 +1,153 @@
+// dist tier: several rankserve processes on this machine over Gloo (no GPU, no Slurm).
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "tests/support/process.h"
+
+using namespace std::chrono_literals;
+using rankserve::testing::Process;
+using rankserve::testing::run;
+
+namespace {
+
+const std::string kBin = RANKSERVE_BIN;
+
+// Starts `world` ranks by hand with torchrun-style variables (no supervising launcher).
+std::vector<std::unique_ptr<Process>> start_ranks(int world, int port, const std::vector<int>& ranks, const std::string& flags) {
+  std::vector<std::unique_ptr<Process>> procs;
+  for (int r : ranks) {
+    procs.push_back(std::make_unique<Process>(
+        fmt::format("RANK={} WORLD_SIZE={} LOCAL_RANK={} LOCAL_WORLD_SIZE={} MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
+                    "RANKSERVE_JOB_ID=test-{} exec {} check {}", r, world, r, world, port, port, kBin, flags)));
+  }
+  return procs;
+}
+
+int test_port() {
+  static int next = 20000 + (::getpid() % 2000) * 4;
+  return next++;
+}
+
+}  // namespace
+
+TEST_CASE("a 4-rank local spawn passes the all-reduce check on every group for tp 1, 2, 4 and pp 2") {
+  for (const char* layout : {"--tp 1", "--tp 2", "--tp 4", "--pp 2", "--tp 2 --pp 2"}) {
+    auto r = run(fmt::format("{} check --gpus 4 {} --timeout 60", kBin, layout), 120s);
+    INFO(layout << "\n" << r.output);
+    CHECK(r.code == 0);
+    CHECK(r.output.find("check passed: 4 ranks on 1 nodes") != std::string::npos);
+    CHECK(r.output.find("all 4 ranks arrived") != std::string::npos);
+  }
+}
+
+TEST_CASE("ranks started by hand with torchrun-style variables find each other") {
+  const int port = test_port();
+  auto procs = start_ranks(2, port, {0, 1}, "--tp 2 --timeout 60");
+  for (auto& p : procs) {
+    auto code = p->wait_for(60s);
+    INFO(p->output());
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+  }
+  CHECK(procs[0]->output().find("check passed: 2 ranks") != std::string::npos);
+}
+
+TEST_CASE("a rank that never arrives is named within the deadline and every rank exits with the rendezvous code") {
+  const int port = test_port();
+  const auto start = std::chrono::steady_clock::now();
+  auto procs = start_ranks(4, port, {0, 1, 2}, "--timeout 4");  // rank 3 never starts
+  for (auto& p : procs) {
+    auto code = p->wait_for(30s);
+    INFO(p->output());
+    REQUIRE(code.has_value());
+    CHECK(*code == 4);
+    CHECK(p->output().find("never arrived within 4 s: rank 3") != std::string::npos);
+  }
+  CHECK(std::chrono::steady_clock::now() - start < 20s);
+}
+
+TEST_CASE("a rank whose head never opens the store gives up at the deadline naming rank 0") {
+  const int port = test_port();
+  auto procs = start_ranks(2, port, {1}, "--timeout 3");
+  auto code = procs[0]->wait_for(30s);
+  INFO(procs[0]->output());
+  REQUIRE(code.has_value());
+  CHECK(*code == 4);
+  CHECK(procs[0]->output().find("rank 0") != std::string::npos);
+  CHECK(procs[0]->output().find("never opened the store") != std::string::npos);
+}
+
+TEST_CASE("killing one spawned worker makes the launcher stop the rest and exit non-zero within 10 s") {
+  Process launcher(fmt::format("exec {} check --gpus 4 --check-duration 120 --timeout 60", kBin));
+  REQUIRE(launcher.wait_for_output("all 4 ranks arrived", 60s));
+  auto children = run(fmt::format("pgrep -P {}", launcher.pid()), 10s);
+  REQUIRE(children.code == 0);
+  const int victim = std::stoi(children.output.substr(children.output.find('\n') + 1));
+  const auto killed_at = std::chrono::steady_clock::now();
+  ::kill(victim, SIGKILL);
+  auto code = launcher.wait_for(10s);
+  INFO(launcher.output());
+  REQUIRE(code.has_value());
+  CHECK(*code != 0);
+  CHECK(std::chrono::steady_clock::now() - killed_at < 10s);
+  CHECK(launcher.output().find("was killed by signal 9") != std::string::npos);
+  CHECK(run(fmt::format("pgrep -P {}", launcher.pid()), 10s).code != 0);  // no worker left behind
+}
+
+TEST_CASE("killing one of several hand-started ranks makes every other rank exit non-zero within 10 s") {
+  const int port = test_port();
+  auto procs = start_ranks(4, port, {0, 1, 2, 3}, "--check-duration 120 --timeout 60");
+  REQUIRE(procs[0]->wait_for_output("all 4 ranks arrived", 60s));
+  std::this_thread::sleep_for(500ms);  // let the repeated checks run
+  const auto killed_at = std::chrono::steady_clock::now();
+  procs[2]->signal(SIGKILL);
+  for (int r : {0, 1, 3}) {
+    auto code = procs[static_cast<size_t>(r)]->wait_for(10s);
+    INFO("rank " << r << ":\n" << procs[static_cast<size_t>(r)]->output());
+    REQUIRE(code.has_value());
+    CHECK(*code != 0);
+  }
+  CHECK(std::chrono::steady_clock::now() - killed_at < 11s);
+}
+
+TEST_CASE("SIGTERM to the launcher stops every worker") {
+  Process launcher(fmt::format("exec {} check --gpus 2 --check-duration 120 --timeout 60", kBin));
+  REQUIRE(launcher.wait_for_output("all 2 ranks arrived", 60s));
+  ::kill(launcher.pid(), SIGTERM);
+  auto code = launcher.wait_for(10s);
+  INFO(launcher.output());
+  REQUIRE(code.has_value());
+  CHECK(*code == 128 + SIGTERM);
+  CHECK(run(fmt::format("pgrep -P {}", launcher.pid()), 10s).code != 0);
+}
+
+TEST_CASE("a bad layout exits with the topology code before starting anything") {
+  auto r = run(fmt::format("{} check --gpus 4 --tp 3", kBin), 30s);
+  INFO(r.output);
+  CHECK(r.code == 3);
+  CHECK(r.output.find("--tp 3 x --pp 1 = 3 does not divide the world size 4") != std::string::npos);
+  CHECK(r.output.find("spawned") == std::string::npos);
+}
+
+TEST_CASE("--dry-run prints the resolved options and topology and exits") {
+  auto r = run(fmt::format("{} check --gpus 2 --tp 2 --dry-run", kBin), 30s);
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("tp = 2") != std::string::npos);
+  CHECK(r.output.find("source = local") != std::string::npos);
+  CHECK(r.output.find("world_size = 2") != std::string::npos);
+}
+
+TEST_CASE("rankserve-client fails with a clear message when the server is unreachable") {
+  auto r = run(fmt::format("{} --url http://127.0.0.1:{} --init-timeout-s 2", RANKSERVE_CLIENT_BIN, test_port()), 30s);
+  INFO(r.output);
+  CHECK(r.code != 0);
+  CHECK(r.output.find("not ready within --init-timeout-s=2") != std::string::npos);
+  CHECK(r.output.find("Connection refused") != std::string::npos);
+}
