@@ -2,6 +2,7 @@
 // Lifecycle: parse, detect topology, validate everything, then spawn workers or rendezvous,
 // build the communicators and run the command. Errors become one FATAL line and an exit code.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -89,7 +90,8 @@ void log_peer_table(const std::vector<runtime::PeerInfo>& peers) {
 int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visible_gpus) {
   const std::string device = device_for(options, t, num_visible_gpus);
   const std::string advertise = choose_advertise_address(options, t);
-  if (pmix && (t.head_host.empty() || t.head_port == 0)) publish_head_through_pmix(*pmix, t, advertise, options);
+  // Launched with PMIx: peers learn the store's address from rank 0 through PMIx, not by guessing.
+  if (pmix) publish_head_through_pmix(*pmix, t, advertise, options);
   if (t.head_port == 0) {
     throw Error(ErrorCode::usage, "options: no store port could be derived from the job id (pass --store-port)");
   }
@@ -161,6 +163,11 @@ int run(int argc, char** argv) {
 
   std::unique_ptr<PmixClient> pmix;
   if (lookup(env, "RANKSERVE_WORKER").value_or("") != "1") pmix = PmixClient::connect_if_launched(env);
+  if (pmix) {
+    const PmixInfo& p = pmix->info();
+    log::debug("pmix: nspace {} rank {}/{} local {}/{} node id {} of {} host {} node list {}", p.nspace, p.rank, p.size,
+               p.local_rank, p.local_size, p.node_id, p.num_nodes, p.hostname, fmt::join(p.node_hosts, ","));
+  }
   LaunchContext context{env, own_hostname(), pmix ? std::optional(pmix->info()) : std::nullopt,
                         runtime::count_visible_gpus()};
   Topology topology = topology_from_env(options, context);

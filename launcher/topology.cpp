@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <charconv>
 #include <numeric>
 
@@ -172,7 +173,13 @@ Topology from_pmix(const Options& options, const LaunchContext& c, TopologySourc
     t.num_nodes = p.num_nodes;
     t.tasks_per_node.assign(static_cast<size_t>(p.num_nodes), 0);
   }
-  if (!p.node_hosts.empty()) t.node_hosts = p.node_hosts;
+  if (!p.node_hosts.empty()) {
+    t.node_hosts = p.node_hosts;
+    // PMIx node ids need not start at 0 (under mpirun the launching host is node 0): the position
+    // of this host in the job's node list is the node rank.
+    auto it = std::find(t.node_hosts.begin(), t.node_hosts.end(), t.hostname);
+    if (it != t.node_hosts.end()) t.node_rank = static_cast<int>(it - t.node_hosts.begin());
+  }
   t.node_hosts.resize(static_cast<size_t>(t.num_nodes));
   if (t.tasks_per_node.size() == static_cast<size_t>(t.num_nodes) && p.num_nodes > 0) {
     // PMIx gives the local size of this node only: assume the others alike unless the sizes disagree.

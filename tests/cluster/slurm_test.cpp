@@ -1,0 +1,157 @@
+// cluster tier: a real two-node Slurm cluster (tests/cluster/cluster.sh, started by CTest's
+// cluster_up fixture). Every client command runs on the controller host through STATE/bin/in-ctl.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/process.h"
+
+using namespace std::chrono_literals;
+using rankserve::testing::Process;
+using rankserve::testing::run;
+
+namespace {
+
+const std::string kBin = RANKSERVE_BIN;
+const std::string kState = RANKSERVE_CLUSTER_STATE;
+const std::string kSource = RANKSERVE_SOURCE_DIR;
+const std::string kInCtl = kState + "/bin/in-ctl";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Submits a batch job and waits (deadline) until it has left the queue; returns its id.
+std::string sbatch_and_wait(const std::string& args) {
+  auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out {}", kInCtl, kState, args), 30s);
+  REQUIRE_MESSAGE(submit.code == 0, submit.output);
+  std::string id = submit.output.substr(0, submit.output.find_first_of(";\n"));
+  for (int i = 0; i < 600; ++i) {
+    auto queue = run(fmt::format("{} squeue -h -j {}", kInCtl, id), 10s);
+    if (queue.code == 0 && queue.output.find(id) == std::string::npos) return id;
+    std::this_thread::sleep_for(200ms);
+  }
+  run(fmt::format("{} scancel {}", kInCtl, id), 10s);
+  FAIL("job " << id << " still queued or running after 120 s");
+  return id;
+}
+
+std::string job_exit_code(const std::string& id) {
+  auto show = run(fmt::format("{} scontrol show job {}", kInCtl, id), 10s);
+  std::smatch m;
+  std::regex re(" ExitCode=(\\d+:\\d+)");
+  return std::regex_search(show.output, m, re) ? m[1].str() : "unknown:\n" + show.output;
+}
+
+}  // namespace
+
+TEST_CASE("cluster: the test cluster has two idle nodes") {
+  auto r = run(kInCtl + " sinfo -h -N -o '%N %t'", 30s);
+  INFO(r.output);
+  CHECK(r.output.find("n1 idle") != std::string::npos);
+  CHECK(r.output.find("n2 idle") != std::string::npos);
+}
+
+TEST_CASE("cluster: srun --mpi=pmix on 2 nodes x 2 tasks passes the check with TP across nodes") {
+  for (const char* layout : {"--tp 2", "--tp 4", "--tp 2 --pp 2"}) {
+    auto r = run(fmt::format("{} srun -N2 --ntasks-per-node=2 --mpi=pmix {} check --nodes 2 --gpus 2 {} --timeout 60",
+                             kInCtl, kBin, layout), 120s);
+    INFO(layout << "\n" << r.output);
+    CHECK(r.code == 0);
+    CHECK(r.output.find("check passed: 4 ranks on 2 nodes") != std::string::npos);
+    // Each rank advertises its node's own address, never loopback, when the job spans nodes.
+    CHECK(std::regex_search(r.output, std::regex("\n2 +n2 +10\\.77\\.0\\.12 ")));
+    CHECK(std::regex_search(r.output, std::regex("\n0 +n1 +10\\.77\\.0\\.11 ")));
+    CHECK(r.output.find("127.0.") == std::string::npos);
+  }
+}
+
+TEST_CASE("cluster: plain srun with Slurm variables only passes the check") {
+  auto r = run(fmt::format("{} srun -N2 --ntasks-per-node=2 --mpi=none {} check --nodes 2 --gpus 2 --tp 2 --timeout 60",
+                           kInCtl, kBin), 120s);
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("source slurm") != std::string::npos);
+  CHECK(r.output.find("check passed: 4 ranks on 2 nodes") != std::string::npos);
+}
+
+TEST_CASE("cluster: every rank's topology line matches what Slurm tells that task") {
+  auto ours = run(fmt::format("{} srun -N2 --ntasks-per-node=2 --mpi=pmix --label {} check --nodes 2 --gpus 2 --dry-run",
+                              kInCtl, kBin), 60s);
+  auto slurm = run(fmt::format("{} srun -N2 --ntasks-per-node=2 --label bash -c 'echo slurm $SLURM_PROCID/$SLURM_NTASKS "
+                               "local $SLURM_LOCALID node $SLURM_NODEID host $SLURMD_NODENAME'", kInCtl), 60s);
+  INFO(ours.output << "\n" << slurm.output);
+  REQUIRE(ours.code == 0);
+  REQUIRE(slurm.code == 0);
+  std::map<int, std::string> expected, seen;
+  std::smatch m;
+  std::regex slurm_line("(\\d+): slurm (\\d+)/4 local (\\d+) node (\\d+) host (\\S+)");
+  for (auto it = std::sregex_iterator(slurm.output.begin(), slurm.output.end(), slurm_line); it != std::sregex_iterator(); ++it) {
+    expected[std::stoi((*it)[1])] = fmt::format("rank {}/4 local {}/2 node {}/2 host {}", (*it)[2].str(), (*it)[3].str(),
+                                                (*it)[4].str(), (*it)[5].str());
+  }
+  std::regex our_line("(\\d+): (?:this process: )?(rank \\d+/4 local \\d+/2 node \\d+/2 host \\S+) source slurm");
+  for (auto it = std::sregex_iterator(ours.output.begin(), ours.output.end(), our_line); it != std::sregex_iterator(); ++it) {
+    seen[std::stoi((*it)[1])] = (*it)[2].str();
+  }
+  CHECK(expected.size() == 4);
+  CHECK(seen == expected);
+}
+
+TEST_CASE("cluster: an sbatch job on 2 nodes x 2 tasks passes the check") {
+  std::string id = sbatch_and_wait(fmt::format("--export=ALL,RANKSERVE={} {}/sbatch/check.sbatch --tp 2 --timeout 60", kBin, kSource));
+  const std::string log = read_file(fmt::format("{}/jobs/{}.out", kState, id));
+  INFO(log);
+  CHECK(log.find("check passed: 4 ranks on 2 nodes, tp 2 pp 1 dp 2") != std::string::npos);
+  CHECK(job_exit_code(id) == "0:0");
+}
+
+TEST_CASE("cluster: a job whose tasks are not nodes x gpus exits with the topology code and says why in the log") {
+  std::string id = sbatch_and_wait(fmt::format("--nodes=2 --ntasks-per-node=1 --export=ALL,RANKSERVE={},RANKSERVE_GPUS=2 "
+                                               "{}/sbatch/check.sbatch --timeout 60", kBin, kSource));
+  const std::string log = read_file(fmt::format("{}/jobs/{}.out", kState, id));
+  INFO(log);
+  CHECK(log.find("topology: SLURM_STEP_NUM_TASKS=2 but --nodes 2 x --gpus 2 = 4 (submit with --ntasks-per-node=2)") !=
+        std::string::npos);
+  CHECK(log.find("exit code 3") != std::string::npos);
+  CHECK(job_exit_code(id) == "3:0");
+}
+
+TEST_CASE("cluster: mpirun inside an allocation finds its topology through PMIx") {
+  std::string id = sbatch_and_wait(fmt::format(
+      "--nodes=2 --ntasks-per-node=2 --wrap 'OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 4 {} "
+      "check --nodes 2 --gpus 2 --tp 2 --timeout 60 --log-all-ranks'", kBin));
+  const std::string log = read_file(fmt::format("{}/jobs/{}.out", kState, id));
+  INFO(log);
+  CHECK(log.find("check passed: 4 ranks on 2 nodes") != std::string::npos);
+  CHECK(log.find("rank 3/4 local 1/2 node 1/2 host n2 source openmpi") != std::string::npos);
+  CHECK(log.find("rank 0/4 local 0/2 node 0/2 host n1 source openmpi") != std::string::npos);
+  CHECK(job_exit_code(id) == "0:0");
+}
+
+TEST_CASE("cluster: a rank killed on one node makes every other rank exit within 10 s") {
+  Process step(fmt::format("exec {} srun -N2 --ntasks-per-node=2 --mpi=pmix {} check --nodes 2 --gpus 2 --tp 2 "
+                           "--check-duration 120 --timeout 60", kInCtl, kBin));
+  REQUIRE(step.wait_for_output("all 4 ranks arrived", 60s));
+  // One rank on n2: a rankserve process whose network namespace is the node's.
+  auto victim = run("for p in $(ip netns pids rs-n2); do [ \"$(cat /proc/$p/comm)\" = rankserve ] && echo $p && break; done", 10s);
+  REQUIRE_MESSAGE(!victim.output.empty(), victim.output);
+  const auto killed_at = std::chrono::steady_clock::now();
+  ::kill(std::stoi(victim.output), SIGKILL);
+  auto code = step.wait_for(15s);
+  INFO(step.output());
+  REQUIRE(code.has_value());
+  CHECK(*code != 0);
+  CHECK(std::chrono::steady_clock::now() - killed_at < 11s);
+  auto left = run("for ns in rs-n1 rs-n2; do for p in $(ip netns pids $ns); do cat /proc/$p/comm; done; done | grep -c rankserve", 10s);
+  CHECK(left.output.find('0') == 0);
+}
