@@ -16,6 +16,7 @@ namespace {
 
 constexpr const char* kJobKey = "rankserve/job";
 constexpr size_t kMaxNamedRanks = 16;
+constexpr std::chrono::seconds kVerdictGrace{5};
 
 std::string to_string(const std::vector<uint8_t>& bytes) { return std::string(bytes.begin(), bytes.end()); }
 std::vector<uint8_t> to_bytes(const std::string& text) { return std::vector<uint8_t>(text.begin(), text.end()); }
@@ -51,19 +52,31 @@ struct Rendezvous::Impl {
   std::string head() const { return fmt::format("{}:{}", config.store_host, config.store_port); }
 
   // The message for a wait that ran out: which ranks never arrived, with their expected hosts.
-  std::string describe_missing(const std::string& cause) const;
+  // `store` must be a fresh connection: a c10d client whose wait timed out may be out of step.
+  std::string describe_missing(c10d::Store& store, const std::string& cause) const;
+
+  // A new client connection to the job's store, with a short deadline, for the post-mortem.
+  c10::intrusive_ptr<c10d::Store> fresh_store() const {
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<std::uint16_t>(config.store_port);
+    options.isServer = false;
+    options.waitWorkers = false;
+    options.timeout = std::chrono::seconds(5);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(config.store_host, options);
+    return c10::make_intrusive<c10d::PrefixStore>(fmt::format("rankserve/{}", config.job_id), tcp);
+  }
   std::string head_host_name() const {
     return config.expected_hosts.empty() || config.expected_hosts[0].empty() ? config.store_host : config.expected_hosts[0];
   }
 };
 
-std::string Rendezvous::Impl::describe_missing(const std::string& cause) const {
+std::string Rendezvous::Impl::describe_missing(c10d::Store& store, const std::string& cause) const {
   const RendezvousConfig& c = config;
   std::vector<std::string> missing;
   int num_missing = 0;
   try {
     for (int r = 0; r < c.world_size; ++r) {
-      if (store->check({peer_key(r)})) continue;
+      if (store.check({peer_key(r)})) continue;
       if (++num_missing <= static_cast<int>(kMaxNamedRanks)) {
         const std::string host = r < static_cast<int>(c.expected_hosts.size()) ? c.expected_hosts[r] : "";
         missing.push_back(host.empty() ? fmt::format("{}", r) : fmt::format("{} (host {})", r, host));
@@ -144,25 +157,31 @@ std::vector<PeerInfo> Rendezvous::wait_for_peers() {
   } catch (const std::exception& e) {
     throw Error(ErrorCode::rendezvous, fmt::format("rendezvous: lost the store at {}: {}", impl_->head(), e.what()));
   }
+  // The store host decides at its deadline and tells the others; they wait a little longer for
+  // that verdict and only then look for themselves.
+  const auto wait = c.serve_store ? c.timeout : c.timeout + kVerdictGrace;
   std::string verdict;
   try {
-    store.wait({"all_arrived"}, c.timeout);
+    store.wait({"all_arrived"}, wait);
     verdict = to_string(store.get("all_arrived"));
   } catch (const std::exception& e) {
-    verdict = fmt::format("failed:{}", impl_->describe_missing(e.what()));
-    if (c.serve_store) {
-      // Tell the ranks that did arrive, and keep the store up until they have read it.
-      try {
-        store.set("all_arrived", to_bytes(verdict));
-        linger_until_read(store, std::chrono::seconds(5));
-      } catch (const std::exception&) {
+    try {
+      auto fresh = impl_->fresh_store();
+      if (!c.serve_store && fresh->check({"all_arrived"})) verdict = to_string(fresh->get("all_arrived"));
+      if (verdict.empty()) verdict = "failed:" + impl_->describe_missing(*fresh, e.what());
+      if (c.serve_store) {
+        fresh->set("all_arrived", to_bytes(verdict));  // set, unlike compareSet, wakes the waiting ranks
+        linger_until_read(*fresh, kVerdictGrace);
       }
+    } catch (const std::exception& lost) {
+      verdict = fmt::format("failed:rendezvous: lost the store at {} (rank 0 on {} died?) while waiting for peers: {}",
+                            impl_->head(), impl_->head_host_name(), lost.what());
     }
   }
   if (verdict.rfind("failed:", 0) == 0) {
     if (!c.serve_store) {
       try {
-        store.add("verdict_read", 1);
+        impl_->fresh_store()->add("verdict_read", 1);
       } catch (const std::exception&) {
       }
     }
