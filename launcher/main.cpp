@@ -95,6 +95,7 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   if (t.head_port == 0) {
     throw Error(ErrorCode::usage, "options: no store port could be derived from the job id (pass --store-port)");
   }
+  if (t.rank == 0) log::info("options:\n{}topology:\n{}", describe_options(options), describe_topology(t));
   log::info("{}", describe_rank(t));
 
   runtime::RendezvousConfig config;
@@ -193,7 +194,6 @@ int run(int argc, char** argv) {
     plan.head_port = topology.head_port != 0 ? topology.head_port : find_free_port();
     plan.job_id = topology.job_id.empty() ? fmt::format("local-{}-{}", own_hostname(), ::getpid()) : topology.job_id;
     plan.args = args;
-    log::info("options:\n{}", describe_options(options));
     return run_workers(plan);
   }
   return run_rank(options, topology, pmix.get(), context.num_visible_gpus);

@@ -151,3 +151,37 @@ TEST_CASE("rankserve-client fails with a clear message when the server is unreac
   CHECK(r.output.find("not ready within --init-timeout-s=2") != std::string::npos);
   CHECK(r.output.find("Connection refused") != std::string::npos);
 }
+
+TEST_CASE("the store admits only peers of the same job") {
+  const int port = test_port();
+  Process head(fmt::format("RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
+                           "RANKSERVE_JOB_ID=job-a exec {} check --timeout 5", port, kBin));
+  auto intruder = run(fmt::format("RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
+                                  "RANKSERVE_JOB_ID=job-b {} check --timeout 5", port, kBin), 30s);
+  INFO(intruder.output);
+  CHECK(intruder.code == 4);
+  CHECK(intruder.output.find("belongs to job 'job-a', not to this job 'job-b'") != std::string::npos);
+  auto code = head.wait_for(30s);
+  INFO(head.output());
+  CHECK(code == 4);  // its own peer never came
+  CHECK(head.output().find("never arrived within 5 s: rank 1") != std::string::npos);
+}
+
+TEST_CASE("a store port already in use is a clear rendezvous error naming the port") {
+  const int port = test_port();
+  Process squatter(fmt::format("exec python3 -c 'import socket,time; s=socket.socket(); "
+                               "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", {})); "
+                               "s.listen(); print(\"listening\", flush=True); time.sleep(60)'", port));
+  REQUIRE(squatter.wait_for_output("listening", 10s));
+  auto r = run(fmt::format("RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT={} {} check --timeout 5", port, kBin), 30s);
+  INFO(r.output);
+  CHECK(r.code == 4);
+  CHECK(r.output.find(fmt::format("cannot serve the store on port {}", port)) != std::string::npos);
+}
+
+TEST_CASE("docs/cli.md is rankserve --help, generated") {
+  auto help = run(fmt::format("{} --help", kBin), 30s);
+  REQUIRE(help.code == 0);
+  auto doc = run(fmt::format("cat {}/docs/cli.md", RANKSERVE_SOURCE_DIR), 10s);
+  CHECK_MESSAGE(doc.output.find(help.output) != std::string::npos, "regenerate with scripts/gen-cli-doc.sh");
+}
