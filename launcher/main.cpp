@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "launcher/address.h"
+#include "launcher/generate_command.h"
 #include "launcher/options.h"
 #include "launcher/pmix_client.h"
 #include "launcher/spawn.h"
@@ -133,6 +134,10 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
     if (more == std::byte{0}) break;
   } while (true);
   groups.world->barrier();
+  if (options.command == "generate") {
+    run_generate(options, groups, t.rank);
+    return 0;
+  }
   if (t.rank == 0) {
     std::printf("check passed: %d ranks on %d nodes, tp %d pp %d dp %d, backend %s, %d rounds on world/tp/pp/dp, "
                 "rendezvous + groups %.2f s\n", t.world_size, t.num_nodes, layout.tp_size, layout.pp_size,

@@ -58,6 +58,15 @@ void describe(Description& d, Options& o) {
      "naming the ranks and hosts that never arrived.")
     ("check-duration", po::value<double>(&o.check_duration_s)->default_value(o.check_duration_s),
      "check: repeat the all-reduce check on every group for this many seconds (0: once).")
+    ("model-path", po::value<std::string>(&o.model_path),
+     "generate: a Hugging Face GPT-2 or OPT folder (config.json and model.safetensors, or shards with "
+     "model.safetensors.index.json), or random/<size> (125M ... 530B, the OPT example's table) for seeded "
+     "random weights created directly as each rank's shard.")
+    ("prompt-ids", po::value<std::string>(&o.prompt_ids), "generate: the prompt as comma-separated token ids.")
+    ("max-tokens", po::value<int>(&o.max_tokens)->default_value(o.max_tokens), "generate: most tokens to generate.")
+    ("json", po::bool_switch(&o.json), "generate: print JSON with the prompt ids, generated ids and log-probabilities.")
+    ("no-kv-cache", po::bool_switch(&o.no_kv_cache), "generate: recompute the whole sequence at every step.")
+    ("seed", po::value<uint64_t>(&o.seed)->default_value(o.seed), "Seed of random/<size> weights.")
     ("dry-run", po::bool_switch(&o.dry_run), "Print the resolved options and topology, then exit.")
     ("log-level", po::value<std::string>(&o.log_level)->default_value(o.log_level), "debug, info, warn or error.")
     ("log-json", po::bool_switch(&o.log_json), "Log one JSON object per line.")
@@ -139,9 +148,11 @@ ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& 
   parsed.help = vm["help"].as<bool>();
   parsed.version = vm["version"].as<bool>();
   std::ostringstream help;
-  help << "Usage: rankserve [check] [options]\n\n"
-          "  check   start every rank, rendezvous, create the world/TP/PP/DP communicators,\n"
-          "          verify an all-reduce on each, print the topology and exit.\n\n"
+  help << "Usage: rankserve [check|generate] [options]\n\n"
+          "  check     start every rank, rendezvous, create the world/TP/PP/DP communicators,\n"
+          "            verify an all-reduce on each, print the topology and exit.\n"
+          "  generate  the same, then load each rank's shard of --model-path and run one greedy\n"
+          "            generation of --max-tokens after --prompt-ids with tensor parallelism.\n\n"
        << d.visible;
   parsed.help_text = help.str();
   for (const auto& [name, value] : vm) {

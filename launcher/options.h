@@ -12,7 +12,7 @@ namespace rankserve::launcher {
 inline constexpr int kFirstDerivedStorePort = 15000;  // NeMo example: 15000 + last 4 digits of the job id
 
 struct Options {
-  std::string command = "check";  // check: start-up, collective check on every group, exit
+  std::string command = "check";  // check: start-up and collective check; generate: one greedy generation
 
   // Topology. Zero / empty means "take it from the launcher".
   int nodes = 0;                   // --nodes / --number-of-nodes
@@ -29,6 +29,14 @@ struct Options {
 
   double timeout_s = 300;          // --timeout: deadline of every rendezvous phase and collective, seconds
   double check_duration_s = 0;     // --check-duration: repeat the collective check this long, seconds
+
+  // generate
+  std::string model_path;          // Hugging Face folder or random/<size>
+  std::string prompt_ids;          // comma-separated token ids
+  int max_tokens = 16;
+  bool json = false;
+  bool no_kv_cache = false;        // recompute the whole sequence each step (checks the KV cache)
+  uint64_t seed = 0;
 
   bool dry_run = false;
   std::string log_level = "info";

@@ -24,6 +24,8 @@ class Communicator {
   virtual const std::vector<int>& members() const = 0;  // global ranks, in group-rank order
   // Element-wise sum over the group, in place. `data` lives in host memory.
   virtual void all_reduce_sum(std::span<float> data) = 0;
+  // Concatenates every member's `input` in group-rank order into `output` (size() x input.size()).
+  virtual void all_gather(std::span<const float> input, std::span<float> output) = 0;
   // Copies root's `data` (group rank) to every member, in place.
   virtual void broadcast(std::span<std::byte> data, int root) = 0;
   virtual void barrier() = 0;

@@ -41,6 +41,16 @@ class GlooCommunicator final : public Communicator {
     run("all-reduce", [&] { return group_->allreduce(tensors); });
   }
 
+  void all_gather(std::span<const float> input, std::span<float> output) override {
+    RANKSERVE_CHECK(output.size() == input.size() * members_.size(), "all_gather output size");
+    std::vector<at::Tensor> inputs{at::from_blob(const_cast<float*>(input.data()), {static_cast<int64_t>(input.size())}, at::kFloat)};
+    std::vector<std::vector<at::Tensor>> outputs(1);
+    for (size_t r = 0; r < members_.size(); ++r) {
+      outputs[0].push_back(at::from_blob(output.data() + r * input.size(), {static_cast<int64_t>(input.size())}, at::kFloat));
+    }
+    run("all-gather", [&] { return group_->allgather(outputs, inputs); });
+  }
+
   void broadcast(std::span<std::byte> data, int root) override {
     std::vector<at::Tensor> tensors{at::from_blob(data.data(), {static_cast<int64_t>(data.size())}, at::kByte)};
     c10d::BroadcastOptions options;

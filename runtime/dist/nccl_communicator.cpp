@@ -81,6 +81,16 @@ class NcclCommunicator final : public Communicator {
     wait_for_stream("all-reduce");
   }
 
+  void all_gather(std::span<const float> input, std::span<float> output) override {
+    RANKSERVE_CHECK(output.size() == input.size() * members_.size(), "all_gather output size");
+    auto* device = static_cast<char*>(staging(output.size_bytes()));
+    void* mine = device + static_cast<size_t>(rank_) * input.size_bytes();
+    check_cuda(cudaMemcpyAsync(mine, input.data(), input.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy to device");
+    check_nccl(ncclAllGather(mine, device, input.size(), ncclFloat, comm_, stream_), "ncclAllGather");
+    check_cuda(cudaMemcpyAsync(output.data(), device, output.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy to host");
+    wait_for_stream("all-gather");
+  }
+
   void broadcast(std::span<std::byte> data, int root) override {
     void* device = staging(data.size_bytes());
     check_cuda(cudaMemcpyAsync(device, data.data(), data.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy to device");

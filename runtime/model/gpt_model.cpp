@@ -1,0 +1,231 @@
+#include "runtime/model/gpt_model.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+#include "runtime/core/error.h"
+
+namespace rankserve::runtime {
+namespace {
+
+constexpr int kVocabMultiple = 128;  // padded vocabulary rows per TP rank are a multiple of this (as Megatron)
+
+// Which tensors to read and how to slice them: one per family's naming.
+struct Loader {
+  const ModelConfig& c;
+  const WeightSource& source;
+  ShardSpec shard;
+  at::ScalarType dtype = at::kFloat;
+  uint64_t bytes = 0;
+
+  int64_t local_width() const { return c.hidden_size / shard.tp_size; }   // this rank's heads x head_dim
+  int64_t local_ffn() const { return c.ffn_hidden_size / shard.tp_size; }
+
+  at::Tensor read(const std::string& name, std::vector<int64_t> shape, TensorSlice slice = {0, 0, -1}, Init init = Init::normal) {
+    at::Tensor t = source.read(name, shape, slice, dtype, init);
+    bytes += static_cast<uint64_t>(t.numel()) * t.element_size();
+    return t;
+  }
+  at::Tensor vector(const std::string& name, int64_t size, Init init = Init::zeros) { return read(name, {size}, {0, 0, -1}, init); }
+  at::Tensor vector_part(const std::string& name, int64_t size, int64_t start, int64_t length) {
+    return read(name, {size}, {0, start, length}, Init::zeros);
+  }
+
+  // Rows [start, start + rows) of a [vocab, dim] embedding; rows past the vocabulary are zero.
+  at::Tensor vocab_rows(const std::string& name, int64_t vocab, int64_t dim, int64_t start, int64_t rows) {
+    at::Tensor out = at::zeros({rows, dim}, at::TensorOptions().dtype(dtype));
+    const int64_t real = std::max<int64_t>(0, std::min(vocab - start, rows));
+    if (real > 0) out.narrow(0, 0, real).copy_(read(name, {vocab, dim}, {0, start, real}));
+    return out;
+  }
+};
+
+LayerWeights load_gpt2_layer(Loader& l, const std::string& p) {
+  const int64_t H = l.c.hidden_size, F = l.c.ffn_hidden_size, w = l.local_width(), f = l.local_ffn();
+  const int64_t r = l.shard.tp_rank;
+  LayerWeights x;
+  x.ln1_w = l.vector(p + "ln_1.weight", H, Init::ones);
+  x.ln1_b = l.vector(p + "ln_1.bias", H);
+  // Conv1D weights are [in, out]; c_attn's output is q | k | v, each split by heads.
+  std::vector<at::Tensor> qkv_w, qkv_b;
+  for (int64_t part = 0; part < 3; ++part) {
+    qkv_w.push_back(l.read(p + "attn.c_attn.weight", {H, 3 * H}, {1, part * H + r * w, w}));
+    qkv_b.push_back(l.vector_part(p + "attn.c_attn.bias", 3 * H, part * H + r * w, w));
+  }
+  x.qkv_w = at::cat(qkv_w, 1).t().contiguous();
+  x.qkv_b = at::cat(qkv_b, 0);
+  x.out_w = l.read(p + "attn.c_proj.weight", {H, H}, {0, r * w, w}).t().contiguous();
+  x.out_b = l.vector(p + "attn.c_proj.bias", H);
+  x.ln2_w = l.vector(p + "ln_2.weight", H, Init::ones);
+  x.ln2_b = l.vector(p + "ln_2.bias", H);
+  x.fc1_w = l.read(p + "mlp.c_fc.weight", {H, F}, {1, r * f, f}).t().contiguous();
+  x.fc1_b = l.vector_part(p + "mlp.c_fc.bias", F, r * f, f);
+  x.fc2_w = l.read(p + "mlp.c_proj.weight", {F, H}, {0, r * f, f}).t().contiguous();
+  x.fc2_b = l.vector(p + "mlp.c_proj.bias", H);
+  return x;
+}
+
+LayerWeights load_opt_layer(Loader& l, const std::string& p) {
+  const int64_t H = l.c.hidden_size, F = l.c.ffn_hidden_size, w = l.local_width(), f = l.local_ffn();
+  const int64_t r = l.shard.tp_rank;
+  LayerWeights x;
+  x.ln1_w = l.vector(p + "self_attn_layer_norm.weight", H, Init::ones);
+  x.ln1_b = l.vector(p + "self_attn_layer_norm.bias", H);
+  std::vector<at::Tensor> qkv_w, qkv_b;
+  for (const char* part : {"q_proj", "k_proj", "v_proj"}) {
+    qkv_w.push_back(l.read(p + "self_attn." + part + ".weight", {H, H}, {0, r * w, w}));
+    qkv_b.push_back(l.vector_part(p + "self_attn." + part + ".bias", H, r * w, w));
+  }
+  x.qkv_w = at::cat(qkv_w, 0);
+  x.qkv_b = at::cat(qkv_b, 0);
+  x.out_w = l.read(p + "self_attn.out_proj.weight", {H, H}, {1, r * w, w});
+  x.out_b = l.vector(p + "self_attn.out_proj.bias", H);
+  x.ln2_w = l.vector(p + "final_layer_norm.weight", H, Init::ones);
+  x.ln2_b = l.vector(p + "final_layer_norm.bias", H);
+  x.fc1_w = l.read(p + "fc1.weight", {F, H}, {0, r * f, f});
+  x.fc1_b = l.vector_part(p + "fc1.bias", F, r * f, f);
+  x.fc2_w = l.read(p + "fc2.weight", {H, F}, {1, r * f, f});
+  x.fc2_b = l.vector(p + "fc2.bias", H);
+  return x;
+}
+
+at::Tensor activate(const at::Tensor& x, Activation a) {
+  switch (a) {
+    case Activation::gelu_tanh: return at::gelu(x, "tanh");
+    case Activation::gelu_erf: return at::gelu(x);
+    case Activation::relu: return at::relu(x);
+  }
+  return x;
+}
+
+}  // namespace
+
+GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardSpec shard, Communicator& tp)
+    : config_(config), shard_(shard), tp_(tp) {
+  const ModelConfig& c = config_;
+  if (c.num_attention_heads % shard.tp_size != 0 || c.ffn_hidden_size % shard.tp_size != 0) {
+    throw Error(ErrorCode::usage, fmt::format("options: --tp {} does not divide the model's {} attention heads and ffn "
+                                              "size {} (choose a divisor)", shard.tp_size, c.num_attention_heads,
+                                              c.ffn_hidden_size));
+  }
+  local_heads_ = c.num_attention_heads / shard.tp_size;
+  const int multiple = kVocabMultiple * shard.tp_size;
+  padded_vocab_ = (c.vocab_size + multiple - 1) / multiple * multiple;
+  const int64_t rows = padded_vocab_ / shard.tp_size;
+  Loader l{c, source, shard};
+  const int64_t H = c.hidden_size, E = c.embed_dim(), P = c.max_position_embeddings + c.position_offset;
+  if (c.family == ModelFamily::gpt2) {
+    const std::string p = source.contains("transformer.wte.weight") ? "transformer." : "";
+    word_embeddings_ = l.vocab_rows(p + "wte.weight", c.vocab_size, H, shard.tp_rank * rows, rows);
+    position_embeddings_ = l.read(p + "wpe.weight", {P, H});
+    for (int i = 0; i < c.num_layers; ++i) layers_.push_back(load_gpt2_layer(l, fmt::format("{}h.{}.", p, i)));
+    ln_f_w_ = l.vector(p + "ln_f.weight", H, Init::ones);
+    ln_f_b_ = l.vector(p + "ln_f.bias", H);
+  } else if (c.family == ModelFamily::opt) {
+    const std::string p = source.contains("decoder.embed_tokens.weight") ? "decoder." : "model.decoder.";
+    word_embeddings_ = l.vocab_rows(p + "embed_tokens.weight", c.vocab_size, E, shard.tp_rank * rows, rows);
+    position_embeddings_ = l.read(p + "embed_positions.weight", {P, H});
+    if (E != H) {
+      project_in_ = l.read(p + "project_in.weight", {H, E});
+      project_out_ = l.read(p + "project_out.weight", {E, H});
+    }
+    for (int i = 0; i < c.num_layers; ++i) layers_.push_back(load_opt_layer(l, fmt::format("{}layers.{}.", p, i)));
+    if (c.pre_layer_norm) {
+      ln_f_w_ = l.vector(p + "final_layer_norm.weight", H, Init::ones);
+      ln_f_b_ = l.vector(p + "final_layer_norm.bias", H);
+    }
+  } else {
+    throw Error(ErrorCode::load, "load: NeMo checkpoints are not supported yet");
+  }
+  weight_bytes_ = l.bytes;
+}
+
+KvCache GptModel::new_cache(int64_t max_tokens) const {
+  KvCache cache;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    cache.k.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, at::kFloat));
+    cache.v.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, at::kFloat));
+  }
+  return cache;
+}
+
+at::Tensor GptModel::all_reduce(at::Tensor x) {
+  if (shard_.tp_size == 1) return x;
+  x = x.contiguous();
+  tp_.all_reduce_sum(std::span<float>(x.data_ptr<float>(), static_cast<size_t>(x.numel())));
+  return x;
+}
+
+at::Tensor GptModel::embed(const std::vector<int32_t>& ids, int64_t past) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  at::Tensor tokens = at::from_blob(const_cast<int32_t*>(ids.data()), {n}, at::kInt).to(at::kLong);
+  const int64_t rows = word_embeddings_.size(0), start = shard_.tp_rank * rows;
+  at::Tensor local = tokens.sub(start);
+  at::Tensor mine = local.ge(0).logical_and(local.lt(rows));
+  at::Tensor x = at::embedding(word_embeddings_, local.clamp(0, rows - 1)).mul(mine.unsqueeze(1).to(at::kFloat));
+  x = all_reduce(x);
+  if (project_in_.defined()) x = at::linear(x, project_in_);
+  at::Tensor positions = at::arange(past, past + n, at::kLong).add(config_.position_offset);
+  return x.add(at::embedding(position_embeddings_, positions));
+}
+
+at::Tensor GptModel::attention(const LayerWeights& w, const at::Tensor& x, at::Tensor& k_cache, at::Tensor& v_cache, int64_t past) {
+  const int64_t n = x.size(0), d = config_.head_dim();
+  auto qkv = at::linear(x, w.qkv_w, w.qkv_b).chunk(3, -1);
+  at::Tensor q = qkv[0].reshape({n, local_heads_, d}).transpose(0, 1);  // [heads, n, d]
+  k_cache.narrow(0, past, n).copy_(qkv[1].reshape({n, local_heads_, d}));
+  v_cache.narrow(0, past, n).copy_(qkv[2].reshape({n, local_heads_, d}));
+  const int64_t total = past + n;
+  at::Tensor k = k_cache.narrow(0, 0, total).permute({1, 2, 0});    // [heads, d, total]
+  at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1);       // [heads, total, d]
+  at::Tensor scores = at::matmul(q, k).mul(1.0 / std::sqrt(static_cast<double>(d)));
+  if (n > 1) {  // causal: query i (position past + i) sees keys up to past + i
+    at::Tensor future = at::arange(total, at::kLong).unsqueeze(0).gt(at::arange(past, total, at::kLong).unsqueeze(1));
+    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  }
+  at::Tensor context = at::matmul(at::softmax(scores, -1), v).transpose(0, 1).reshape({n, local_heads_ * d});
+  return all_reduce(at::linear(context, w.out_w)).add(w.out_b);
+}
+
+at::Tensor GptModel::mlp(const LayerWeights& w, const at::Tensor& x) {
+  at::Tensor h = activate(at::linear(x, w.fc1_w, w.fc1_b), config_.activation);
+  return all_reduce(at::linear(h, w.fc2_w)).add(w.fc2_b);
+}
+
+at::Tensor GptModel::logits(const at::Tensor& hidden) {
+  at::Tensor local = at::linear(hidden, word_embeddings_).contiguous();  // [n, rows]
+  if (shard_.tp_size == 1) return local.narrow(1, 0, config_.vocab_size);
+  at::Tensor gathered = at::empty({shard_.tp_size, local.size(0), local.size(1)}, at::kFloat);
+  tp_.all_gather(std::span<const float>(local.data_ptr<float>(), static_cast<size_t>(local.numel())),
+                 std::span<float>(gathered.data_ptr<float>(), static_cast<size_t>(gathered.numel())));
+  return gathered.permute({1, 0, 2}).reshape({local.size(0), -1}).narrow(1, 0, config_.vocab_size);
+}
+
+at::Tensor GptModel::forward(const std::vector<int32_t>& ids, KvCache& cache) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (cache.k.empty() || cache.length + n > cache.k[0].size(0)) {
+    throw Error(ErrorCode::usage, fmt::format("generate: {} tokens exceed the cache of {} tokens", cache.length + n,
+                                              cache.k.empty() ? 0 : cache.k[0].size(0)));
+  }
+  const double eps = config_.layernorm_epsilon;
+  const int64_t H = config_.hidden_size;
+  at::Tensor x = embed(ids, cache.length);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerWeights& w = layers_[i];
+    if (config_.pre_layer_norm) {
+      x = x.add(attention(w, at::layer_norm(x, {H}, w.ln1_w, w.ln1_b, eps), cache.k[i], cache.v[i], cache.length));
+      x = x.add(mlp(w, at::layer_norm(x, {H}, w.ln2_w, w.ln2_b, eps)));
+    } else {  // OPT-350m: layer norm after each residual add
+      x = at::layer_norm(x.add(attention(w, x, cache.k[i], cache.v[i], cache.length)), {H}, w.ln1_w, w.ln1_b, eps);
+      x = at::layer_norm(x.add(mlp(w, x)), {H}, w.ln2_w, w.ln2_b, eps);
+    }
+  }
+  cache.length += n;
+  if (ln_f_w_.defined()) x = at::layer_norm(x, {H}, ln_f_w_, ln_f_b_, eps);
+  if (project_out_.defined()) x = at::linear(x, project_out_);
+  return logits(x);
+}
+
+}  // namespace rankserve::runtime

@@ -1,0 +1,66 @@
+// One tensor-parallel shard of a GPT-family decoder (GPT-2, OPT incl. post-LN and project_in/out)
+// and its forward pass with a KV cache. Megatron sharding: column-parallel QKV and first MLP
+// layer, row-parallel attention output and second MLP layer (all-reduce), vocabulary-parallel
+// embedding and output layer. Internal to the runtime (torch). Engine thread only.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "runtime/dist/communicator.h"
+#include "runtime/model/model_config.h"
+#include "runtime/model/weight_source.h"
+
+namespace rankserve::runtime {
+
+struct ShardSpec {
+  int tp_rank = 0;
+  int tp_size = 1;
+};
+
+struct LayerWeights {
+  at::Tensor ln1_w, ln1_b, qkv_w, qkv_b, out_w, out_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
+};
+
+// Keys and values of one sequence for this rank's heads: [layer] -> [max_tokens, local_heads, head_dim].
+struct KvCache {
+  std::vector<at::Tensor> k, v;
+  int64_t length = 0;  // tokens stored
+};
+
+class GptModel {
+ public:
+  // Reads only this rank's slices. Throws Error(load) naming the tensor on a missing or misshapen one.
+  GptModel(const ModelConfig& config, const WeightSource& source, ShardSpec shard, Communicator& tp);
+
+  const ModelConfig& config() const { return config_; }
+  int padded_vocab_size() const { return padded_vocab_; }
+  KvCache new_cache(int64_t max_tokens) const;
+
+  // Runs `ids` (positions cache.length ...) through the model, appends to the cache, and returns
+  // the full-vocabulary logits [ids.size(), vocab_size] (float32). Every TP rank calls, same ids.
+  at::Tensor forward(const std::vector<int32_t>& ids, KvCache& cache);
+
+  uint64_t weight_bytes() const { return weight_bytes_; }
+
+ private:
+  at::Tensor embed(const std::vector<int32_t>& ids, int64_t first_position);
+  at::Tensor attention(const LayerWeights& w, const at::Tensor& x, at::Tensor& k_cache, at::Tensor& v_cache, int64_t past);
+  at::Tensor mlp(const LayerWeights& w, const at::Tensor& x);
+  at::Tensor all_reduce(at::Tensor x);
+  at::Tensor logits(const at::Tensor& hidden);
+
+  ModelConfig config_;
+  ShardSpec shard_;
+  Communicator& tp_;
+  int padded_vocab_ = 0;
+  int local_heads_ = 0;
+  at::Tensor word_embeddings_;  // [padded_vocab / tp, embed_dim], this rank's rows
+  at::Tensor position_embeddings_;
+  at::Tensor project_in_, project_out_, ln_f_w_, ln_f_b_;
+  std::vector<LayerWeights> layers_;
+  uint64_t weight_bytes_ = 0;
+};
+
+}  // namespace rankserve::runtime

@@ -1,0 +1,41 @@
+// The architecture of a GPT-family model, read from a checkpoint's config (Hugging Face GPT-2 and
+// OPT config.json) or from the built-in random/<size> table. Torch-free.
+#pragma once
+
+#include <string>
+
+namespace rankserve::runtime {
+
+enum class ModelFamily { gpt2, opt, nemo_gpt };
+enum class Activation { gelu_tanh, gelu_erf, relu };
+
+struct ModelConfig {
+  ModelFamily family = ModelFamily::opt;
+  int num_layers = 0;
+  int hidden_size = 0;
+  int num_attention_heads = 0;
+  int ffn_hidden_size = 0;
+  int vocab_size = 0;               // the tokenizer's vocabulary (rows past it are never sampled)
+  int max_position_embeddings = 0;  // longest sequence, in tokens
+  int position_offset = 0;          // OPT looks up position p at row p + 2
+  double layernorm_epsilon = 1e-5;
+  Activation activation = Activation::gelu_tanh;
+  bool pre_layer_norm = true;       // false: OPT-350m's post-LN (and no final layer norm)
+  int word_embed_proj_dim = 0;      // OPT: != hidden_size means project_in / project_out
+  int bos_token_id = -1;            // prepended to prompts (OPT's </s>), -1 none
+  int eos_token_id = 50256;
+
+  int head_dim() const { return hidden_size / num_attention_heads; }
+  int embed_dim() const { return word_embed_proj_dim > 0 ? word_embed_proj_dim : hidden_size; }
+};
+
+// Reads config.json in `folder`. Throws Error(load) naming the file and the key.
+ModelConfig read_hf_config(const std::string& folder);
+
+// "random/125M" ... "random/530B": the OPT example's table (ffn = 4 x hidden, OPT vocabulary).
+// Throws Error(usage) listing the known sizes.
+ModelConfig random_model_config(const std::string& name);
+
+std::string describe(const ModelConfig& config);
+
+}  // namespace rankserve::runtime

@@ -1,0 +1,43 @@
+// Read-only access to safetensors checkpoints (one file, or shards with model.safetensors.index.json).
+// Files are memory-mapped; read() copies only the requested slice. Internal to the runtime (torch).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rankserve::runtime {
+
+struct TensorSlice {
+  int64_t dim = 0;      // dimension to slice; the others are read whole
+  int64_t start = 0;
+  int64_t length = -1;  // -1: to the end
+};
+
+class SafetensorsFile;
+
+class SafetensorsCheckpoint {
+ public:
+  // Opens `path` (a .safetensors file) or a folder holding model.safetensors or an index file.
+  // Throws Error(load) naming the file when a header is damaged or a file is missing.
+  static SafetensorsCheckpoint open(const std::string& path);
+
+  bool contains(const std::string& name) const;
+  std::vector<int64_t> shape(const std::string& name) const;
+  // Copies the slice into a new CPU tensor of `dtype`. Throws Error(load) naming file and tensor.
+  at::Tensor read(const std::string& name, const TensorSlice& slice, at::ScalarType dtype) const;
+  std::vector<std::string> names() const;
+  uint64_t bytes_read() const { return *bytes_read_; }
+
+ private:
+  std::map<std::string, std::shared_ptr<SafetensorsFile>> by_tensor_;
+  std::shared_ptr<uint64_t> bytes_read_ = std::make_shared<uint64_t>(0);
+};
+
+// Writes tensors in the safetensors format (used by tests and tools to make real checkpoints).
+void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
+
+}  // namespace rankserve::runtime
