@@ -10,8 +10,8 @@ packages=(
   # net and launcher
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev libfmt-dev
   libopenmpi-dev openmpi-bin libpmix-dev libpmix-bin
-  # tests
-  doctest-dev munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
+  # tests (python3-torch: the independent reference implementation in tests/reference/)
+  doctest-dev python3-torch python3-numpy munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
 )
 
 missing=()

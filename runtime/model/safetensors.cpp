@@ -143,7 +143,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
       std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       try {
         std::set<std::string> unique;
-        for (const auto& [name, file] : json::parse(text).at("weight_map").as_object()) unique.insert(std::string(file.as_string()));
+        const json::value parsed = json::parse(text);
+        for (const auto& [name, file] : parsed.at("weight_map").as_object()) unique.insert(std::string(file.as_string()));
         for (const auto& f : unique) files.push_back((fs::path(path) / f).string());
       } catch (const std::exception& e) {
         throw Error(ErrorCode::load, fmt::format("load: {}: not a safetensors index: {}", index.string(), e.what()));

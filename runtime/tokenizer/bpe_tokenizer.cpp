@@ -15,10 +15,15 @@
 namespace rankserve::runtime {
 namespace {
 
-// openai/gpt-2 encoder.py's pre-tokenizer: contractions, then runs of letters, digits or other
-// symbols (each with at most one leading space), then whitespace runs that leave their last space to
-// the word after them. PCRE2_UCP gives \s, \p{L} and \p{N} their Unicode meaning, as Python's regex.
-constexpr std::string_view kPattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+// openai/gpt-2 encoder.py's pre-tokenizer,
+//   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// splits off contractions, then runs of letters, digits or other symbols (each with at most one
+// leading space), then whitespace runs that leave their last space to the word after them. \s is
+// spelled \p{White_Space} because that is what \s means in Python's regex module (U+0085 yes;
+// U+180E, U+FEFF no), while PCRE2's \s also takes U+180E.
+constexpr std::string_view kPattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+)"
+    R"(|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+)";
 
 // Hugging Face's BPE cache limits: at most 10,000 words, none longer than 256 bytes, so the memory a
 // stream of unusual words can take stays bounded.

@@ -1,0 +1,128 @@
+// dist tier: generation across ranks against an independent PyTorch reference
+// (tests/reference/tiny_models.py, written from the Hugging Face model definitions).
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <cmath>
+#include <filesystem>
+
+#include "tests/support/process.h"
+
+using namespace std::chrono_literals;
+using rankserve::testing::run;
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+namespace {
+
+const std::string kBin = RANKSERVE_BIN;
+const std::string kReference = std::string("/usr/bin/python3 ") + RANKSERVE_SOURCE_DIR + "/tests/reference/tiny_models.py";
+const std::string kPrompt = "5,17,300,42";
+
+struct Output {
+  std::vector<int64_t> ids;
+  std::vector<double> logprobs;
+};
+
+Output parse(const std::string& text) {
+  const size_t brace = text.rfind("{\"");
+  REQUIRE_MESSAGE(brace != std::string::npos, text);
+  json::value v = json::parse(text.substr(brace));
+  Output out;
+  for (auto& id : v.at("generated_ids").as_array()) out.ids.push_back(id.to_number<int64_t>());
+  for (auto& lp : v.at("logprobs").as_array()) out.logprobs.push_back(lp.to_number<double>());
+  return out;
+}
+
+// A fresh folder holding a tiny checkpoint of `family` written by the reference script.
+std::string make_model(const std::string& family) {
+  const fs::path dir = fs::temp_directory_path() / fmt::format("rankserve-{}-{}", family, ::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto r = run(fmt::format("{} make {} {}", kReference, family, dir.string()), 120s);
+  REQUIRE_MESSAGE(r.code == 0, r.output);
+  return dir.string();
+}
+
+Output generate(const std::string& model, const std::string& flags) {
+  auto r = run(fmt::format("{} generate --model-path {} --prompt-ids {} --max-tokens 10 --json --log-level warn "
+                           "--timeout 60 {}", kBin, model, kPrompt, flags), 180s);
+  INFO(flags << "\n" << r.output);
+  REQUIRE(r.code == 0);
+  return parse(r.output);
+}
+
+void check_close(const Output& got, const Output& want, double tolerance) {
+  CHECK(got.ids == want.ids);
+  REQUIRE(got.logprobs.size() == want.logprobs.size());
+  for (size_t i = 0; i < got.logprobs.size(); ++i) CHECK(std::abs(got.logprobs[i] - want.logprobs[i]) < tolerance);
+}
+
+}  // namespace
+
+TEST_CASE("GPT-2, OPT and post-LN OPT generate what the PyTorch reference generates, at TP 1, 2 and 4") {
+  for (const char* family : {"gpt2", "opt", "opt-postln"}) {
+    const std::string model = make_model(family);
+    auto ref = run(fmt::format("{} generate {} {} 10", kReference, model, kPrompt), 120s);
+    REQUIRE_MESSAGE(ref.code == 0, ref.output);
+    const Output want = parse(ref.output);
+    for (const char* tp : {"--tp 1", "--tp 2", "--tp 4"}) {
+      INFO(family << " " << tp);
+      check_close(generate(model, fmt::format("--gpus 4 {}", tp)), want, 1e-4);
+    }
+    fs::remove_all(model);
+  }
+}
+
+TEST_CASE("decoding with the KV cache equals recomputing the whole sequence every step") {
+  const std::string model = make_model("opt");
+  check_close(generate(model, "--gpus 4 --tp 2"), generate(model, "--gpus 4 --tp 2 --no-kv-cache"), 1e-4);
+  fs::remove_all(model);
+}
+
+TEST_CASE("a sharded safetensors checkpoint with an index loads like the single file") {
+  const std::string model = make_model("gpt2");
+  const Output single = generate(model, "--gpus 4 --tp 2");
+  auto shard = run(fmt::format("{} shard {}", kReference, model), 60s);
+  REQUIRE_MESSAGE(shard.code == 0, shard.output);
+  REQUIRE(fs::exists(fs::path(model) / "model.safetensors.index.json"));
+  REQUIRE_FALSE(fs::exists(fs::path(model) / "model.safetensors"));
+  check_close(generate(model, "--gpus 4 --tp 2"), single, 1e-6);
+  fs::remove_all(model);
+}
+
+TEST_CASE("random/125M is the same model at TP 1 and TP 2: each rank creates only its shard") {
+  auto one = generate("random/125M", "--tp 1 --gpus 1");
+  auto two = generate("random/125M", "--tp 2 --gpus 2");
+  check_close(two, one, 1e-4);
+}
+
+TEST_CASE("damaged checkpoints exit with the load code, naming the file and the tensor") {
+  const std::string model = make_model("opt");
+  const std::string file = (fs::path(model) / "model.safetensors").string();
+  auto flags = fmt::format("generate --gpus 2 --tp 2 --model-path {} --prompt-ids 1,2 --timeout 60", model);
+
+  fs::resize_file(file, fs::file_size(file) - 1000);  // truncated
+  auto truncated = run(fmt::format("{} {}", kBin, flags), 60s);
+  INFO(truncated.output);
+  CHECK(truncated.code == 5);
+  CHECK(truncated.output.find(file) != std::string::npos);
+  CHECK(truncated.output.find("past the file end") != std::string::npos);
+
+  auto patch = run(fmt::format("sed -i 's/\"ffn_dim\": 256/\"ffn_dim\": 512/' {}/config.json", model), 10s);
+  REQUIRE(patch.code == 0);
+  auto reshaped = run(fmt::format("{} make opt {} && sed -i 's/\"ffn_dim\": 256/\"ffn_dim\": 512/' {}/config.json && {} {}",
+                                  kReference, model, model, kBin, flags), 120s);
+  INFO(reshaped.output);
+  CHECK(reshaped.code == 5);
+  CHECK(reshaped.output.find("model.decoder.layers.0.fc1.weight has shape [256, 64] but the config implies [512, 64]") !=
+        std::string::npos);
+
+  auto missing_key = run(fmt::format("{} make opt {} && sed -i 's/\"num_hidden_layers\": 2,//' {}/config.json && {} {}",
+                                     kReference, model, model, kBin, flags), 120s);
+  INFO(missing_key.output);
+  CHECK(missing_key.code == 5);
+  CHECK(missing_key.output.find("config.json: \"num_hidden_layers\" is missing") != std::string::npos);
+  fs::remove_all(model);
+}

@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""Independent reference for the runtime tests, written from the published model definitions
+(Hugging Face modeling_gpt2.py / modeling_opt.py) in plain PyTorch, with no code shared with rankserve.
+
+  tiny_models.py make FAMILY DIR       write a tiny seeded checkpoint (config.json + model.safetensors)
+                                       FAMILY: gpt2 | opt | opt-postln (OPT-350m style: post-LN, project_in/out)
+  tiny_models.py generate DIR IDS N    greedy generation without a KV cache; prints JSON
+  tiny_models.py shard DIR             split DIR/model.safetensors into two shards with an index file
+"""
+import json
+import math
+import struct
+import sys
+
+import torch
+
+VOCAB = 1000  # deliberately not a multiple of 128 x tp: exercises the padded vocabulary
+
+
+def config_for(family):
+    if family == "gpt2":
+        return {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "n_inner": None, "n_positions": 128,
+                "vocab_size": VOCAB, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new",
+                "eos_token_id": VOCAB - 1}
+    post = family == "opt-postln"
+    return {"model_type": "opt", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "ffn_dim": 256,
+            "max_position_embeddings": 128, "vocab_size": VOCAB, "do_layer_norm_before": not post,
+            "word_embed_proj_dim": 32 if post else 64, "activation_function": "relu", "enable_bias": True,
+            "bos_token_id": 2, "eos_token_id": 2, "pad_token_id": 1}
+
+
+def make_weights(cfg, gen):
+    def rnd(*shape, scale=0.2):
+        return torch.randn(*shape, generator=gen) * scale
+
+    def ln(h):
+        return 1.0 + rnd(h, scale=0.1), rnd(h, scale=0.1)
+
+    w = {}
+    if cfg["model_type"] == "gpt2":
+        h, f = cfg["n_embd"], cfg["n_inner"] or 4 * cfg["n_embd"]
+        w["transformer.wte.weight"] = rnd(cfg["vocab_size"], h)
+        w["transformer.wpe.weight"] = rnd(cfg["n_positions"], h)
+        for i in range(cfg["n_layer"]):
+            p = f"transformer.h.{i}."
+            w[p + "ln_1.weight"], w[p + "ln_1.bias"] = ln(h)
+            w[p + "attn.c_attn.weight"], w[p + "attn.c_attn.bias"] = rnd(h, 3 * h), rnd(3 * h)  # Conv1D: [in, out]
+            w[p + "attn.c_proj.weight"], w[p + "attn.c_proj.bias"] = rnd(h, h), rnd(h)
+            w[p + "ln_2.weight"], w[p + "ln_2.bias"] = ln(h)
+            w[p + "mlp.c_fc.weight"], w[p + "mlp.c_fc.bias"] = rnd(h, f), rnd(f)
+            w[p + "mlp.c_proj.weight"], w[p + "mlp.c_proj.bias"] = rnd(f, h), rnd(h)
+        w["transformer.ln_f.weight"], w["transformer.ln_f.bias"] = ln(h)
+        return w
+    h, f, e = cfg["hidden_size"], cfg["ffn_dim"], cfg["word_embed_proj_dim"]
+    p0 = "model.decoder."
+    w[p0 + "embed_tokens.weight"] = rnd(cfg["vocab_size"], e)
+    w[p0 + "embed_positions.weight"] = rnd(cfg["max_position_embeddings"] + 2, h)
+    if e != h:
+        w[p0 + "project_in.weight"] = rnd(h, e)
+        w[p0 + "project_out.weight"] = rnd(e, h)
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"{p0}layers.{i}."
+        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            w[p + f"self_attn.{name}.weight"], w[p + f"self_attn.{name}.bias"] = rnd(h, h), rnd(h)  # Linear: [out, in]
+        w[p + "self_attn_layer_norm.weight"], w[p + "self_attn_layer_norm.bias"] = ln(h)
+        w[p + "fc1.weight"], w[p + "fc1.bias"] = rnd(f, h), rnd(f)
+        w[p + "fc2.weight"], w[p + "fc2.bias"] = rnd(h, f), rnd(h)
+        w[p + "final_layer_norm.weight"], w[p + "final_layer_norm.bias"] = ln(h)
+    if cfg["do_layer_norm_before"]:
+        w[p0 + "final_layer_norm.weight"], w[p0 + "final_layer_norm.bias"] = ln(h)
+    return w
+
+
+def save_safetensors(path, tensors):
+    """The safetensors layout, written by hand: u64 header size, JSON header, raw little-endian data."""
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        data = tensors[name].contiguous().to(torch.float32).numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(text)))
+        out.write(text)
+        for blob in blobs:
+            out.write(blob)
+
+
+def load_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(data[begin:end]), dtype=torch.float32).reshape(info["shape"])
+    return out
+
+
+def attention(x, q, k, v, heads):
+    n, h = x.shape
+    d = h // heads
+    q, k, v = (t.view(n, heads, d).transpose(0, 1) for t in (q, k, v))
+    scores = q @ k.transpose(1, 2) / math.sqrt(d)
+    mask = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
+    scores = scores.masked_fill(mask, float("-inf"))
+    return (torch.softmax(scores, -1) @ v).transpose(0, 1).reshape(n, h)
+
+
+def gpt2_forward(cfg, w, ids):
+    """modeling_gpt2.GPT2LMHeadModel: pre-LN blocks, Conv1D (x @ W + b), gelu_new, tied head."""
+    h, eps = cfg["n_embd"], cfg["layer_norm_epsilon"]
+    x = w["transformer.wte.weight"][ids] + w["transformer.wpe.weight"][torch.arange(len(ids))]
+    for i in range(cfg["n_layer"]):
+        p = f"transformer.h.{i}."
+        a = torch.nn.functional.layer_norm(x, (h,), w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps)
+        qkv = a @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]
+        q, k, v = qkv.split(h, dim=1)
+        x = x + attention(a, q, k, v, cfg["n_head"]) @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
+        m = torch.nn.functional.layer_norm(x, (h,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps)
+        m = torch.nn.functional.gelu(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"], approximate="tanh")
+        x = x + m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
+    x = torch.nn.functional.layer_norm(x, (h,), w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], eps)
+    return x @ w["transformer.wte.weight"].t()
+
+
+def opt_forward(cfg, w, ids):
+    """modeling_opt.OPTForCausalLM: positions offset by 2, q scaled by head_dim^-0.5, relu,
+    pre- or post-LN per do_layer_norm_before, project_in/out when word_embed_proj_dim != hidden."""
+    h, p0, pre = cfg["hidden_size"], "model.decoder.", cfg["do_layer_norm_before"]
+    lin = torch.nn.functional.linear
+    ln = lambda t, name: torch.nn.functional.layer_norm(t, (h,), w[name + ".weight"], w[name + ".bias"], 1e-5)
+    x = w[p0 + "embed_tokens.weight"][ids]
+    if p0 + "project_in.weight" in w:
+        x = lin(x, w[p0 + "project_in.weight"])
+    x = x + w[p0 + "embed_positions.weight"][torch.arange(len(ids)) + 2]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"{p0}layers.{i}."
+        a = ln(x, p + "self_attn_layer_norm") if pre else x
+        q, k, v = (lin(a, w[p + f"self_attn.{n}.weight"], w[p + f"self_attn.{n}.bias"]) for n in ("q_proj", "k_proj", "v_proj"))
+        x = x + lin(attention(a, q, k, v, cfg["num_attention_heads"]), w[p + "self_attn.out_proj.weight"], w[p + "self_attn.out_proj.bias"])
+        if not pre:
+            x = ln(x, p + "self_attn_layer_norm")
+        m = ln(x, p + "final_layer_norm") if pre else x
+        m = lin(torch.relu(lin(m, w[p + "fc1.weight"], w[p + "fc1.bias"])), w[p + "fc2.weight"], w[p + "fc2.bias"])
+        x = x + m
+        if not pre:
+            x = ln(x, p + "final_layer_norm")
+    if pre:
+        x = ln(x, p0 + "final_layer_norm")
+    if p0 + "project_out.weight" in w:
+        x = lin(x, w[p0 + "project_out.weight"])
+    return x @ w[p0 + "embed_tokens.weight"].t()
+
+
+def main(argv):
+    if len(argv) >= 3 and argv[0] == "make":
+        family, folder = argv[1], argv[2]
+        cfg = config_for(family)
+        gen = torch.Generator().manual_seed(1234 + len(family))
+        with open(f"{folder}/config.json", "w") as f:
+            json.dump(cfg, f, indent=1)
+        save_safetensors(f"{folder}/model.safetensors", make_weights(cfg, gen))
+        return 0
+    if len(argv) == 4 and argv[0] == "generate":
+        folder, ids, count = argv[1], [int(i) for i in argv[2].split(",")], int(argv[3])
+        cfg = json.load(open(f"{folder}/config.json"))
+        w = load_safetensors(f"{folder}/model.safetensors")
+        forward = gpt2_forward if cfg["model_type"] == "gpt2" else opt_forward
+        out, logprobs = [], []
+        with torch.no_grad():
+            for _ in range(count):
+                lp = torch.log_softmax(forward(cfg, w, torch.tensor(ids + out))[-1].double(), -1)
+                token = int(lp.argmax())
+                out.append(token)
+                logprobs.append(float(lp[token]))
+                if token == cfg["eos_token_id"]:
+                    break
+        print(json.dumps({"generated_ids": out, "logprobs": logprobs}))
+        return 0
+    if len(argv) == 2 and argv[0] == "shard":
+        import os
+        folder = argv[1]
+        w = load_safetensors(f"{folder}/model.safetensors")
+        names = sorted(w)
+        halves = [names[: len(names) // 2], names[len(names) // 2:]]
+        index = {"metadata": {}, "weight_map": {}}
+        for k, half in enumerate(halves):
+            file = f"model-{k + 1:05d}-of-00002.safetensors"
+            save_safetensors(f"{folder}/{file}", {n: w[n] for n in half})
+            index["weight_map"].update({n: file for n in half})
+        with open(f"{folder}/model.safetensors.index.json", "w") as f:
+            json.dump(index, f)
+        os.remove(f"{folder}/model.safetensors")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
