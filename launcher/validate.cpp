@@ -18,7 +18,6 @@ void check_options(const Options& o, std::vector<Problem>& out) {
     if (o.model_path.empty()) usage("options: generate needs --model-path (a model folder or random/<size>)");
     if (o.prompt_ids.empty()) usage("options: generate needs --prompt-ids (comma-separated token ids)");
     if (o.max_tokens < 1) usage(fmt::format("options: --max-tokens={} must be at least 1", o.max_tokens));
-    if (o.pp_size != 1) usage(fmt::format("options: --pp {}: generate runs pipeline parallelism 1 only so far", o.pp_size));
   }
   if (o.tp_size < 1) usage(fmt::format("options: --tp={} must be at least 1", o.tp_size));
   if (o.pp_size < 1) usage(fmt::format("options: --pp={} must be at least 1", o.pp_size));

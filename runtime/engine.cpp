@@ -11,13 +11,16 @@ struct Engine::Impl {
   std::unique_ptr<WeightSource> source;
   std::unique_ptr<GptModel> model;
   Communicator* tp = nullptr;
+  Communicator* pp = nullptr;
   int max_context = 0;
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
-std::unique_ptr<Engine> Engine::load(const EngineOptions& options, Communicator& tp) {
+std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const ProcessGroups& groups) {
+  Communicator& tp = *groups.tp;
+  Communicator& pp = *groups.pp;
   auto impl = std::make_unique<Impl>();
   ModelConfig config;
   if (options.model_path.rfind("random/", 0) == 0) {
@@ -28,8 +31,9 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, Communicator&
     impl->source = open_safetensors_source(options.model_path);
   }
   impl->tp = &tp;
+  impl->pp = &pp;
   impl->max_context = options.max_context > 0 ? options.max_context : config.max_position_embeddings;
-  impl->model = std::make_unique<GptModel>(config, *impl->source, ShardSpec{tp.rank(), tp.size()}, tp);
+  impl->model = std::make_unique<GptModel>(config, *impl->source, ShardSpec{tp.rank(), tp.size(), pp.rank(), pp.size()}, tp, pp);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
@@ -58,13 +62,23 @@ Generation Engine::generate_greedy(std::span<const int32_t> prompt, int max_new_
       cache = model.new_cache(limit);
       step = sequence;
     }
-    at::Tensor last = model.forward(step, cache).select(0, static_cast<int64_t>(step.size()) - 1);
-    at::Tensor logprobs = at::log_softmax(last, -1);
-    // TP rank 0 decides, so every rank continues with the same token whatever the rounding.
-    int32_t token = static_cast<int32_t>(logprobs.argmax().item<int64_t>());
-    impl_->tp->broadcast(std::as_writable_bytes(std::span<int32_t>(&token, 1)), 0);
+    at::Tensor logits = model.forward(step, cache);
+    // The last stage's TP rank 0 decides, so every rank continues with the same token whatever the rounding.
+    struct {
+      int32_t token = 0;
+      float logprob = 0;
+    } choice;
+    if (model.is_last_stage()) {
+      at::Tensor logprobs = at::log_softmax(logits.select(0, static_cast<int64_t>(step.size()) - 1), -1);
+      choice.token = static_cast<int32_t>(logprobs.argmax().item<int64_t>());
+      choice.logprob = logprobs[choice.token].item<float>();
+    }
+    auto bytes = std::as_writable_bytes(std::span(&choice, 1));
+    impl_->tp->broadcast(bytes, 0);
+    impl_->pp->broadcast(bytes, impl_->pp->size() - 1);
+    const int32_t token = choice.token;
     out.ids.push_back(token);
-    out.logprobs.push_back(logprobs[token].item<float>());
+    out.logprobs.push_back(choice.logprob);
     sequence.push_back(token);
     step = {token};
     if (token == model.config().eos_token_id) break;

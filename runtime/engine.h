@@ -27,7 +27,8 @@ struct Generation {
 class Engine {
  public:
   // Loads this rank's TP shard. Throws Error(load) naming file and tensor, Error(usage) on a bad layout.
-  static std::unique_ptr<Engine> load(const EngineOptions& options, Communicator& tp);
+  // Uses the TP and PP groups of `groups`; each DP copy loads its own.
+  static std::unique_ptr<Engine> load(const EngineOptions& options, const ProcessGroups& groups);
   ~Engine();
 
   const ModelConfig& config() const;
@@ -35,7 +36,7 @@ class Engine {
   uint64_t bytes_read() const;     // from the checkpoint files
 
   // Greedy decoding of up to `max_new_tokens` after `prompt`, stopping at EOS. Collective over the
-  // TP group. `use_kv_cache` false recomputes the whole sequence every step (for checking the cache).
+  // model copy (TP and PP groups); every rank returns the same result. `use_kv_cache` false recomputes the whole sequence every step (for checking the cache).
   Generation generate_greedy(std::span<const int32_t> prompt, int max_new_tokens, bool use_kv_cache);
 
  private:

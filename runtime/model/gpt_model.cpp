@@ -102,15 +102,24 @@ at::Tensor activate(const at::Tensor& x, Activation a) {
 
 }  // namespace
 
-GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardSpec shard, Communicator& tp)
-    : config_(config), shard_(shard), tp_(tp) {
+GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardSpec shard, Communicator& tp,
+                   Communicator& pp)
+    : config_(config), shard_(shard), tp_(tp), pp_(pp) {
   const ModelConfig& c = config_;
   if (c.num_attention_heads % shard.tp_size != 0 || c.ffn_hidden_size % shard.tp_size != 0) {
     throw Error(ErrorCode::usage, fmt::format("options: --tp {} does not divide the model's {} attention heads and ffn "
                                               "size {} (choose a divisor)", shard.tp_size, c.num_attention_heads,
                                               c.ffn_hidden_size));
   }
+  if (c.num_layers < shard.pp_size) {
+    throw Error(ErrorCode::usage, fmt::format("options: --pp {} exceeds the model's {} layers", shard.pp_size, c.num_layers));
+  }
   local_heads_ = c.num_attention_heads / shard.tp_size;
+  // Stage s holds layers [first, first + count): the first (num_layers % pp) stages take one more.
+  const int base = c.num_layers / shard.pp_size, extra = c.num_layers % shard.pp_size;
+  first_layer_ = shard.pp_rank * base + std::min(shard.pp_rank, extra);
+  const int num_local_layers = base + (shard.pp_rank < extra ? 1 : 0);
+  const bool first_stage = shard.pp_rank == 0, last_stage = is_last_stage();
   const int multiple = kVocabMultiple * shard.tp_size;
   padded_vocab_ = (c.vocab_size + multiple - 1) / multiple * multiple;
   const int64_t rows = padded_vocab_ / shard.tp_size;
@@ -118,21 +127,28 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
   const int64_t H = c.hidden_size, E = c.embed_dim(), P = c.max_position_embeddings + c.position_offset;
   if (c.family == ModelFamily::gpt2) {
     const std::string p = source.contains("transformer.wte.weight") ? "transformer." : "";
-    word_embeddings_ = l.vocab_rows(p + "wte.weight", c.vocab_size, H, shard.tp_rank * rows, rows);
-    position_embeddings_ = l.read(p + "wpe.weight", {P, H});
-    for (int i = 0; i < c.num_layers; ++i) layers_.push_back(load_gpt2_layer(l, fmt::format("{}h.{}.", p, i)));
-    ln_f_w_ = l.vector(p + "ln_f.weight", H, Init::ones);
-    ln_f_b_ = l.vector(p + "ln_f.bias", H);
+    // The output layer is tied to the word embeddings: the first and the last stage hold them.
+    if (first_stage || last_stage) word_embeddings_ = l.vocab_rows(p + "wte.weight", c.vocab_size, H, shard.tp_rank * rows, rows);
+    if (first_stage) position_embeddings_ = l.read(p + "wpe.weight", {P, H});
+    for (int i = first_layer_; i < first_layer_ + num_local_layers; ++i) {
+      layers_.push_back(load_gpt2_layer(l, fmt::format("{}h.{}.", p, i)));
+    }
+    if (last_stage) {
+      ln_f_w_ = l.vector(p + "ln_f.weight", H, Init::ones);
+      ln_f_b_ = l.vector(p + "ln_f.bias", H);
+    }
   } else if (c.family == ModelFamily::opt) {
     const std::string p = source.contains("decoder.embed_tokens.weight") ? "decoder." : "model.decoder.";
-    word_embeddings_ = l.vocab_rows(p + "embed_tokens.weight", c.vocab_size, E, shard.tp_rank * rows, rows);
-    position_embeddings_ = l.read(p + "embed_positions.weight", {P, H});
-    if (E != H) {
-      project_in_ = l.read(p + "project_in.weight", {H, E});
-      project_out_ = l.read(p + "project_out.weight", {E, H});
+    if (first_stage || last_stage) {
+      word_embeddings_ = l.vocab_rows(p + "embed_tokens.weight", c.vocab_size, E, shard.tp_rank * rows, rows);
     }
-    for (int i = 0; i < c.num_layers; ++i) layers_.push_back(load_opt_layer(l, fmt::format("{}layers.{}.", p, i)));
-    if (c.pre_layer_norm) {
+    if (first_stage) position_embeddings_ = l.read(p + "embed_positions.weight", {P, H});
+    if (E != H && first_stage) project_in_ = l.read(p + "project_in.weight", {H, E});
+    if (E != H && last_stage) project_out_ = l.read(p + "project_out.weight", {E, H});
+    for (int i = first_layer_; i < first_layer_ + num_local_layers; ++i) {
+      layers_.push_back(load_opt_layer(l, fmt::format("{}layers.{}.", p, i)));
+    }
+    if (c.pre_layer_norm && last_stage) {
       ln_f_w_ = l.vector(p + "final_layer_norm.weight", H, Init::ones);
       ln_f_b_ = l.vector(p + "final_layer_norm.bias", H);
     }
@@ -144,7 +160,7 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
 
 KvCache GptModel::new_cache(int64_t max_tokens) const {
   KvCache cache;
-  for (size_t i = 0; i < layers_.size(); ++i) {
+  for (size_t i = 0; i < std::max<size_t>(layers_.size(), 1); ++i) {
     cache.k.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, at::kFloat));
     cache.v.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, at::kFloat));
   }
@@ -203,15 +219,9 @@ at::Tensor GptModel::logits(const at::Tensor& hidden) {
   return gathered.permute({1, 0, 2}).reshape({local.size(0), -1}).narrow(1, 0, config_.vocab_size);
 }
 
-at::Tensor GptModel::forward(const std::vector<int32_t>& ids, KvCache& cache) {
-  const int64_t n = static_cast<int64_t>(ids.size());
-  if (cache.k.empty() || cache.length + n > cache.k[0].size(0)) {
-    throw Error(ErrorCode::usage, fmt::format("generate: {} tokens exceed the cache of {} tokens", cache.length + n,
-                                              cache.k.empty() ? 0 : cache.k[0].size(0)));
-  }
+at::Tensor GptModel::run_layers(at::Tensor x, KvCache& cache) {
   const double eps = config_.layernorm_epsilon;
   const int64_t H = config_.hidden_size;
-  at::Tensor x = embed(ids, cache.length);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerWeights& w = layers_[i];
     if (config_.pre_layer_norm) {
@@ -222,8 +232,26 @@ at::Tensor GptModel::forward(const std::vector<int32_t>& ids, KvCache& cache) {
       x = at::layer_norm(x.add(mlp(w, x)), {H}, w.ln2_w, w.ln2_b, eps);
     }
   }
+  return x;
+}
+
+at::Tensor GptModel::forward(const std::vector<int32_t>& ids, KvCache& cache) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (cache.k.empty() || cache.length + n > cache.k[0].size(0)) {
+    throw Error(ErrorCode::usage, fmt::format("generate: {} tokens exceed the cache of {} tokens", cache.length + n,
+                                              cache.k.empty() ? 0 : cache.k[0].size(0)));
+  }
+  at::Tensor x = shard_.pp_rank == 0 ? embed(ids, cache.length) : at::empty({n, config_.hidden_size}, at::kFloat);
+  // Stage s runs its layers, then hands the activations to stage s + 1 (a broadcast over the PP group).
+  for (int stage = 0; stage < shard_.pp_size; ++stage) {
+    if (stage == shard_.pp_rank) x = run_layers(x, cache).contiguous();
+    if (stage + 1 < shard_.pp_size) {
+      pp_.broadcast(std::as_writable_bytes(std::span<float>(x.data_ptr<float>(), static_cast<size_t>(x.numel()))), stage);
+    }
+  }
   cache.length += n;
-  if (ln_f_w_.defined()) x = at::layer_norm(x, {H}, ln_f_w_, ln_f_b_, eps);
+  if (!is_last_stage()) return {};
+  if (ln_f_w_.defined()) x = at::layer_norm(x, {config_.hidden_size}, ln_f_w_, ln_f_b_, config_.layernorm_epsilon);
   if (project_out_.defined()) x = at::linear(x, project_out_);
   return logits(x);
 }

@@ -1,5 +1,5 @@
 // One tensor-parallel shard of a GPT-family decoder (GPT-2, OPT incl. post-LN and project_in/out)
-// and its forward pass with a KV cache. Megatron sharding: column-parallel QKV and first MLP
+// and its forward pass with a KV cache. Pipeline stages hold consecutive layers and pass activations on. Megatron sharding: column-parallel QKV and first MLP
 // layer, row-parallel attention output and second MLP layer (all-reduce), vocabulary-parallel
 // embedding and output layer. Internal to the runtime (torch). Engine thread only.
 #pragma once
@@ -17,6 +17,8 @@ namespace rankserve::runtime {
 struct ShardSpec {
   int tp_rank = 0;
   int tp_size = 1;
+  int pp_rank = 0;  // pipeline stage: layers are split into pp_size consecutive runs
+  int pp_size = 1;
 };
 
 struct LayerWeights {
@@ -32,14 +34,17 @@ struct KvCache {
 class GptModel {
  public:
   // Reads only this rank's slices. Throws Error(load) naming the tensor on a missing or misshapen one.
-  GptModel(const ModelConfig& config, const WeightSource& source, ShardSpec shard, Communicator& tp);
+  GptModel(const ModelConfig& config, const WeightSource& source, ShardSpec shard, Communicator& tp, Communicator& pp);
 
   const ModelConfig& config() const { return config_; }
   int padded_vocab_size() const { return padded_vocab_; }
   KvCache new_cache(int64_t max_tokens) const;
 
+  bool is_last_stage() const { return shard_.pp_rank == shard_.pp_size - 1; }
+
   // Runs `ids` (positions cache.length ...) through the model, appends to the cache, and returns
-  // the full-vocabulary logits [ids.size(), vocab_size] (float32). Every TP rank calls, same ids.
+  // the full-vocabulary logits [ids.size(), vocab_size] (float32) on the last stage, an undefined
+  // tensor on the others. Every rank of the model copy calls with the same ids.
   at::Tensor forward(const std::vector<int32_t>& ids, KvCache& cache);
 
   uint64_t weight_bytes() const { return weight_bytes_; }
@@ -50,10 +55,13 @@ class GptModel {
   at::Tensor mlp(const LayerWeights& w, const at::Tensor& x);
   at::Tensor all_reduce(at::Tensor x);
   at::Tensor logits(const at::Tensor& hidden);
+  at::Tensor run_layers(at::Tensor x, KvCache& cache);
 
   ModelConfig config_;
   ShardSpec shard_;
   Communicator& tp_;
+  Communicator& pp_;
+  int first_layer_ = 0;  // global index of this stage's first layer
   int padded_vocab_ = 0;
   int local_heads_ = 0;
   at::Tensor word_embeddings_;  // [padded_vocab / tp, embed_dim], this rank's rows

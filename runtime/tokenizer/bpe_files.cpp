@@ -49,8 +49,8 @@ json::value parse_json(const std::string& path, std::string_view expected) {
     std::size_t line = 1 + std::count(text.begin(), text.begin() + consumed, '\n');
     std::size_t line_start = text.rfind('\n', consumed == 0 ? 0 : consumed - 1);
     std::size_t column = consumed - (line_start == std::string::npos || consumed == 0 ? 0 : line_start + 1) + 1;
-    fail_load(path, fmt::format("malformed JSON at line {}, column {} ({}); expected {}", line, column,
-                                ec.message(), expected));
+    fail_load(path, fmt::format("malformed JSON at line {}, column {} ({}); expected {}", line, column, ec.message(),
+                                expected));
   }
   return parser.release();
 }
@@ -111,13 +111,13 @@ std::vector<std::pair<std::string, std::string>> merges_from_json(const json::va
         merges.emplace_back(line.substr(0, space), line.substr(space + 1));
         continue;
       }
-    } else if (const json::array* pair = merge.if_array(); pair && pair->size() == 2 && (*pair)[0].is_string() &&
-                                                           (*pair)[1].is_string()) {
+    } else if (const json::array* pair = merge.if_array();
+               pair && pair->size() == 2 && (*pair)[0].is_string() && (*pair)[1].is_string()) {
       merges.emplace_back((*pair)[0].get_string(), (*pair)[1].get_string());
       continue;
     }
-    fail_load(file, fmt::format("model.merges[{}] is {}; expected \"left right\" or [\"left\", \"right\"]", i,
-                                shown(merge)));
+    fail_load(file,
+              fmt::format("model.merges[{}] is {}; expected \"left right\" or [\"left\", \"right\"]", i, shown(merge)));
   }
   return merges;
 }
@@ -173,9 +173,11 @@ void check_supported(const json::object& root, const json::object& model, std::s
                                 pre != nullptr ? shown(*pre) : "missing"));
   }
   const json::value* use_regex = pre_object->if_contains("use_regex");
-  if (is_true(*pre_object, "add_prefix_space") || (use_regex != nullptr && !use_regex->is_null() && !is_true(*pre_object, "use_regex"))) {
-    fail_load(file, "pre_tokenizer has add_prefix_space true or use_regex false; expected GPT-2's "
-                    "add_prefix_space false, use_regex true");
+  if (is_true(*pre_object, "add_prefix_space") ||
+      (use_regex != nullptr && !use_regex->is_null() && !is_true(*pre_object, "use_regex"))) {
+    fail_load(file,
+              "pre_tokenizer has add_prefix_space true or use_regex false; expected GPT-2's "
+              "add_prefix_space false, use_regex true");
   }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     const json::value* value = model.if_contains(key);
@@ -206,8 +208,8 @@ BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::
     byte_level::append_spelling(spelling, special);
     auto it = model.vocab.find(spelling);
     if (it == model.vocab.end()) {
-      fail_load(vocab_json, fmt::format("special token {:?} is not in the vocabulary; expected one of its tokens",
-                                        special));
+      fail_load(vocab_json,
+                fmt::format("special token {:?} is not in the vocabulary; expected one of its tokens", special));
     }
     model.added_tokens.push_back(AddedToken{special, it->second});
   }

