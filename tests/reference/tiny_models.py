@@ -2,7 +2,7 @@
 """Independent reference for the runtime tests, written from the published model definitions
 (Hugging Face modeling_gpt2.py / modeling_opt.py) in plain PyTorch, with no code shared with rankserve.
 
-  tiny_models.py make FAMILY DIR       write a tiny seeded checkpoint (config.json + model.safetensors)
+  tiny_models.py make FAMILY DIR [V]   write a tiny seeded checkpoint (config.json + model.safetensors), vocabulary V
                                        FAMILY: gpt2 | opt | opt-postln (OPT-350m style: post-LN, project_in/out)
   tiny_models.py generate DIR IDS N    greedy generation without a KV cache; prints JSON
   tiny_models.py shard DIR             split DIR/model.safetensors into two shards with an index file
@@ -17,14 +17,14 @@ import torch
 VOCAB = 1000  # deliberately not a multiple of 128 x tp: exercises the padded vocabulary
 
 
-def config_for(family):
+def config_for(family, vocab=VOCAB):
     if family == "gpt2":
         return {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "n_inner": None, "n_positions": 128,
-                "vocab_size": VOCAB, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new",
-                "eos_token_id": VOCAB - 1}
+                "vocab_size": vocab, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new",
+                "eos_token_id": vocab - 1}
     post = family == "opt-postln"
     return {"model_type": "opt", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "ffn_dim": 256,
-            "max_position_embeddings": 128, "vocab_size": VOCAB, "do_layer_norm_before": not post,
+            "max_position_embeddings": 128, "vocab_size": vocab, "do_layer_norm_before": not post,
             "word_embed_proj_dim": 32 if post else 64, "activation_function": "relu", "enable_bias": True,
             "bos_token_id": 2, "eos_token_id": 2, "pad_token_id": 1}
 
@@ -161,7 +161,7 @@ def opt_forward(cfg, w, ids):
 def main(argv):
     if len(argv) >= 3 and argv[0] == "make":
         family, folder = argv[1], argv[2]
-        cfg = config_for(family)
+        cfg = config_for(family, int(argv[3]) if len(argv) > 3 else VOCAB)
         gen = torch.Generator().manual_seed(1234 + len(family))
         with open(f"{folder}/config.json", "w") as f:
             json.dump(cfg, f, indent=1)

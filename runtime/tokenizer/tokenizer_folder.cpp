@@ -1,0 +1,32 @@
+#include "runtime/tokenizer/tokenizer_folder.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <filesystem>
+#include <vector>
+
+#include "runtime/core/error.h"
+
+namespace rankserve::runtime {
+
+BpeTokenizer load_tokenizer_folder(const std::string& folder) {
+  namespace fs = std::filesystem;
+  const fs::path dir(folder);
+  if (fs::exists(dir / "tokenizer.json")) return BpeTokenizer::from_tokenizer_json((dir / "tokenizer.json").string());
+  const std::string vocab = (dir / "vocab.json").string(), merges = (dir / "merges.txt").string();
+  if (!fs::exists(vocab) || !fs::exists(merges)) {
+    throw Error(ErrorCode::load, fmt::format("tokenizer: {} has neither tokenizer.json nor vocab.json + merges.txt "
+                                             "(pass --tokenizer FOLDER)", folder));
+  }
+  // vocab.json does not say which tokens are special: match the usual ones that it contains.
+  BpeTokenizer plain = BpeTokenizer::from_files(vocab, merges);
+  std::vector<std::string> specials;
+  for (const char* token : {"<|endoftext|>", "</s>", "<s>", "<pad>", "<unk>"}) {
+    if (plain.token_id(token)) specials.emplace_back(token);
+  }
+  if (specials.empty()) return plain;
+  return BpeTokenizer::from_files(vocab, merges, specials);
+}
+
+}  // namespace rankserve::runtime
