@@ -16,52 +16,36 @@
 
 namespace rankserve::launcher {
 
-std::vector<int32_t> parse_prompt_ids(const std::string& text) {
-  std::vector<int32_t> ids;
+std::vector<std::vector<int32_t>> parse_prompt_ids(const std::string& text) {
+  std::vector<std::vector<int32_t>> prompts(1);
   size_t start = 0;
   while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    std::string_view item = std::string_view(text).substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const size_t end = text.find_first_of(",;", start);
+    std::string_view item = std::string_view(text).substr(start, end == std::string::npos ? std::string::npos : end - start);
     int32_t id = 0;
-    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
-    if (item.empty() || ec != std::errc() || end != item.data() + item.size() || id < 0) {
+    auto [last, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
+    if (item.empty() || ec != std::errc() || last != item.data() + item.size() || id < 0) {
       throw Error(ErrorCode::usage, fmt::format("options: --prompt-ids={} has '{}', not a token id", text, item));
     }
-    ids.push_back(id);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
+    prompts.back().push_back(id);
+    if (end == std::string::npos) break;
+    if (text[end] == ';') prompts.emplace_back();
+    start = end + 1;
   }
-  return ids;
+  return prompts;
 }
 
-void run_generate(const Options& options, const runtime::ProcessGroups& groups, int global_rank) {
-  std::optional<runtime::BpeTokenizer> tokenizer;
-  std::vector<int32_t> prompt;
-  if (!options.prompt.empty()) {
-    tokenizer = runtime::load_tokenizer_folder(options.tokenizer.empty() ? options.model_path : options.tokenizer);
-    prompt = tokenizer->encode(options.prompt);
-  } else {
-    prompt = parse_prompt_ids(options.prompt_ids);
-  }
-  const auto start = std::chrono::steady_clock::now();
-  runtime::EngineOptions engine_options;
-  engine_options.model_path = options.model_path;
-  engine_options.seed = options.seed;
-  auto engine = runtime::Engine::load(engine_options, groups);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log::info("loaded {} ({}): shard {:.1f} MB, read {:.1f} MB from files in {:.2f} s ({:.2f} GB/s)", options.model_path,
-            runtime::describe(engine->config()), engine->weight_bytes() / 1e6, engine->bytes_read() / 1e6, seconds,
-            engine->bytes_read() / 1e9 / std::max(seconds, 1e-9));
-  if (tokenizer && engine->config().bos_token_id >= 0) prompt.insert(prompt.begin(), engine->config().bos_token_id);
-  const runtime::Generation result = engine->generate_greedy(prompt, options.max_tokens, !options.no_kv_cache);
-  groups.world->barrier();
-  if (global_rank != 0) return;
+namespace {
+
+// Rank 0: one line per prompt, text or JSON.
+void print_result(const Options& options, const runtime::BpeTokenizer* tokenizer, const runtime::ModelConfig& config,
+                  const std::vector<int32_t>& prompt, const runtime::Generation& result) {
   // Text: the prompt and its continuation, special tokens (BOS, EOS) left out, as the examples print it.
   std::string text;
   if (tokenizer) {
     std::vector<int32_t> shown;
     for (int32_t id : result.ids) {
-      if (id != engine->config().eos_token_id) shown.push_back(id);
+      if (id != config.eos_token_id) shown.push_back(id);
     }
     text = options.prompt + tokenizer->decode(shown);
   }
@@ -82,5 +66,35 @@ void run_generate(const Options& options, const runtime::ProcessGroups& groups, 
   }
   std::fflush(stdout);
 }
+
+}  // namespace
+
+void run_generate(const Options& options, const runtime::ProcessGroups& groups, int global_rank) {
+  std::optional<runtime::BpeTokenizer> tokenizer;
+  std::vector<std::vector<int32_t>> prompts;
+  if (!options.prompt.empty()) {
+    tokenizer = runtime::load_tokenizer_folder(options.tokenizer.empty() ? options.model_path : options.tokenizer);
+    prompts.push_back(tokenizer->encode(options.prompt));
+  } else {
+    prompts = parse_prompt_ids(options.prompt_ids);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  runtime::EngineOptions engine_options;
+  engine_options.model_path = options.model_path;
+  engine_options.seed = options.seed;
+  auto engine = runtime::Engine::load(engine_options, groups);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log::info("loaded {} ({}): shard {:.1f} MB, read {:.1f} MB from files in {:.2f} s ({:.2f} GB/s)", options.model_path,
+            runtime::describe(engine->config()), engine->weight_bytes() / 1e6, engine->bytes_read() / 1e6, seconds,
+            engine->bytes_read() / 1e9 / std::max(seconds, 1e-9));
+  if (tokenizer && engine->config().bos_token_id >= 0) prompts[0].insert(prompts[0].begin(), engine->config().bos_token_id);
+  const auto results = engine->generate_greedy(prompts, options.max_tokens, !options.no_kv_cache);
+  groups.world->barrier();
+  if (global_rank != 0) return;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    print_result(options, tokenizer ? &*tokenizer : nullptr, engine->config(), prompts[i], results[i]);
+  }
+}
+
 
 }  // namespace rankserve::launcher

@@ -41,47 +41,74 @@ const ModelConfig& Engine::config() const { return impl_->model->config(); }
 uint64_t Engine::weight_bytes() const { return impl_->model->weight_bytes(); }
 uint64_t Engine::bytes_read() const { return impl_->source->bytes_read(); }
 
-Generation Engine::generate_greedy(std::span<const int32_t> prompt, int max_new_tokens, bool use_kv_cache) {
+std::vector<Generation> Engine::generate_greedy(const std::vector<std::vector<int32_t>>& prompts, int max_new_tokens,
+                                                bool use_kv_cache) {
   GptModel& model = *impl_->model;
   const int64_t limit = impl_->max_context;
-  if (prompt.empty()) throw Error(ErrorCode::usage, "generate: the prompt is empty");
-  if (static_cast<int64_t>(prompt.size()) >= limit) {
-    throw Error(ErrorCode::usage, fmt::format("generate: the prompt has {} tokens; the model's context is {}", prompt.size(), limit));
-  }
-  for (int32_t id : prompt) {
-    if (id < 0 || id >= model.config().vocab_size) {
-      throw Error(ErrorCode::usage, fmt::format("generate: token id {} is outside the vocabulary of {}", id, model.config().vocab_size));
+  struct Active {
+    size_t index;
+    std::vector<int32_t> sequence;  // prompt and generated tokens
+    std::vector<int32_t> step;      // tokens to run next
+    KvCache cache;
+    int64_t capacity = 0;           // tokens the cache holds: prompt + max_new_tokens, within the context
+  };
+  std::vector<Active> active;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto& prompt = prompts[i];
+    if (prompt.empty()) throw Error(ErrorCode::usage, fmt::format("generate: prompt {} is empty", i));
+    if (static_cast<int64_t>(prompt.size()) >= limit) {
+      throw Error(ErrorCode::usage, fmt::format("generate: prompt {} has {} tokens; the model's context is {}", i, prompt.size(), limit));
     }
-  }
-  Generation out;
-  std::vector<int32_t> sequence(prompt.begin(), prompt.end());
-  KvCache cache = model.new_cache(limit);
-  std::vector<int32_t> step(prompt.begin(), prompt.end());
-  while (static_cast<int>(out.ids.size()) < max_new_tokens && static_cast<int64_t>(sequence.size()) < limit) {
-    if (!use_kv_cache) {
-      cache = model.new_cache(limit);
-      step = sequence;
+    for (int32_t id : prompt) {
+      if (id < 0 || id >= model.config().vocab_size) {
+        throw Error(ErrorCode::usage, fmt::format("generate: token id {} is outside the vocabulary of {}", id, model.config().vocab_size));
+      }
     }
-    at::Tensor logits = model.forward(step, cache);
-    // The last stage's TP rank 0 decides, so every rank continues with the same token whatever the rounding.
-    struct {
-      int32_t token = 0;
-      float logprob = 0;
-    } choice;
+    const int64_t capacity = std::min<int64_t>(limit, static_cast<int64_t>(prompt.size()) + max_new_tokens);
+    active.push_back({i, prompt, prompt, model.new_cache(capacity), capacity});
+  }
+
+  std::vector<Generation> out(prompts.size());
+  struct Choice {
+    int32_t token = 0;
+    float logprob = 0;
+  };
+  while (!active.empty()) {
+    std::vector<SequenceStep> batch;
+    for (Active& a : active) {
+      if (!use_kv_cache) {
+        a.cache.length = 0;
+        a.step = a.sequence;
+      }
+      batch.push_back({a.step, &a.cache});
+    }
+    at::Tensor logits = model.forward(batch);
+    // The last stage's TP rank 0 decides, so every rank continues with the same tokens whatever the rounding.
+    std::vector<Choice> choices(active.size());
     if (model.is_last_stage()) {
-      at::Tensor logprobs = at::log_softmax(logits.select(0, static_cast<int64_t>(step.size()) - 1), -1);
-      choice.token = static_cast<int32_t>(logprobs.argmax().item<int64_t>());
-      choice.logprob = logprobs[choice.token].item<float>();
+      at::Tensor logprobs = at::log_softmax(logits, -1);
+      at::Tensor best = logprobs.argmax(-1);
+      for (size_t b = 0; b < active.size(); ++b) {
+        choices[b].token = static_cast<int32_t>(best[static_cast<int64_t>(b)].item<int64_t>());
+        choices[b].logprob = logprobs[static_cast<int64_t>(b)][choices[b].token].item<float>();
+      }
     }
-    auto bytes = std::as_writable_bytes(std::span(&choice, 1));
+    auto bytes = std::as_writable_bytes(std::span(choices));
     impl_->tp->broadcast(bytes, 0);
     impl_->pp->broadcast(bytes, impl_->pp->size() - 1);
-    const int32_t token = choice.token;
-    out.ids.push_back(token);
-    out.logprobs.push_back(choice.logprob);
-    sequence.push_back(token);
-    step = {token};
-    if (token == model.config().eos_token_id) break;
+    std::vector<Active> still;
+    for (size_t b = 0; b < active.size(); ++b) {
+      Active& a = active[b];
+      Generation& g = out[a.index];
+      g.ids.push_back(choices[b].token);
+      g.logprobs.push_back(choices[b].logprob);
+      a.sequence.push_back(choices[b].token);
+      a.step = {choices[b].token};
+      const bool done = choices[b].token == model.config().eos_token_id || static_cast<int>(g.ids.size()) >= max_new_tokens ||
+                        static_cast<int64_t>(a.sequence.size()) >= a.capacity;
+      if (!done) still.push_back(std::move(a));
+    }
+    active = std::move(still);
   }
   return out;
 }

@@ -35,9 +35,11 @@ class Engine {
   uint64_t weight_bytes() const;   // this rank's shard
   uint64_t bytes_read() const;     // from the checkpoint files
 
-  // Greedy decoding of up to `max_new_tokens` after `prompt`, stopping at EOS. Collective over the
+  // Greedy decoding of up to `max_new_tokens` after each prompt, stopping at EOS. Collective over the
   // model copy (TP and PP groups); every rank returns the same result. `use_kv_cache` false recomputes the whole sequence every step (for checking the cache).
-  Generation generate_greedy(std::span<const int32_t> prompt, int max_new_tokens, bool use_kv_cache);
+  // Prompts of different lengths run as one batch; a sequence leaves the batch when it is done.
+  std::vector<Generation> generate_greedy(const std::vector<std::vector<int32_t>>& prompts, int max_new_tokens,
+                                          bool use_kv_cache);
 
  private:
   struct Impl;

@@ -174,34 +174,48 @@ at::Tensor GptModel::all_reduce(at::Tensor x) {
   return x;
 }
 
-at::Tensor GptModel::embed(const std::vector<int32_t>& ids, int64_t past) {
-  const int64_t n = static_cast<int64_t>(ids.size());
-  at::Tensor tokens = at::from_blob(const_cast<int32_t*>(ids.data()), {n}, at::kInt).to(at::kLong);
+at::Tensor GptModel::embed(std::span<const SequenceStep> batch, int64_t num_tokens) {
+  std::vector<int64_t> tokens, positions;
+  tokens.reserve(static_cast<size_t>(num_tokens));
+  positions.reserve(static_cast<size_t>(num_tokens));
+  for (const SequenceStep& s : batch) {
+    for (size_t i = 0; i < s.ids.size(); ++i) {
+      tokens.push_back(s.ids[i]);
+      positions.push_back(s.cache->length + static_cast<int64_t>(i) + config_.position_offset);
+    }
+  }
   const int64_t rows = word_embeddings_.size(0), start = shard_.tp_rank * rows;
-  at::Tensor local = tokens.sub(start);
+  at::Tensor local = at::tensor(tokens, at::kLong).sub(start);
   at::Tensor mine = local.ge(0).logical_and(local.lt(rows));
   at::Tensor x = at::embedding(word_embeddings_, local.clamp(0, rows - 1)).mul(mine.unsqueeze(1).to(at::kFloat));
   x = all_reduce(x);
   if (project_in_.defined()) x = at::linear(x, project_in_);
-  at::Tensor positions = at::arange(past, past + n, at::kLong).add(config_.position_offset);
-  return x.add(at::embedding(position_embeddings_, positions));
+  return x.add(at::embedding(position_embeddings_, at::tensor(positions, at::kLong)));
 }
 
-at::Tensor GptModel::attention(const LayerWeights& w, const at::Tensor& x, at::Tensor& k_cache, at::Tensor& v_cache, int64_t past) {
-  const int64_t n = x.size(0), d = config_.head_dim();
+at::Tensor GptModel::attention(const LayerWeights& w, const at::Tensor& x, std::span<const SequenceStep> batch, size_t layer) {
+  const int64_t d = config_.head_dim();
   auto qkv = at::linear(x, w.qkv_w, w.qkv_b).chunk(3, -1);
-  at::Tensor q = qkv[0].reshape({n, local_heads_, d}).transpose(0, 1);  // [heads, n, d]
-  k_cache.narrow(0, past, n).copy_(qkv[1].reshape({n, local_heads_, d}));
-  v_cache.narrow(0, past, n).copy_(qkv[2].reshape({n, local_heads_, d}));
-  const int64_t total = past + n;
-  at::Tensor k = k_cache.narrow(0, 0, total).permute({1, 2, 0});    // [heads, d, total]
-  at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1);       // [heads, total, d]
-  at::Tensor scores = at::matmul(q, k).mul(1.0 / std::sqrt(static_cast<double>(d)));
-  if (n > 1) {  // causal: query i (position past + i) sees keys up to past + i
-    at::Tensor future = at::arange(total, at::kLong).unsqueeze(0).gt(at::arange(past, total, at::kLong).unsqueeze(1));
-    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  std::vector<at::Tensor> contexts;
+  int64_t offset = 0;
+  for (const SequenceStep& s : batch) {
+    const int64_t n = static_cast<int64_t>(s.ids.size()), past = s.cache->length, total = past + n;
+    at::Tensor& k_cache = s.cache->k[layer];
+    at::Tensor& v_cache = s.cache->v[layer];
+    at::Tensor q = qkv[0].narrow(0, offset, n).reshape({n, local_heads_, d}).transpose(0, 1);  // [heads, n, d]
+    k_cache.narrow(0, past, n).copy_(qkv[1].narrow(0, offset, n).reshape({n, local_heads_, d}));
+    v_cache.narrow(0, past, n).copy_(qkv[2].narrow(0, offset, n).reshape({n, local_heads_, d}));
+    at::Tensor k = k_cache.narrow(0, 0, total).permute({1, 2, 0});  // [heads, d, total]
+    at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1);     // [heads, total, d]
+    at::Tensor scores = at::matmul(q, k).mul(1.0 / std::sqrt(static_cast<double>(d)));
+    if (n > 1) {  // causal: query i (position past + i) sees keys up to past + i
+      at::Tensor future = at::arange(total, at::kLong).unsqueeze(0).gt(at::arange(past, total, at::kLong).unsqueeze(1));
+      scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+    }
+    contexts.push_back(at::matmul(at::softmax(scores, -1), v).transpose(0, 1).reshape({n, local_heads_ * d}));
+    offset += n;
   }
-  at::Tensor context = at::matmul(at::softmax(scores, -1), v).transpose(0, 1).reshape({n, local_heads_ * d});
+  at::Tensor context = contexts.size() == 1 ? contexts[0] : at::cat(contexts, 0);
   return all_reduce(at::linear(context, w.out_w)).add(w.out_b);
 }
 
@@ -219,38 +233,46 @@ at::Tensor GptModel::logits(const at::Tensor& hidden) {
   return gathered.permute({1, 0, 2}).reshape({local.size(0), -1}).narrow(1, 0, config_.vocab_size);
 }
 
-at::Tensor GptModel::run_layers(at::Tensor x, KvCache& cache) {
+at::Tensor GptModel::run_layers(at::Tensor x, std::span<const SequenceStep> batch) {
   const double eps = config_.layernorm_epsilon;
   const int64_t H = config_.hidden_size;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerWeights& w = layers_[i];
     if (config_.pre_layer_norm) {
-      x = x.add(attention(w, at::layer_norm(x, {H}, w.ln1_w, w.ln1_b, eps), cache.k[i], cache.v[i], cache.length));
+      x = x.add(attention(w, at::layer_norm(x, {H}, w.ln1_w, w.ln1_b, eps), batch, i));
       x = x.add(mlp(w, at::layer_norm(x, {H}, w.ln2_w, w.ln2_b, eps)));
     } else {  // OPT-350m: layer norm after each residual add
-      x = at::layer_norm(x.add(attention(w, x, cache.k[i], cache.v[i], cache.length)), {H}, w.ln1_w, w.ln1_b, eps);
+      x = at::layer_norm(x.add(attention(w, x, batch, i)), {H}, w.ln1_w, w.ln1_b, eps);
       x = at::layer_norm(x.add(mlp(w, x)), {H}, w.ln2_w, w.ln2_b, eps);
     }
   }
   return x;
 }
 
-at::Tensor GptModel::forward(const std::vector<int32_t>& ids, KvCache& cache) {
-  const int64_t n = static_cast<int64_t>(ids.size());
-  if (cache.k.empty() || cache.length + n > cache.k[0].size(0)) {
-    throw Error(ErrorCode::usage, fmt::format("generate: {} tokens exceed the cache of {} tokens", cache.length + n,
-                                              cache.k.empty() ? 0 : cache.k[0].size(0)));
+at::Tensor GptModel::forward(std::span<const SequenceStep> batch) {
+  int64_t num_tokens = 0;
+  std::vector<int64_t> last_rows;
+  for (const SequenceStep& s : batch) {
+    const int64_t n = static_cast<int64_t>(s.ids.size());
+    RANKSERVE_CHECK(n > 0 && s.cache != nullptr, "empty sequence step");
+    if (s.cache->k.empty() || s.cache->length + n > s.cache->k[0].size(0)) {
+      throw Error(ErrorCode::usage, fmt::format("generate: {} tokens exceed the cache of {} tokens", s.cache->length + n,
+                                                s.cache->k.empty() ? 0 : s.cache->k[0].size(0)));
+    }
+    num_tokens += n;
+    last_rows.push_back(num_tokens - 1);
   }
-  at::Tensor x = shard_.pp_rank == 0 ? embed(ids, cache.length) : at::empty({n, config_.hidden_size}, at::kFloat);
+  at::Tensor x = shard_.pp_rank == 0 ? embed(batch, num_tokens) : at::empty({num_tokens, config_.hidden_size}, at::kFloat);
   // Stage s runs its layers, then hands the activations to stage s + 1 (a broadcast over the PP group).
   for (int stage = 0; stage < shard_.pp_size; ++stage) {
-    if (stage == shard_.pp_rank) x = run_layers(x, cache).contiguous();
+    if (stage == shard_.pp_rank) x = run_layers(x, batch).contiguous();
     if (stage + 1 < shard_.pp_size) {
       pp_.broadcast(std::as_writable_bytes(std::span<float>(x.data_ptr<float>(), static_cast<size_t>(x.numel()))), stage);
     }
   }
-  cache.length += n;
+  for (const SequenceStep& s : batch) s.cache->length += static_cast<int64_t>(s.ids.size());
   if (!is_last_stage()) return {};
+  x = x.index_select(0, at::tensor(last_rows, at::kLong));
   if (ln_f_w_.defined()) x = at::layer_norm(x, {config_.hidden_size}, ln_f_w_, ln_f_b_, config_.layernorm_epsilon);
   if (project_out_.defined()) x = at::linear(x, project_out_);
   return logits(x);

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include <span>
 #include <vector>
 
 #include "runtime/dist/communicator.h"
@@ -31,6 +32,13 @@ struct KvCache {
   int64_t length = 0;  // tokens stored
 };
 
+// One sequence's part of a batched step: its new tokens and its cache (positions continue from
+// cache->length). Sequences of any lengths share a step; each keeps its own cache.
+struct SequenceStep {
+  std::span<const int32_t> ids;
+  KvCache* cache = nullptr;
+};
+
 class GptModel {
  public:
   // Reads only this rank's slices. Throws Error(load) naming the tensor on a missing or misshapen one.
@@ -42,20 +50,21 @@ class GptModel {
 
   bool is_last_stage() const { return shard_.pp_rank == shard_.pp_size - 1; }
 
-  // Runs `ids` (positions cache.length ...) through the model, appends to the cache, and returns
-  // the full-vocabulary logits [ids.size(), vocab_size] (float32) on the last stage, an undefined
-  // tensor on the others. Every rank of the model copy calls with the same ids.
-  at::Tensor forward(const std::vector<int32_t>& ids, KvCache& cache);
+  // Runs every sequence's new tokens through the model (one flat batch of tokens for the matrix
+  // products, attention per sequence), appends to each cache, and returns the full-vocabulary logits
+  // of each sequence's last token [batch.size(), vocab_size] (float32) on the last stage, an
+  // undefined tensor on the others. Every rank of the model copy calls with the same batch.
+  at::Tensor forward(std::span<const SequenceStep> batch);
 
   uint64_t weight_bytes() const { return weight_bytes_; }
 
  private:
-  at::Tensor embed(const std::vector<int32_t>& ids, int64_t first_position);
-  at::Tensor attention(const LayerWeights& w, const at::Tensor& x, at::Tensor& k_cache, at::Tensor& v_cache, int64_t past);
+  at::Tensor embed(std::span<const SequenceStep> batch, int64_t num_tokens);
+  at::Tensor attention(const LayerWeights& w, const at::Tensor& x, std::span<const SequenceStep> batch, size_t layer);
   at::Tensor mlp(const LayerWeights& w, const at::Tensor& x);
   at::Tensor all_reduce(at::Tensor x);
   at::Tensor logits(const at::Tensor& hidden);
-  at::Tensor run_layers(at::Tensor x, KvCache& cache);
+  at::Tensor run_layers(at::Tensor x, std::span<const SequenceStep> batch);
 
   ModelConfig config_;
   ShardSpec shard_;

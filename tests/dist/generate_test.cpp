@@ -175,3 +175,24 @@ TEST_CASE("a text prompt is tokenized like GPT-2's encoder and the continuation 
     fs::remove_all(model);
   }
 }
+
+TEST_CASE("a batch of prompts of different lengths equals the same prompts run one by one") {
+  const std::string model = make_model("opt-postln");
+  const std::vector<std::string> prompts{"5,17,300,42", "7,8", "100,200,300,400,500,600,700"};
+  auto batch = run(fmt::format("{} generate --gpus 4 --tp 2 --pp 2 --model-path {} --prompt-ids '{};{};{}' --max-tokens 8 "
+                               "--json --log-level warn --timeout 60", kBin, model, prompts[0], prompts[1], prompts[2]), 120s);
+  INFO(batch.output);
+  REQUIRE(batch.code == 0);
+  std::vector<Output> lines;
+  for (size_t at = batch.output.find("{\""); at != std::string::npos; at = batch.output.find("{\"", at + 1)) {
+    lines.push_back(parse(batch.output.substr(at, batch.output.find('\n', at) - at)));
+  }
+  REQUIRE(lines.size() == prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto alone = run(fmt::format("{} generate --gpus 1 --model-path {} --prompt-ids {} --max-tokens 8 --json --log-level warn",
+                                 kBin, model, prompts[i]), 120s);
+    REQUIRE_MESSAGE(alone.code == 0, alone.output);
+    check_close(lines[i], parse(alone.output), 1e-4);
+  }
+  fs::remove_all(model);
+}
