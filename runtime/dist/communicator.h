@@ -36,6 +36,13 @@ struct ProcessGroups {
   Communicator& get(GroupKind kind) const;
 };
 
+// A group of one process (this rank alone): collectives return their input. For single-process
+// tools (benchmarks) and the groups of size 1.
+std::unique_ptr<Communicator> make_self_communicator(std::string name, int global_rank);
+
+// World, TP, PP and DP groups of a one-process job.
+ProcessGroups make_self_groups();
+
 // Start-up check: all-reduces (global rank + 1) over each group and compares with the exact sum.
 // Every rank calls. Throws Error(runtime) naming the group, the expected and the received value.
 void check_groups(const ProcessGroups& groups, int global_rank);

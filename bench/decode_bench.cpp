@@ -1,0 +1,76 @@
+// Decode throughput of one rank on this machine, against the memory-bandwidth bound measured in
+// the same run: every decode step reads all weights once, so tokens/s <= bandwidth / weight bytes
+// at batch 1. Prints ratios, never pass/fail. Usage: decode_bench [random/125M] [new tokens]
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <string>
+
+#include "runtime/dist/communicator.h"
+#include "runtime/engine.h"
+
+using namespace rankserve::runtime;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// Best of several full reads of a buffer much larger than the caches, in bytes per second.
+double read_bandwidth(uint64_t bytes) {
+  at::Tensor buffer = at::ones({static_cast<int64_t>(bytes / 4)}, at::kFloat);
+  double best = 0;
+  for (int i = 0; i < 5; ++i) {
+    const auto start = Clock::now();
+    volatile float sink = buffer.sum().item<float>();
+    (void)sink;
+    best = std::max(best, static_cast<double>(bytes) / seconds_since(start));
+  }
+  return best;
+}
+
+// Seconds per decode step at `batch`: a run of 1 token (prefill only) subtracted from a run of 1 + n.
+double decode_step_seconds(Engine& engine, int batch, int n) {
+  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch));
+  for (int b = 0; b < batch; ++b)
+    for (int i = 0; i < 8; ++i) prompts[static_cast<size_t>(b)].push_back(100 + 37 * b + i);
+  engine.generate_greedy(prompts, 2, true);  // warm-up
+  auto start = Clock::now();
+  engine.generate_greedy(prompts, 1, true);
+  const double prefill = seconds_since(start);
+  start = Clock::now();
+  auto results = engine.generate_greedy(prompts, 1 + n, true);
+  const double total = seconds_since(start);
+  for (const auto& r : results) {
+    if (static_cast<int>(r.ids.size()) != 1 + n) fmt::print("note: a sequence stopped at EOS after {} tokens\n", r.ids.size());
+  }
+  return (total - prefill) / n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string model = argc > 1 ? argv[1] : "random/125M";
+  const int n = argc > 2 ? std::stoi(argv[2]) : 32;
+  fmt::print("decode_bench: {} on {} threads, {} decode steps per batch size\n", model, at::get_num_threads(), n);
+  const double bandwidth = read_bandwidth(uint64_t{1} << 30);
+  fmt::print("memory read bandwidth: {:.2f} GB/s (best of 5 reads of 1 GiB)\n", bandwidth / 1e9);
+
+  ProcessGroups groups = make_self_groups();
+  const auto start = Clock::now();
+  auto engine = Engine::load(EngineOptions{model, 0, 0}, groups);
+  fmt::print("loaded in {:.2f} s: {:.1f} MB of weights (fp32)\n", seconds_since(start), engine->weight_bytes() / 1e6);
+
+  const double bound = bandwidth / static_cast<double>(engine->weight_bytes());  // steps per second
+  double batch1 = 0;
+  for (int batch : {1, 8, 32}) {
+    const double step = decode_step_seconds(*engine, batch, n);
+    const double tokens_per_s = batch / step;
+    if (batch == 1) batch1 = tokens_per_s;
+    fmt::print("batch {:>2}: {:8.1f} tokens/s ({:6.1f} ms/step); {:.2f} of the bandwidth bound ({:.1f} steps/s); "
+               "{:.2f}x batch 1\n", batch, tokens_per_s, step * 1e3, (1.0 / step) / bound, bound, tokens_per_s / batch1);
+  }
+  return 0;
+}
