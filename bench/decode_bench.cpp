@@ -33,15 +33,19 @@ double read_bandwidth(uint64_t bytes) {
 
 // Seconds per decode step at `batch`: a run of 1 token (prefill only) subtracted from a run of 1 + n.
 double decode_step_seconds(Engine& engine, int batch, int n) {
-  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch));
+  std::vector<GenerationRequest> requests(static_cast<size_t>(batch));
   for (int b = 0; b < batch; ++b)
-    for (int i = 0; i < 8; ++i) prompts[static_cast<size_t>(b)].push_back(100 + 37 * b + i);
-  engine.generate_greedy(prompts, 2, true);  // warm-up
+    for (int i = 0; i < 8; ++i) requests[static_cast<size_t>(b)].prompt.push_back(100 + 37 * b + i);
+  auto run = [&](int tokens) {
+    for (auto& r : requests) r.max_new_tokens = tokens;
+    return engine.generate(requests, true);
+  };
+  run(2);  // warm-up
   auto start = Clock::now();
-  engine.generate_greedy(prompts, 1, true);
+  run(1);
   const double prefill = seconds_since(start);
   start = Clock::now();
-  auto results = engine.generate_greedy(prompts, 1 + n, true);
+  auto results = run(1 + n);
   const double total = seconds_since(start);
   for (const auto& r : results) {
     if (static_cast<int>(r.ids.size()) != 1 + n) fmt::print("note: a sequence stopped at EOS after {} tokens\n", r.ids.size());

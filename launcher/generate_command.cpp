@@ -81,14 +81,20 @@ void run_generate(const Options& options, const runtime::ProcessGroups& groups, 
   const auto start = std::chrono::steady_clock::now();
   runtime::EngineOptions engine_options;
   engine_options.model_path = options.model_path;
-  engine_options.seed = options.seed;
+  engine_options.seed = options.weights_seed;
   auto engine = runtime::Engine::load(engine_options, groups);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log::info("loaded {} ({}): shard {:.1f} MB, read {:.1f} MB from files in {:.2f} s ({:.2f} GB/s)", options.model_path,
             runtime::describe(engine->config()), engine->weight_bytes() / 1e6, engine->bytes_read() / 1e6, seconds,
             engine->bytes_read() / 1e9 / std::max(seconds, 1e-9));
   if (tokenizer && engine->config().bos_token_id >= 0) prompts[0].insert(prompts[0].begin(), engine->config().bos_token_id);
-  const auto results = engine->generate_greedy(prompts, options.max_tokens, !options.no_kv_cache);
+  std::vector<runtime::GenerationRequest> requests;
+  for (const auto& prompt : prompts) {
+    runtime::SamplingParams sampling{!options.sample, options.temperature, options.top_k, options.top_p,
+                                     options.repetition_penalty, options.min_length, options.seed};
+    requests.push_back({prompt, options.max_tokens, sampling});
+  }
+  const auto results = engine->generate(requests, !options.no_kv_cache);
   groups.world->barrier();
   if (global_rank != 0) return;
   for (size_t i = 0; i < prompts.size(); ++i) {

@@ -70,7 +70,16 @@ void describe(Description& d, Options& o) {
     ("max-tokens", po::value<int>(&o.max_tokens)->default_value(o.max_tokens), "generate: most tokens to generate.")
     ("json", po::bool_switch(&o.json), "generate: print JSON with the prompt ids, generated ids and log-probabilities.")
     ("no-kv-cache", po::bool_switch(&o.no_kv_cache), "generate: recompute the whole sequence at every step.")
-    ("seed", po::value<uint64_t>(&o.seed)->default_value(o.seed), "Seed of random/<size> weights.")
+    ("weights-seed", po::value<uint64_t>(&o.weights_seed)->default_value(o.weights_seed), "Seed of random/<size> weights.")
+    ("sample", po::bool_switch(&o.sample), "generate: sample the next token instead of taking the most likely one.")
+    ("temperature", po::value<float>(&o.temperature)->default_value(o.temperature), "generate --sample: logits divided by this (> 0).")
+    ("top-k", po::value<int>(&o.top_k)->default_value(o.top_k), "generate --sample: keep the k most likely tokens (0: all).")
+    ("top-p", po::value<float>(&o.top_p)->default_value(o.top_p),
+     "generate --sample: keep the most likely tokens whose probability mass reaches p, in (0, 1].")
+    ("repetition-penalty", po::value<float>(&o.repetition_penalty)->default_value(o.repetition_penalty),
+     "generate: > 1 makes tokens already in the sequence less likely (1: off).")
+    ("min-length", po::value<int>(&o.min_length)->default_value(o.min_length), "generate: no EOS before this many new tokens.")
+    ("seed", po::value<uint64_t>(&o.seed)->default_value(o.seed), "generate --sample: the same seed gives the same tokens.")
     ("dry-run", po::bool_switch(&o.dry_run), "Print the resolved options and topology, then exit.")
     ("log-level", po::value<std::string>(&o.log_level)->default_value(o.log_level), "debug, info, warn or error.")
     ("log-json", po::bool_switch(&o.log_json), "Log one JSON object per line.")

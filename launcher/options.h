@@ -38,7 +38,14 @@ struct Options {
   int max_tokens = 16;
   bool json = false;
   bool no_kv_cache = false;        // recompute the whole sequence each step (checks the KV cache)
-  uint64_t seed = 0;
+  uint64_t weights_seed = 0;       // random/<size> weights
+  bool sample = false;             // sample instead of greedy decoding
+  float temperature = 1.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  float repetition_penalty = 1.0f;
+  int min_length = 0;
+  uint64_t seed = 0;               // sampling seed
 
   bool dry_run = false;
   std::string log_level = "info";

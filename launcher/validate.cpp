@@ -21,6 +21,11 @@ void check_options(const Options& o, std::vector<Problem>& out) {
       usage("options: --prompt with a random/<size> model needs --tokenizer FOLDER (vocab.json + merges.txt)");
     }
     if (o.max_tokens < 1) usage(fmt::format("options: --max-tokens={} must be at least 1", o.max_tokens));
+    if (!(o.temperature > 0)) usage(fmt::format("options: --temperature={} must be > 0", o.temperature));
+    if (o.top_k < 0) usage(fmt::format("options: --top-k={} must be >= 0", o.top_k));
+    if (!(o.top_p > 0 && o.top_p <= 1)) usage(fmt::format("options: --top-p={} must be in (0, 1]", o.top_p));
+    if (!(o.repetition_penalty > 0)) usage(fmt::format("options: --repetition-penalty={} must be > 0", o.repetition_penalty));
+    if (o.min_length < 0) usage(fmt::format("options: --min-length={} must be >= 0", o.min_length));
   }
   if (o.tp_size < 1) usage(fmt::format("options: --tp={} must be at least 1", o.tp_size));
   if (o.pp_size < 1) usage(fmt::format("options: --pp={} must be at least 1", o.pp_size));

@@ -4,6 +4,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/model/gpt_model.h"
+#include "runtime/model/sampler.h"
 
 namespace rankserve::runtime {
 
@@ -41,8 +42,7 @@ const ModelConfig& Engine::config() const { return impl_->model->config(); }
 uint64_t Engine::weight_bytes() const { return impl_->model->weight_bytes(); }
 uint64_t Engine::bytes_read() const { return impl_->source->bytes_read(); }
 
-std::vector<Generation> Engine::generate_greedy(const std::vector<std::vector<int32_t>>& prompts, int max_new_tokens,
-                                                bool use_kv_cache) {
+std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache) {
   GptModel& model = *impl_->model;
   const int64_t limit = impl_->max_context;
   struct Active {
@@ -51,10 +51,13 @@ std::vector<Generation> Engine::generate_greedy(const std::vector<std::vector<in
     std::vector<int32_t> step;      // tokens to run next
     KvCache cache;
     int64_t capacity = 0;           // tokens the cache holds: prompt + max_new_tokens, within the context
+    int max_new_tokens = 0;
+    Sampler sampler;
   };
   std::vector<Active> active;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    const auto& prompt = prompts[i];
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto& prompt = requests[i].prompt;
+    const int max_new_tokens = requests[i].max_new_tokens;
     if (prompt.empty()) throw Error(ErrorCode::usage, fmt::format("generate: prompt {} is empty", i));
     if (static_cast<int64_t>(prompt.size()) >= limit) {
       throw Error(ErrorCode::usage, fmt::format("generate: prompt {} has {} tokens; the model's context is {}", i, prompt.size(), limit));
@@ -65,10 +68,11 @@ std::vector<Generation> Engine::generate_greedy(const std::vector<std::vector<in
       }
     }
     const int64_t capacity = std::min<int64_t>(limit, static_cast<int64_t>(prompt.size()) + max_new_tokens);
-    active.push_back({i, prompt, prompt, model.new_cache(capacity), capacity});
+    active.push_back({i, prompt, prompt, model.new_cache(capacity), capacity, max_new_tokens,
+                      Sampler(requests[i].sampling, model.config().eos_token_id)});
   }
 
-  std::vector<Generation> out(prompts.size());
+  std::vector<Generation> out(requests.size());
   struct Choice {
     int32_t token = 0;
     float logprob = 0;
@@ -86,11 +90,11 @@ std::vector<Generation> Engine::generate_greedy(const std::vector<std::vector<in
     // The last stage's TP rank 0 decides, so every rank continues with the same tokens whatever the rounding.
     std::vector<Choice> choices(active.size());
     if (model.is_last_stage()) {
-      at::Tensor logprobs = at::log_softmax(logits, -1);
-      at::Tensor best = logprobs.argmax(-1);
       for (size_t b = 0; b < active.size(); ++b) {
-        choices[b].token = static_cast<int32_t>(best[static_cast<int64_t>(b)].item<int64_t>());
-        choices[b].logprob = logprobs[static_cast<int64_t>(b)][choices[b].token].item<float>();
+        Active& a = active[b];
+        const auto choice = a.sampler.pick(logits[static_cast<int64_t>(b)], a.sequence,
+                                           static_cast<int>(out[a.index].ids.size()));
+        choices[b] = {choice.token, choice.logprob};
       }
     }
     auto bytes = std::as_writable_bytes(std::span(choices));
@@ -104,7 +108,7 @@ std::vector<Generation> Engine::generate_greedy(const std::vector<std::vector<in
       g.logprobs.push_back(choices[b].logprob);
       a.sequence.push_back(choices[b].token);
       a.step = {choices[b].token};
-      const bool done = choices[b].token == model.config().eos_token_id || static_cast<int>(g.ids.size()) >= max_new_tokens ||
+      const bool done = choices[b].token == model.config().eos_token_id || static_cast<int>(g.ids.size()) >= a.max_new_tokens ||
                         static_cast<int64_t>(a.sequence.size()) >= a.capacity;
       if (!done) still.push_back(std::move(a));
     }

@@ -10,6 +10,7 @@
 
 #include "runtime/dist/communicator.h"
 #include "runtime/model/model_config.h"
+#include "runtime/sampling_params.h"
 
 namespace rankserve::runtime {
 
@@ -17,6 +18,12 @@ struct EngineOptions {
   std::string model_path;  // a Hugging Face folder (config.json + safetensors), or random/<size>
   uint64_t seed = 0;       // random/<size> weights
   int max_context = 0;     // tokens per sequence; 0: the model's max_position_embeddings
+};
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;
+  int max_new_tokens = 16;
+  SamplingParams sampling;
 };
 
 struct Generation {
@@ -35,11 +42,11 @@ class Engine {
   uint64_t weight_bytes() const;   // this rank's shard
   uint64_t bytes_read() const;     // from the checkpoint files
 
-  // Greedy decoding of up to `max_new_tokens` after each prompt, stopping at EOS. Collective over the
-  // model copy (TP and PP groups); every rank returns the same result. `use_kv_cache` false recomputes the whole sequence every step (for checking the cache).
-  // Prompts of different lengths run as one batch; a sequence leaves the batch when it is done.
-  std::vector<Generation> generate_greedy(const std::vector<std::vector<int32_t>>& prompts, int max_new_tokens,
-                                          bool use_kv_cache);
+  // Generates up to each request's max_new_tokens after its prompt, stopping at EOS. Requests of
+  // different lengths run as one batch; a sequence leaves the batch when it is done. Collective over
+  // the model copy (TP and PP groups); every rank returns the same results. `use_kv_cache` false
+  // recomputes every sequence in full at each step (for checking the cache).
+  std::vector<Generation> generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache);
 
  private:
   struct Impl;

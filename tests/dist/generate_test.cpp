@@ -196,3 +196,21 @@ TEST_CASE("a batch of prompts of different lengths equals the same prompts run o
   }
   fs::remove_all(model);
 }
+
+TEST_CASE("sampling with a seed is reproducible across runs and tensor-parallel layouts") {
+  const std::string model = make_model("gpt2");
+  const std::string flags = "--sample --temperature 1.5 --top-k 50 --top-p 0.95 --seed 11";
+  const Output first = generate(model, fmt::format("--gpus 2 --tp 2 {}", flags));
+  check_close(generate(model, fmt::format("--gpus 2 --tp 2 {}", flags)), first, 1e-6);
+  check_close(generate(model, fmt::format("--gpus 1 --tp 1 {}", flags)), first, 1e-4);
+  CHECK(generate(model, "--gpus 2 --tp 2 --sample --temperature 1.5 --top-k 50 --top-p 0.95 --seed 12").ids != first.ids);
+  fs::remove_all(model);
+}
+
+TEST_CASE("bad sampling options are usage errors naming the flag") {
+  auto r = run(fmt::format("{} generate --model-path random/125M --prompt-ids 1 --sample --temperature 0 --top-p 1.5", kBin), 30s);
+  INFO(r.output);
+  CHECK(r.code == 2);
+  CHECK(r.output.find("--temperature=0 must be > 0") != std::string::npos);
+  CHECK(r.output.find("--top-p=1.5 must be in (0, 1]") != std::string::npos);
+}

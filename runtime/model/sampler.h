@@ -1,0 +1,32 @@
+// Picks next tokens from logits: repetition penalty, min_length, temperature, top-k, top-p, and a
+// per-sequence seeded generator. Internal to the runtime (torch). Engine thread only.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <span>
+
+#include "runtime/sampling_params.h"
+
+namespace rankserve::runtime {
+
+class Sampler {
+ public:
+  Sampler(const SamplingParams& params, int eos_token_id);
+
+  struct Choice {
+    int32_t token = 0;
+    float logprob = 0;  // log-probability under the model's own distribution (before any processing)
+  };
+
+  // `logits` [vocab] float32 of one sequence; `sequence` its tokens so far (for the penalty);
+  // `num_generated` tokens generated so far (for min_length).
+  Choice pick(const at::Tensor& logits, std::span<const int32_t> sequence, int num_generated);
+
+ private:
+  SamplingParams params_;
+  int eos_token_id_;
+  at::Generator generator_;
+};
+
+}  // namespace rankserve::runtime
