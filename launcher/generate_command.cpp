@@ -95,7 +95,6 @@ void run_generate(const Options& options, const runtime::ProcessGroups& groups, 
     requests.push_back({prompt, options.max_tokens, sampling});
   }
   const auto results = engine->generate(requests, !options.no_kv_cache);
-  groups.world->barrier();
   if (global_rank != 0) return;
   for (size_t i = 0; i < prompts.size(); ++i) {
     print_result(options, tokenizer ? &*tokenizer : nullptr, engine->config(), prompts[i], results[i]);

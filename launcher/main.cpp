@@ -117,27 +117,37 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   const auto peers = rendezvous.wait_for_peers();
   if (t.rank == 0) log_peer_table(peers);
 
+  // From here a failing or silent rank stops every rank within seconds (runtime/dist/watchdog.h).
+  auto watchdog = rendezvous.start_watchdog([](int code, const std::string& reason) {
+    log::fatal("{}", reason);
+    std::_Exit(code);
+  });
   const runtime::ParallelLayout layout{t.world_size, options.tp_size, options.pp_size};
   const auto backend = device == "cpu" ? runtime::Backend::gloo : runtime::Backend::nccl;
-  runtime::ProcessGroups groups = rendezvous.create_groups(layout, backend);
-  const double setup_s = std::chrono::duration<double>(Clock::now() - start).count();
-
+  runtime::ProcessGroups groups;
+  double setup_s = 0;
   int rounds = 0;
-  const auto check_start = Clock::now();
-  const auto check_until = check_start + std::chrono::duration<double>(options.check_duration_s);
-  do {
-    runtime::check_groups(groups, t.rank);
-    ++rounds;
-    // Every rank must agree on whether to go on: rank 0's clock decides, broadcast to all.
-    std::byte more{static_cast<unsigned char>(Clock::now() < check_until)};
-    groups.world->broadcast(std::span<std::byte>(&more, 1), 0);
-    if (more == std::byte{0}) break;
-  } while (true);
-  groups.world->barrier();
-  if (options.command == "generate") {
-    run_generate(options, groups, t.rank);
-    return 0;
+  try {
+    groups = rendezvous.create_groups(layout, backend);
+    setup_s = std::chrono::duration<double>(Clock::now() - start).count();
+    const auto check_until = Clock::now() + std::chrono::duration<double>(options.check_duration_s);
+    do {
+      runtime::check_groups(groups, t.rank);
+      ++rounds;
+      // Every rank must agree on whether to go on: rank 0's clock decides, broadcast to all.
+      std::byte more{static_cast<unsigned char>(Clock::now() < check_until)};
+      groups.world->broadcast(std::span<std::byte>(&more, 1), 0);
+      if (more == std::byte{0}) break;
+    } while (true);
+    if (options.command == "generate") run_generate(options, groups, t.rank);
+  } catch (const Error& e) {
+    watchdog->post_abort(exit_code(e.code()), fmt::format("rank {} (host {}) failed: {}", t.rank, t.hostname, e.what()));
+    throw;
   }
+  // Stop beating before the last collective, so that rank 0 (the store) may leave first.
+  watchdog->stop();
+  groups.world->barrier();
+  if (options.command == "generate") return 0;
   if (t.rank == 0) {
     std::printf("check passed: %d ranks on %d nodes, tp %d pp %d dp %d, backend %s, %d rounds on world/tp/pp/dp, "
                 "rendezvous + groups %.2f s\n", t.world_size, t.num_nodes, layout.tp_size, layout.pp_size,

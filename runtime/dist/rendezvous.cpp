@@ -147,6 +147,19 @@ Rendezvous::~Rendezvous() = default;
 
 const RendezvousConfig& Rendezvous::config() const { return impl_->config; }
 
+std::unique_ptr<Watchdog> Rendezvous::start_watchdog(Watchdog::AbortHandler on_abort) {
+  const RendezvousConfig& c = impl_->config;
+  WatchdogConfig config;
+  config.rank = c.rank;
+  config.world_size = c.world_size;
+  config.hosts = c.expected_hosts;
+  try {
+    return detail::make_watchdog(impl_->fresh_store(), impl_->fresh_store(), config, std::move(on_abort));
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::rendezvous, fmt::format("rendezvous: cannot open a watchdog connection to {}: {}", impl_->head(), e.what()));
+  }
+}
+
 std::vector<PeerInfo> Rendezvous::wait_for_peers() {
   const RendezvousConfig& c = impl_->config;
   auto& store = *impl_->store;

@@ -9,6 +9,7 @@
 
 #include "runtime/dist/communicator.h"
 #include "runtime/dist/parallel_layout.h"
+#include "runtime/dist/watchdog.h"
 
 namespace rankserve::runtime {
 
@@ -49,6 +50,10 @@ class Rendezvous {
 
   // Every rank calls, after wait_for_peers. `device` is the local CUDA device for nccl, unused for gloo.
   ProcessGroups create_groups(const ParallelLayout& layout, Backend backend);
+
+  // Every rank calls, after wait_for_peers: starts this rank's heartbeat thread on new store
+  // connections (see watchdog.h).
+  std::unique_ptr<Watchdog> start_watchdog(Watchdog::AbortHandler on_abort);
 
   const RendezvousConfig& config() const;
 

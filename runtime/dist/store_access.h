@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/dist/communicator.h"
+#include "runtime/dist/watchdog.h"
 
 namespace rankserve::runtime::detail {
 
@@ -28,5 +29,9 @@ std::string group_name(const GroupSpec& spec);
 // Each takes the job-scoped store; only members call, all members with the same spec.
 std::unique_ptr<Communicator> make_gloo_communicator(const c10::intrusive_ptr<c10d::Store>& store, const GroupSpec& spec);
 std::unique_ptr<Communicator> make_nccl_communicator(const c10::intrusive_ptr<c10d::Store>& store, const GroupSpec& spec);
+
+// Starts the watchdog thread on `store` (its own connection); `poster` serves post_abort.
+std::unique_ptr<Watchdog> make_watchdog(const c10::intrusive_ptr<c10d::Store>& store, const c10::intrusive_ptr<c10d::Store>& poster,
+                                        const WatchdogConfig& config, Watchdog::AbortHandler on_abort);
 
 }  // namespace rankserve::runtime::detail

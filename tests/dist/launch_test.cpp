@@ -185,3 +185,21 @@ TEST_CASE("docs/cli.md is rankserve --help, generated") {
   auto doc = run(fmt::format("cat {}/docs/cli.md", RANKSERVE_SOURCE_DIR), 10s);
   CHECK_MESSAGE(doc.output.find(help.output) != std::string::npos, "regenerate with scripts/gen-cli-doc.sh");
 }
+
+TEST_CASE("a rank that hangs is named by rank 0's watchdog and every other rank exits within 10 s") {
+  const int port = test_port();
+  auto procs = start_ranks(4, port, {0, 1, 2, 3}, "--check-duration 120 --timeout 60");
+  REQUIRE(procs[0]->wait_for_output("all 4 ranks arrived", 60s));
+  std::this_thread::sleep_for(500ms);
+  const auto stopped_at = std::chrono::steady_clock::now();
+  procs[2]->signal(SIGSTOP);  // alive but silent: no collective error will ever come from it
+  for (int r : {0, 1, 3}) {
+    auto code = procs[static_cast<size_t>(r)]->wait_for(10s);
+    INFO("rank " << r << ":\n" << procs[static_cast<size_t>(r)]->output());
+    REQUIRE(code.has_value());
+    CHECK(*code == 6);
+    CHECK(procs[static_cast<size_t>(r)]->output().find("rank 2 (host ") != std::string::npos);
+  }
+  CHECK(std::chrono::steady_clock::now() - stopped_at < 11s);
+  procs[2]->signal(SIGKILL);
+}
