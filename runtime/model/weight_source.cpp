@@ -11,7 +11,7 @@ namespace {
 
 class SafetensorsSource final : public WeightSource {
  public:
-  explicit SafetensorsSource(const std::string& path) : checkpoint_(SafetensorsCheckpoint::open(path)), path_(path) {}
+  explicit SafetensorsSource(const std::string& path) : checkpoint_(MappedCheckpoint::open(path)), path_(path) {}
 
   bool contains(const std::string& name) const override { return checkpoint_.contains(name); }
 
@@ -31,7 +31,7 @@ class SafetensorsSource final : public WeightSource {
   uint64_t bytes_read() const override { return checkpoint_.bytes_read(); }
 
  private:
-  SafetensorsCheckpoint checkpoint_;
+  MappedCheckpoint checkpoint_;
   std::string path_;
 };
 

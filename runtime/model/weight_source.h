@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/model/safetensors.h"
+#include "runtime/model/checkpoint.h"
 
 namespace rankserve::runtime {
 

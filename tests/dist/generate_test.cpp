@@ -214,3 +214,17 @@ TEST_CASE("bad sampling options are usage errors naming the flag") {
   CHECK(r.output.find("--temperature=0 must be > 0") != std::string::npos);
   CHECK(r.output.find("--top-p=1.5 must be in (0, 1]") != std::string::npos);
 }
+
+TEST_CASE("an old-style pytorch_model.bin (torch.save) loads like the same weights in safetensors") {
+  for (const char* family : {"gpt2", "opt"}) {
+    INFO(family);
+    const std::string model = make_model(family);
+    const Output from_safetensors = generate(model, "--gpus 2 --tp 2");
+    auto convert = run(fmt::format("{} make-bin {}", kReference, model), 60s);
+    REQUIRE_MESSAGE(convert.code == 0, convert.output);
+    REQUIRE(fs::exists(fs::path(model) / "pytorch_model.bin"));
+    REQUIRE_FALSE(fs::exists(fs::path(model) / "model.safetensors"));
+    check_close(generate(model, "--gpus 2 --tp 2"), from_safetensors, 1e-6);
+    fs::remove_all(model);
+  }
+}

@@ -6,6 +6,7 @@
                                        FAMILY: gpt2 | opt | opt-postln (OPT-350m style: post-LN, project_in/out)
   tiny_models.py generate DIR IDS N    greedy generation without a KV cache; prints JSON
   tiny_models.py shard DIR             split DIR/model.safetensors into two shards with an index file
+  tiny_models.py make-bin DIR          replace DIR/model.safetensors by an old-style pytorch_model.bin (torch.save)
 """
 import json
 import math
@@ -196,6 +197,31 @@ def main(argv):
             index["weight_map"].update({n: file for n in half})
         with open(f"{folder}/model.safetensors.index.json", "w") as f:
             json.dump(index, f)
+        os.remove(f"{folder}/model.safetensors")
+        return 0
+    if len(argv) == 2 and argv[0] == "make-bin":
+        import collections
+        import os
+        folder = argv[1]
+        cfg = json.load(open(f"{folder}/config.json"))
+        w = load_safetensors(f"{folder}/model.safetensors")
+        state = collections.OrderedDict()
+        for name in sorted(w):
+            t = w[name]
+            if name.startswith("transformer."):  # old GPT-2 files: no prefix, Conv1D stored column-major
+                name = name[len("transformer."):]
+                if t.dim() == 2 and ".h." in "." + name:
+                    t = t.t().contiguous().t()
+            elif name.startswith("model."):  # old OPT files: decoder.* without model.
+                name = name[len("model."):]
+            state[name] = t
+        if cfg["model_type"] == "gpt2":  # the causal-mask buffers old GPT-2 files carry
+            n = cfg["n_positions"]
+            for i in range(cfg["n_layer"]):
+                state[f"h.{i}.attn.bias"] = torch.tril(torch.ones(n, n)).view(1, 1, n, n)
+                state[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+        state._metadata = collections.OrderedDict({"": {"version": 1}})
+        torch.save(state, f"{folder}/pytorch_model.bin")
         os.remove(f"{folder}/model.safetensors")
         return 0
     print(__doc__, file=sys.stderr)

@@ -1,4 +1,4 @@
-#include "runtime/model/safetensors.h"
+#include "runtime/model/checkpoint.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -13,6 +13,7 @@
 #include <set>
 
 #include "runtime/core/error.h"
+#include "runtime/model/tensor_file.h"
 
 namespace rankserve::runtime {
 namespace fs = std::filesystem;
@@ -48,93 +49,94 @@ std::string dtype_name(at::ScalarType type) {
 
 }  // namespace
 
-struct TensorEntry {
-  at::ScalarType dtype;
-  std::vector<int64_t> shape;
-  uint64_t begin = 0;  // byte offsets from the start of the file
-  uint64_t end = 0;
-};
-
-class SafetensorsFile {
- public:
-  explicit SafetensorsFile(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY);
-    if (fd_ < 0) throw Error(ErrorCode::load, fmt::format("load: {}: cannot open: {}", path, std::strerror(errno)));
-    struct stat st {};
-    ::fstat(fd_, &st);
-    size_ = static_cast<uint64_t>(st.st_size);
-    if (size_ < 8) fail("file is shorter than the 8-byte header length");
-    map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
-    if (map_ == MAP_FAILED) fail(fmt::format("mmap failed: {}", std::strerror(errno)));
-    uint64_t header_length = 0;
-    std::memcpy(&header_length, map_, 8);  // little-endian on every platform we build for
-    if (header_length > size_ - 8) fail(fmt::format("header length {} exceeds the file size {}", header_length, size_));
-    parse_header(std::string_view(static_cast<const char*>(map_) + 8, header_length), 8 + header_length);
+TensorFile::TensorFile(const std::string& path) : path_(path) {
+  fd_ = ::open(path.c_str(), O_RDONLY);
+  if (fd_ < 0) throw Error(ErrorCode::load, fmt::format("load: {}: cannot open: {}", path, std::strerror(errno)));
+  struct stat st {};
+  ::fstat(fd_, &st);
+  size_ = static_cast<uint64_t>(st.st_size);
+  if (size_ == 0) fail("the file is empty");
+  map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+  if (map_ == MAP_FAILED) {
+    map_ = nullptr;
+    fail(fmt::format("mmap failed: {}", std::strerror(errno)));
   }
-  ~SafetensorsFile() {
-    if (map_ && map_ != MAP_FAILED) ::munmap(map_, size_);
-    if (fd_ >= 0) ::close(fd_);
+}
+
+TensorFile::~TensorFile() {
+  if (map_) ::munmap(map_, size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void TensorFile::fail(const std::string& what) const {
+  throw Error(ErrorCode::load, fmt::format("load: {}: {} (file truncated or damaged?)", path_, what));
+}
+
+void TensorFile::add(const std::string& name, TensorEntry e) {
+  // Elements from the first to one past the last that the view touches.
+  int64_t numel = 1;
+  for (int64_t d : e.shape) numel *= d;
+  int64_t extent = numel;
+  if (numel > 0 && !e.strides.empty()) {
+    extent = 1;
+    for (size_t d = 0; d < e.shape.size(); ++d) extent += (e.shape[d] - 1) * e.strides[d];
   }
-  SafetensorsFile(const SafetensorsFile&) = delete;
-  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+  const uint64_t end = e.offset + static_cast<uint64_t>(extent) * at::elementSize(e.dtype);
+  if (end > size_ || end < e.offset) fail(fmt::format("tensor {} ends at byte {} past the file end {}", name, end, size_));
+  entries_[name] = std::move(e);
+}
 
-  const std::string& path() const { return path_; }
-  const std::map<std::string, TensorEntry>& entries() const { return entries_; }
+at::Tensor TensorFile::view(const std::string& name) const {
+  const TensorEntry& e = entries_.at(name);
+  auto options = at::TensorOptions().dtype(e.dtype);
+  char* base = static_cast<char*>(map_) + e.offset;
+  return e.strides.empty() ? at::from_blob(base, e.shape, options) : at::from_blob(base, e.shape, e.strides, options);
+}
 
-  // A view of the whole tensor on the mapping (no copy until sliced and converted).
-  at::Tensor view(const std::string& name) const {
-    const TensorEntry& e = entries_.at(name);
-    return at::from_blob(static_cast<char*>(map_) + e.begin, e.shape, at::TensorOptions().dtype(e.dtype));
+void parse_safetensors(TensorFile& file) {
+  if (file.size() < 8) file.fail("file is shorter than the 8-byte header length");
+  uint64_t header_length = 0;
+  std::memcpy(&header_length, file.data(), 8);  // little-endian on every platform we build for
+  if (header_length > file.size() - 8) {
+    file.fail(fmt::format("header length {} exceeds the file size {}", header_length, file.size()));
   }
-
-  [[noreturn]] void fail(const std::string& what) const {
-    throw Error(ErrorCode::load, fmt::format("load: {}: {} (file truncated or not safetensors?)", path_, what));
+  const uint64_t data_start = 8 + header_length;
+  json::value header;
+  try {
+    header = json::parse(std::string_view(file.data() + 8, header_length));
+  } catch (const std::exception& e) {
+    file.fail(fmt::format("header is not JSON: {}", e.what()));
   }
-
- private:
-  void parse_header(std::string_view text, uint64_t data_start) {
-    json::value header;
+  if (!header.is_object()) file.fail("header is not a JSON object");
+  for (const auto& [key, value] : header.as_object()) {
+    if (key == "__metadata__") continue;
+    const std::string name(key);
+    TensorEntry e;
+    uint64_t begin = 0, end = 0;
     try {
-      header = json::parse(text);
-    } catch (const std::exception& e) {
-      fail(fmt::format("header is not JSON: {}", e.what()));
+      const auto& o = value.as_object();
+      e.dtype = dtype_from(std::string(o.at("dtype").as_string()), file.path(), name);
+      for (const auto& d : o.at("shape").as_array()) e.shape.push_back(d.to_number<int64_t>());
+      const auto& offsets = o.at("data_offsets").as_array();
+      begin = offsets.at(0).to_number<uint64_t>();
+      end = offsets.at(1).to_number<uint64_t>();
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& ex) {
+      file.fail(fmt::format("tensor {} has a malformed header entry: {}", name, ex.what()));
     }
-    if (!header.is_object()) fail("header is not a JSON object");
-    for (const auto& [key, value] : header.as_object()) {
-      if (key == "__metadata__") continue;
-      const std::string name(key);
-      try {
-        const auto& o = value.as_object();
-        TensorEntry e;
-        e.dtype = dtype_from(std::string(o.at("dtype").as_string()), path_, name);
-        for (const auto& d : o.at("shape").as_array()) e.shape.push_back(d.to_number<int64_t>());
-        const auto& offsets = o.at("data_offsets").as_array();
-        e.begin = data_start + offsets.at(0).to_number<uint64_t>();
-        e.end = data_start + offsets.at(1).to_number<uint64_t>();
-        int64_t numel = 1;
-        for (int64_t d : e.shape) numel *= d;
-        if (e.end > size_ || e.end < e.begin) fail(fmt::format("tensor {} ends at byte {} past the file end {}", name, e.end, size_));
-        if (e.end - e.begin != static_cast<uint64_t>(numel) * at::elementSize(e.dtype)) {
-          fail(fmt::format("tensor {} has {} bytes for shape of {} elements", name, e.end - e.begin, numel));
-        }
-        entries_[name] = std::move(e);
-      } catch (const Error&) {
-        throw;
-      } catch (const std::exception& ex) {
-        fail(fmt::format("tensor {} has a malformed header entry: {}", name, ex.what()));
-      }
+    int64_t numel = 1;
+    for (int64_t d : e.shape) numel *= d;
+    if (end < begin || end - begin != static_cast<uint64_t>(numel) * at::elementSize(e.dtype)) {
+      file.fail(fmt::format("tensor {} has {} bytes for shape of {} elements", name, end - begin, numel));
     }
+    e.offset = data_start + begin;
+    file.add(name, std::move(e));
   }
+}
 
-  std::string path_;
-  int fd_ = -1;
-  void* map_ = nullptr;
-  uint64_t size_ = 0;
-  std::map<std::string, TensorEntry> entries_;
-};
-
-SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
-  SafetensorsCheckpoint checkpoint;
+MappedCheckpoint MappedCheckpoint::open(const std::string& path) {
+  MappedCheckpoint checkpoint;
   std::vector<std::string> files;
   if (fs::is_directory(path)) {
     const fs::path index = fs::path(path) / "model.safetensors.index.json";
@@ -149,37 +151,41 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
       } catch (const std::exception& e) {
         throw Error(ErrorCode::load, fmt::format("load: {}: not a safetensors index: {}", index.string(), e.what()));
       }
-    } else {
+    } else if (fs::exists(fs::path(path) / "model.safetensors") || !fs::exists(fs::path(path) / "pytorch_model.bin")) {
       files.push_back((fs::path(path) / "model.safetensors").string());
+    } else {
+      files.push_back((fs::path(path) / "pytorch_model.bin").string());
     }
   } else {
     files.push_back(path);
   }
   for (const std::string& file : files) {
-    auto opened = std::make_shared<SafetensorsFile>(file);
+    auto opened = std::make_shared<TensorFile>(file);
+    if (file.size() > 4 && file.substr(file.size() - 4) == ".bin") parse_torch_zip(*opened);
+    else parse_safetensors(*opened);
     for (const auto& [name, entry] : opened->entries()) checkpoint.by_tensor_[name] = opened;
   }
   return checkpoint;
 }
 
-bool SafetensorsCheckpoint::contains(const std::string& name) const { return by_tensor_.count(name) > 0; }
+bool MappedCheckpoint::contains(const std::string& name) const { return by_tensor_.count(name) > 0; }
 
-std::vector<int64_t> SafetensorsCheckpoint::shape(const std::string& name) const {
+std::vector<int64_t> MappedCheckpoint::shape(const std::string& name) const {
   auto it = by_tensor_.find(name);
   if (it == by_tensor_.end()) throw Error(ErrorCode::load, fmt::format("load: checkpoint has no tensor {}", name));
   return it->second->entries().at(name).shape;
 }
 
-std::vector<std::string> SafetensorsCheckpoint::names() const {
+std::vector<std::string> MappedCheckpoint::names() const {
   std::vector<std::string> out;
   for (const auto& [name, file] : by_tensor_) out.push_back(name);
   return out;
 }
 
-at::Tensor SafetensorsCheckpoint::read(const std::string& name, const TensorSlice& slice, at::ScalarType dtype) const {
+at::Tensor MappedCheckpoint::read(const std::string& name, const TensorSlice& slice, at::ScalarType dtype) const {
   auto it = by_tensor_.find(name);
   if (it == by_tensor_.end()) throw Error(ErrorCode::load, fmt::format("load: checkpoint has no tensor {}", name));
-  const SafetensorsFile& file = *it->second;
+  const TensorFile& file = *it->second;
   at::Tensor whole = file.view(name);
   at::Tensor part = whole;
   if (whole.dim() > 0) {

@@ -1,5 +1,6 @@
-// Read-only access to safetensors checkpoints (one file, or shards with model.safetensors.index.json).
-// Files are memory-mapped; read() copies only the requested slice. Internal to the runtime (torch).
+// Read-only access to checkpoints whose tensors lie uncompressed in files: safetensors (one file,
+// or shards with model.safetensors.index.json) and torch.save zips (pytorch_model.bin). Files are
+// memory-mapped; read() copies only the requested slice. Internal to the runtime (torch).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -17,13 +18,14 @@ struct TensorSlice {
   int64_t length = -1;  // -1: to the end
 };
 
-class SafetensorsFile;
+class TensorFile;
 
-class SafetensorsCheckpoint {
+class MappedCheckpoint {
  public:
-  // Opens `path` (a .safetensors file) or a folder holding model.safetensors or an index file.
+  // Opens `path` (a .safetensors or .bin file) or a folder holding model.safetensors, an index
+  // file, or pytorch_model.bin.
   // Throws Error(load) naming the file when a header is damaged or a file is missing.
-  static SafetensorsCheckpoint open(const std::string& path);
+  static MappedCheckpoint open(const std::string& path);
 
   bool contains(const std::string& name) const;
   std::vector<int64_t> shape(const std::string& name) const;
@@ -33,7 +35,7 @@ class SafetensorsCheckpoint {
   uint64_t bytes_read() const { return *bytes_read_; }
 
  private:
-  std::map<std::string, std::shared_ptr<SafetensorsFile>> by_tensor_;
+  std::map<std::string, std::shared_ptr<TensorFile>> by_tensor_;
   std::shared_ptr<uint64_t> bytes_read_ = std::make_shared<uint64_t>(0);
 };
 

@@ -1,4 +1,4 @@
-#include "runtime/model/safetensors.h"
+#include "runtime/model/checkpoint.h"
 
 #include <doctest/doctest.h>
 
@@ -23,7 +23,7 @@ TEST_CASE("reads back row and column slices of what was written, converting the 
   at::Tensor a = at::arange(12, at::kFloat).reshape({3, 4});
   at::Tensor b = at::arange(5, at::kFloat).to(at::kHalf);
   write_safetensors(path, {{"a", a}, {"b", b}});
-  auto checkpoint = SafetensorsCheckpoint::open(path);
+  auto checkpoint = MappedCheckpoint::open(path);
   CHECK(checkpoint.shape("a") == std::vector<int64_t>{3, 4});
   CHECK(at::equal(checkpoint.read("a", {0, 1, 2}, at::kFloat), a.narrow(0, 1, 2)));
   CHECK(at::equal(checkpoint.read("a", {1, 2, 2}, at::kFloat), a.narrow(1, 2, 2)));
@@ -37,14 +37,14 @@ TEST_CASE("a damaged header is a load error naming the file") {
   const std::string path = temp_file("rs-bad-");
   std::ofstream(path, std::ios::binary) << std::string("\x10\0\0\0\0\0\0\0{not json}      ", 24);
   try {
-    SafetensorsCheckpoint::open(path);
+    MappedCheckpoint::open(path);
     FAIL("accepted a damaged file");
   } catch (const Error& e) {
     CHECK(e.code() == ErrorCode::load);
     CHECK(std::string(e.what()).find(path) != std::string::npos);
   }
   std::ofstream(path, std::ios::binary) << "abc";
-  CHECK_THROWS_WITH_AS(SafetensorsCheckpoint::open(path), doctest::Contains("shorter than the 8-byte header"), Error);
+  CHECK_THROWS_WITH_AS(MappedCheckpoint::open(path), doctest::Contains("shorter than the 8-byte header"), Error);
   fs::remove(path);
 }
 

@@ -1,0 +1,49 @@
+// Internal to the checkpoint readers: one memory-mapped file and where each tensor lies in it.
+// The format parsers (safetensors, torch.save zip) fill the entries; views are zero-copy.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace rankserve::runtime {
+
+struct TensorEntry {
+  at::ScalarType dtype = at::kFloat;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;  // in elements; empty: contiguous
+  uint64_t offset = 0;           // bytes from the start of the file
+};
+
+class TensorFile {
+ public:
+  explicit TensorFile(const std::string& path);  // maps the file; throws Error(load) naming it
+  ~TensorFile();
+  TensorFile(const TensorFile&) = delete;
+  TensorFile& operator=(const TensorFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  const char* data() const { return static_cast<const char*>(map_); }
+  uint64_t size() const { return size_; }
+  std::map<std::string, TensorEntry>& entries() { return entries_; }
+  const std::map<std::string, TensorEntry>& entries() const { return entries_; }
+
+  // Adds an entry after checking it lies inside the file.
+  void add(const std::string& name, TensorEntry entry);
+  at::Tensor view(const std::string& name) const;
+  [[noreturn]] void fail(const std::string& what) const;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  void* map_ = nullptr;
+  uint64_t size_ = 0;
+  std::map<std::string, TensorEntry> entries_;
+};
+
+void parse_safetensors(TensorFile& file);
+void parse_torch_zip(TensorFile& file);  // torch.save's zip: data.pkl + data/<key> records
+
+}  // namespace rankserve::runtime
