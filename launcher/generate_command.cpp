@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <array>
 #include <boost/json.hpp>
 #include <charconv>
 #include <optional>
@@ -87,6 +88,17 @@ void run_generate(const Options& options, const runtime::ProcessGroups& groups, 
   log::info("loaded {} ({}): shard {:.1f} MB, read {:.1f} MB from files in {:.2f} s ({:.2f} GB/s)", options.model_path,
             runtime::describe(engine->config()), engine->weight_bytes() / 1e6, engine->bytes_read() / 1e6, seconds,
             engine->bytes_read() / 1e9 / std::max(seconds, 1e-9));
+  // Rank 0 prints every rank's memory: weights, and the KV cache per token and per full-context sequence.
+  const std::array<float, 2> mine{static_cast<float>(engine->weight_bytes() / 1e6),
+                                  static_cast<float>(engine->kv_cache_bytes_per_token() / 1e3)};
+  std::vector<float> all(mine.size() * static_cast<size_t>(groups.world->size()));
+  groups.world->all_gather(mine, all);
+  std::string table = fmt::format("rank  weights MB  KV KB/token  KV MB/{}-token sequence", engine->max_context());
+  for (int r = 0; r < groups.world->size(); ++r) {
+    const float weights = all[2 * r], kv = all[2 * r + 1];
+    table += fmt::format("\n{:<5} {:>10.1f}  {:>11.1f}  {:>10.1f}", r, weights, kv, kv * engine->max_context() / 1e3);
+  }
+  log::info("memory per rank:\n{}", table);
   if (tokenizer && engine->config().bos_token_id >= 0) prompts[0].insert(prompts[0].begin(), engine->config().bos_token_id);
   std::vector<runtime::GenerationRequest> requests;
   for (const auto& prompt : prompts) {

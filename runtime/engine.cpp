@@ -41,6 +41,8 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
 const ModelConfig& Engine::config() const { return impl_->model->config(); }
 uint64_t Engine::weight_bytes() const { return impl_->model->weight_bytes(); }
 uint64_t Engine::bytes_read() const { return impl_->source->bytes_read(); }
+uint64_t Engine::kv_cache_bytes_per_token() const { return impl_->model->kv_cache_bytes_per_token(); }
+int Engine::max_context() const { return impl_->max_context; }
 
 std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache) {
   GptModel& model = *impl_->model;

@@ -41,6 +41,8 @@ class Engine {
   const ModelConfig& config() const;
   uint64_t weight_bytes() const;   // this rank's shard
   uint64_t bytes_read() const;     // from the checkpoint files
+  uint64_t kv_cache_bytes_per_token() const;  // this rank's share of one token's keys and values
+  int max_context() const;         // tokens per sequence
 
   // Generates up to each request's max_new_tokens after its prompt, stopping at EOS. Requests of
   // different lengths run as one batch; a sequence leaves the batch when it is done. Collective over

@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 
 #include "runtime/core/error.h"
+#include "runtime/core/log.h"
 
 namespace rankserve::runtime {
 namespace {
@@ -19,6 +21,8 @@ struct Loader {
   ShardSpec shard;
   at::ScalarType dtype = at::kFloat;
   uint64_t bytes = 0;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_report = start;
 
   int64_t local_width() const { return c.hidden_size / shard.tp_size; }   // this rank's heads x head_dim
   int64_t local_ffn() const { return c.ffn_hidden_size / shard.tp_size; }
@@ -91,6 +95,16 @@ LayerWeights load_opt_layer(Loader& l, const std::string& p) {
   return x;
 }
 
+// Every few seconds of loading: bytes so far and the rate (every rank logs; info shows rank 0's).
+void report_progress(Loader& l, int layer) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - l.last_report < std::chrono::seconds(2)) return;
+  l.last_report = now;
+  const double seconds = std::chrono::duration<double>(now - l.start).count();
+  log::info("loading: layer {}/{}, {:.1f} MB of this rank's shard, {:.2f} GB/s", layer + 1, l.c.num_layers, l.bytes / 1e6,
+            l.bytes / 1e9 / seconds);
+}
+
 at::Tensor activate(const at::Tensor& x, Activation a) {
   switch (a) {
     case Activation::gelu_tanh: return at::gelu(x, "tanh");
@@ -132,6 +146,7 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
     if (first_stage) position_embeddings_ = l.read(p + "wpe.weight", {P, H});
     for (int i = first_layer_; i < first_layer_ + num_local_layers; ++i) {
       layers_.push_back(load_gpt2_layer(l, fmt::format("{}h.{}.", p, i)));
+      report_progress(l, i);
     }
     if (last_stage) {
       ln_f_w_ = l.vector(p + "ln_f.weight", H, Init::ones);
@@ -147,6 +162,7 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
     if (E != H && last_stage) project_out_ = l.read(p + "project_out.weight", {E, H});
     for (int i = first_layer_; i < first_layer_ + num_local_layers; ++i) {
       layers_.push_back(load_opt_layer(l, fmt::format("{}layers.{}.", p, i)));
+      report_progress(l, i);
     }
     if (c.pre_layer_norm && last_stage) {
       ln_f_w_ = l.vector(p + "final_layer_norm.weight", H, Init::ones);
@@ -156,6 +172,10 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
     throw Error(ErrorCode::load, "load: NeMo checkpoints are not supported yet");
   }
   weight_bytes_ = l.bytes;
+}
+
+uint64_t GptModel::kv_cache_bytes_per_token() const {
+  return 2 * layers_.size() * static_cast<uint64_t>(local_heads_) * config_.head_dim() * sizeof(float);
 }
 
 KvCache GptModel::new_cache(int64_t max_tokens) const {

@@ -57,6 +57,7 @@ class GptModel {
   at::Tensor forward(std::span<const SequenceStep> batch);
 
   uint64_t weight_bytes() const { return weight_bytes_; }
+  uint64_t kv_cache_bytes_per_token() const;  // this rank's layers and heads
 
  private:
   at::Tensor embed(std::span<const SequenceStep> batch, int64_t num_tokens);
