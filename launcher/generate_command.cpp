@@ -83,6 +83,7 @@ void run_generate(const Options& options, const runtime::ProcessGroups& groups, 
   runtime::EngineOptions engine_options;
   engine_options.model_path = options.model_path;
   engine_options.seed = options.weights_seed;
+  if (tokenizer) engine_options.sampleable_vocab = tokenizer->vocab_size();
   auto engine = runtime::Engine::load(engine_options, groups);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log::info("loaded {} ({}): shard {:.1f} MB, read {:.1f} MB from files in {:.2f} s ({:.2f} GB/s)", options.model_path,

@@ -14,6 +14,7 @@ struct Engine::Impl {
   Communicator* tp = nullptr;
   Communicator* pp = nullptr;
   int max_context = 0;
+  int sampleable_vocab = 0;
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -34,6 +35,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
   impl->tp = &tp;
   impl->pp = &pp;
   impl->max_context = options.max_context > 0 ? options.max_context : config.max_position_embeddings;
+  impl->sampleable_vocab = options.sampleable_vocab > 0 ? std::min(options.sampleable_vocab, config.vocab_size) : config.vocab_size;
   impl->model = std::make_unique<GptModel>(config, *impl->source, ShardSpec{tp.rank(), tp.size(), pp.rank(), pp.size()}, tp, pp);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -71,7 +73,7 @@ std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& r
     }
     const int64_t capacity = std::min<int64_t>(limit, static_cast<int64_t>(prompt.size()) + max_new_tokens);
     active.push_back({i, prompt, prompt, model.new_cache(capacity), capacity, max_new_tokens,
-                      Sampler(requests[i].sampling, model.config().eos_token_id)});
+                      Sampler(requests[i].sampling, model.config().eos_token_id, impl_->sampleable_vocab)});
   }
 
   std::vector<Generation> out(requests.size());

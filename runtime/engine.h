@@ -18,6 +18,7 @@ struct EngineOptions {
   std::string model_path;  // a Hugging Face folder (config.json + safetensors), or random/<size>
   uint64_t seed = 0;       // random/<size> weights
   int max_context = 0;     // tokens per sequence; 0: the model's max_position_embeddings
+  int sampleable_vocab = 0;  // the tokenizer's size: ids at or past it (padded rows) are never picked; 0: all
 };
 
 struct GenerationRequest {

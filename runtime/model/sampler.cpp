@@ -7,8 +7,8 @@
 
 namespace rankserve::runtime {
 
-Sampler::Sampler(const SamplingParams& params, int eos_token_id)
-    : params_(params), eos_token_id_(eos_token_id), generator_(at::make_generator<at::CPUGeneratorImpl>(params.seed)) {}
+Sampler::Sampler(const SamplingParams& params, int eos_token_id, int sampleable_vocab)
+    : params_(params), eos_token_id_(eos_token_id), sampleable_vocab_(sampleable_vocab), generator_(at::make_generator<at::CPUGeneratorImpl>(params.seed)) {}
 
 Sampler::Choice Sampler::pick(const at::Tensor& logits, std::span<const int32_t> sequence, int num_generated) {
   const float minus_inf = -std::numeric_limits<float>::infinity();
@@ -21,6 +21,7 @@ Sampler::Choice Sampler::pick(const at::Tensor& logits, std::span<const int32_t>
     values = at::where(values.gt(0), values.div(params_.repetition_penalty), values.mul(params_.repetition_penalty));
     x.index_put_({index}, values);
   }
+  if (sampleable_vocab_ >= 0 && sampleable_vocab_ < x.size(0)) x.narrow(0, sampleable_vocab_, x.size(0) - sampleable_vocab_).fill_(minus_inf);
   if (num_generated < params_.min_length && eos_token_id_ >= 0 && eos_token_id_ < x.size(0)) x[eos_token_id_] = minus_inf;
 
   int64_t token = 0;

@@ -12,7 +12,8 @@ namespace rankserve::runtime {
 
 class Sampler {
  public:
-  Sampler(const SamplingParams& params, int eos_token_id);
+  // Ids at or past `sampleable_vocab` (padded vocabulary rows) are never picked; -1: no limit.
+  Sampler(const SamplingParams& params, int eos_token_id, int sampleable_vocab = -1);
 
   struct Choice {
     int32_t token = 0;
@@ -26,6 +27,7 @@ class Sampler {
  private:
   SamplingParams params_;
   int eos_token_id_;
+  int sampleable_vocab_;
   at::Generator generator_;
 };
 

@@ -84,3 +84,11 @@ TEST_CASE("min_length blocks EOS until enough tokens are generated") {
   CHECK(s.pick(ramp(), {}, 2).token == 8);
   CHECK(s.pick(ramp(), {}, 3).token == 9);
 }
+
+TEST_CASE("padded vocabulary rows past the tokenizer's size are never picked") {
+  Sampler greedy(SamplingParams{}, -1, /*sampleable_vocab=*/7);
+  CHECK(greedy.pick(ramp(), {}, 0).token == 6);
+  SamplingParams p = sampling(9);
+  Sampler sampled(p, -1, 7);
+  for (int i = 0; i < 200; ++i) CHECK(sampled.pick(ramp(), {}, i).token < 7);
+}
