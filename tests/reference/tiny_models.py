@@ -7,6 +7,8 @@
   tiny_models.py generate DIR IDS N    greedy generation without a KV cache; prints JSON
   tiny_models.py shard DIR             split DIR/model.safetensors into two shards with an index file
   tiny_models.py make-bin DIR          replace DIR/model.safetensors by an old-style pytorch_model.bin (torch.save)
+  tiny_models.py make-nemo SRC DST TP  write the GPT-2 folder SRC as an extracted NeMo Megatron GPT checkpoint
+                                       saved at tensor parallelism TP (mp_rank_XX/model_weights.ckpt when TP > 1)
 """
 import json
 import math
@@ -19,9 +21,10 @@ VOCAB = 1000  # deliberately not a multiple of 128 x tp: exercises the padded vo
 
 
 def config_for(family, vocab=VOCAB):
-    if family == "gpt2":
+    if family in ("gpt2", "gpt2-erf"):
         return {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "n_inner": None, "n_positions": 128,
-                "vocab_size": vocab, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new",
+                "vocab_size": vocab, "layer_norm_epsilon": 1e-5,
+                "activation_function": "gelu" if family == "gpt2-erf" else "gelu_new",
                 "eos_token_id": vocab - 1}
     post = family == "opt-postln"
     return {"model_type": "opt", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "ffn_dim": 256,
@@ -124,7 +127,8 @@ def gpt2_forward(cfg, w, ids):
         q, k, v = qkv.split(h, dim=1)
         x = x + attention(a, q, k, v, cfg["n_head"]) @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
         m = torch.nn.functional.layer_norm(x, (h,), w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps)
-        m = torch.nn.functional.gelu(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"], approximate="tanh")
+        approximate = "none" if cfg.get("activation_function") == "gelu" else "tanh"
+        m = torch.nn.functional.gelu(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"], approximate=approximate)
         x = x + m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
     x = torch.nn.functional.layer_norm(x, (h,), w["transformer.ln_f.weight"], w["transformer.ln_f.bias"], eps)
     return x @ w["transformer.wte.weight"].t()
@@ -157,6 +161,80 @@ def opt_forward(cfg, w, ids):
     if p0 + "project_out.weight" in w:
         x = lin(x, w[p0 + "project_out.weight"])
     return x @ w[p0 + "embed_tokens.weight"].t()
+
+
+def make_nemo(src, dst, tp):
+    """NeMo legacy Megatron GPT layout (megatron_gpt_model / language_model): Linear weights [out, in],
+    fused QKV rows ordered (head, q/k/v, head_dim) within each TP shard, padded vocabulary."""
+    import collections
+    import os
+    cfg = json.load(open(f"{src}/config.json"))
+    w = load_safetensors(f"{src}/model.safetensors")
+    h, heads, vocab = cfg["n_embd"], cfg["n_head"], cfg["vocab_size"]
+    d, divisible = h // heads, 128
+    padded = -(-vocab // (divisible * tp)) * divisible * tp
+    full = collections.OrderedDict()
+    emb = torch.zeros(padded, h)
+    emb[:vocab] = w["transformer.wte.weight"]
+    p0 = "model.language_model."
+    full[p0 + "embedding.word_embeddings.weight"] = (emb, 0)
+    full[p0 + "embedding.position_embeddings.weight"] = (w["transformer.wpe.weight"], None)
+    for i in range(cfg["n_layer"]):
+        s, t = f"transformer.h.{i}.", f"{p0}encoder.layers.{i}."
+        qkv_w = w[s + "attn.c_attn.weight"].t().reshape(3, heads, d, h).permute(1, 0, 2, 3).reshape(3 * h, h)
+        qkv_b = w[s + "attn.c_attn.bias"].reshape(3, heads, d).permute(1, 0, 2).reshape(3 * h)
+        full[t + "input_layernorm.weight"] = (w[s + "ln_1.weight"], None)
+        full[t + "input_layernorm.bias"] = (w[s + "ln_1.bias"], None)
+        full[t + "self_attention.query_key_value.weight"] = (qkv_w, 0)
+        full[t + "self_attention.query_key_value.bias"] = (qkv_b, 0)
+        full[t + "self_attention.dense.weight"] = (w[s + "attn.c_proj.weight"].t(), 1)
+        full[t + "self_attention.dense.bias"] = (w[s + "attn.c_proj.bias"], None)
+        full[t + "post_attention_layernorm.weight"] = (w[s + "ln_2.weight"], None)
+        full[t + "post_attention_layernorm.bias"] = (w[s + "ln_2.bias"], None)
+        full[t + "mlp.dense_h_to_4h.weight"] = (w[s + "mlp.c_fc.weight"].t(), 0)
+        full[t + "mlp.dense_h_to_4h.bias"] = (w[s + "mlp.c_fc.bias"], 0)
+        full[t + "mlp.dense_4h_to_h.weight"] = (w[s + "mlp.c_proj.weight"].t(), 1)
+        full[t + "mlp.dense_4h_to_h.bias"] = (w[s + "mlp.c_proj.bias"], None)
+    full[p0 + "encoder.final_layernorm.weight"] = (w["transformer.ln_f.weight"], None)
+    full[p0 + "encoder.final_layernorm.bias"] = (w["transformer.ln_f.bias"], None)
+    os.makedirs(dst, exist_ok=True)
+    for r in range(tp):
+        state = collections.OrderedDict()
+        for name, (t, dim) in full.items():
+            state[name] = t.clone() if dim is None else t.chunk(tp, dim)[r].clone()
+        state._metadata = collections.OrderedDict({"": {"version": 1}})
+        folder = dst if tp == 1 else f"{dst}/mp_rank_{r:02d}"
+        os.makedirs(folder, exist_ok=True)
+        torch.save(state, f"{folder}/model_weights.ckpt")
+    # The tokenizer's vocabulary only needs its size here: a JSON object with one key per token.
+    with open(f"{dst}/0123456789abcdef0123456789abcdef_vocab.json", "w") as f:
+        json.dump({f"t{i}": i for i in range(vocab)}, f)
+    gelu = "openai_gelu: false\nbias_activation_fusion: false" if cfg.get("activation_function") == "gelu" else "bias_activation_fusion: true"
+    with open(f"{dst}/model_config.yaml", "w") as f:
+        f.write(f"""precision: 16
+micro_batch_size: 1
+tensor_model_parallel_size: {tp}
+pipeline_model_parallel_size: 1
+encoder_seq_length: {cfg["n_positions"]}
+max_position_embeddings: {cfg["n_positions"]}
+num_layers: {cfg["n_layer"]}
+hidden_size: {h}
+ffn_hidden_size: {4 * h}
+num_attention_heads: {heads}
+kv_channels: null
+layernorm_epsilon: {cfg["layer_norm_epsilon"]}
+make_vocab_size_divisible_by: {divisible}
+activation: gelu
+{gelu}
+share_embeddings_and_output_weights: true
+megatron_amp_O2: false
+tokenizer:
+  library: megatron
+  type: GPT2BPETokenizer
+  model: null
+  vocab_file: nemo:0123456789abcdef0123456789abcdef_vocab.json
+  merge_file: nemo:0123456789abcdef0123456789abcdef_merges.txt
+""")
 
 
 def main(argv):
@@ -198,6 +276,9 @@ def main(argv):
         with open(f"{folder}/model.safetensors.index.json", "w") as f:
             json.dump(index, f)
         os.remove(f"{folder}/model.safetensors")
+        return 0
+    if len(argv) == 4 and argv[0] == "make-nemo":
+        make_nemo(argv[1], argv[2], int(argv[3]))
         return 0
     if len(argv) == 2 and argv[0] == "make-bin":
         import collections
