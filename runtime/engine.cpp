@@ -4,6 +4,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/model/gpt_model.h"
+#include "runtime/model/nemo.h"
 #include "runtime/model/sampler.h"
 
 namespace rankserve::runtime {
@@ -28,6 +29,9 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
   if (options.model_path.rfind("random/", 0) == 0) {
     config = random_model_config(options.model_path);
     impl->source = random_source(options.seed);
+  } else if (is_nemo_folder(options.model_path)) {
+    config = read_nemo_config(options.model_path);
+    impl->source = open_nemo_source(options.model_path, config);
   } else {
     config = read_hf_config(options.model_path);
     impl->source = open_safetensors_source(options.model_path);

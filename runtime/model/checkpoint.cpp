@@ -161,7 +161,8 @@ MappedCheckpoint MappedCheckpoint::open(const std::string& path) {
   }
   for (const std::string& file : files) {
     auto opened = std::make_shared<TensorFile>(file);
-    if (file.size() > 4 && file.substr(file.size() - 4) == ".bin") parse_torch_zip(*opened);
+    // torch.save files are zips ("PK\3\4"); safetensors files start with their header length.
+    if (opened->size() >= 4 && std::memcmp(opened->data(), "PK\3\4", 4) == 0) parse_torch_zip(*opened);
     else parse_safetensors(*opened);
     for (const auto& [name, entry] : opened->entries()) checkpoint.by_tensor_[name] = opened;
   }

@@ -37,10 +37,11 @@ struct Loader {
     return read(name, {size}, {0, start, length}, Init::zeros);
   }
 
-  // Rows [start, start + rows) of a [vocab, dim] embedding; rows past the vocabulary are zero.
-  at::Tensor vocab_rows(const std::string& name, int64_t vocab, int64_t dim, int64_t start, int64_t rows) {
+  // Rows [start, start + rows) of a [vocab, dim] embedding; rows at or past `usable` (default: all
+  // of the checkpoint's) are left zero, so a checkpoint's own padding never leaks into the logits.
+  at::Tensor vocab_rows(const std::string& name, int64_t vocab, int64_t dim, int64_t start, int64_t rows, int64_t usable = -1) {
     at::Tensor out = at::zeros({rows, dim}, at::TensorOptions().dtype(dtype));
-    const int64_t real = std::max<int64_t>(0, std::min(vocab - start, rows));
+    const int64_t real = std::max<int64_t>(0, std::min((usable < 0 ? vocab : std::min(usable, vocab)) - start, rows));
     if (real > 0) out.narrow(0, 0, real).copy_(read(name, {vocab, dim}, {0, start, real}));
     return out;
   }
@@ -103,6 +104,29 @@ void report_progress(Loader& l, int layer) {
   const double seconds = std::chrono::duration<double>(now - l.start).count();
   log::info("loading: layer {}/{}, {:.1f} MB of this rank's shard, {:.2f} GB/s", layer + 1, l.c.num_layers, l.bytes / 1e6,
             l.bytes / 1e9 / seconds);
+}
+
+// NeMo (legacy Megatron) layer: Linear weights [out, in]; the fused QKV rows are (head, q/k/v, dim).
+LayerWeights load_nemo_layer(Loader& l, const std::string& p) {
+  const int64_t H = l.c.hidden_size, F = l.c.ffn_hidden_size, w = l.local_width(), f = l.local_ffn();
+  const int64_t r = l.shard.tp_rank, d = l.c.head_dim(), heads = w / d;
+  LayerWeights x;
+  x.ln1_w = l.vector(p + "input_layernorm.weight", H, Init::ones);
+  x.ln1_b = l.vector(p + "input_layernorm.bias", H);
+  // This rank's heads are consecutive rows; regroup them as q | k | v like the other families.
+  x.qkv_w = l.read(p + "self_attention.query_key_value.weight", {3 * H, H}, {0, r * 3 * w, 3 * w})
+                .reshape({heads, 3, d, H}).permute({1, 0, 2, 3}).reshape({3 * w, H}).contiguous();
+  x.qkv_b = l.vector_part(p + "self_attention.query_key_value.bias", 3 * H, r * 3 * w, 3 * w)
+                .reshape({heads, 3, d}).permute({1, 0, 2}).reshape({3 * w}).contiguous();
+  x.out_w = l.read(p + "self_attention.dense.weight", {H, H}, {1, r * w, w});
+  x.out_b = l.vector(p + "self_attention.dense.bias", H);
+  x.ln2_w = l.vector(p + "post_attention_layernorm.weight", H, Init::ones);
+  x.ln2_b = l.vector(p + "post_attention_layernorm.bias", H);
+  x.fc1_w = l.read(p + "mlp.dense_h_to_4h.weight", {F, H}, {0, r * f, f});
+  x.fc1_b = l.vector_part(p + "mlp.dense_h_to_4h.bias", F, r * f, f);
+  x.fc2_w = l.read(p + "mlp.dense_4h_to_h.weight", {H, F}, {1, r * f, f});
+  x.fc2_b = l.vector(p + "mlp.dense_4h_to_h.bias", H);
+  return x;
 }
 
 at::Tensor activate(const at::Tensor& x, Activation a) {
@@ -169,7 +193,25 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
       ln_f_b_ = l.vector(p + "final_layer_norm.bias", H);
     }
   } else {
-    throw Error(ErrorCode::load, "load: NeMo checkpoints are not supported yet");
+    const std::string p = source.contains("model.module.language_model.embedding.word_embeddings.weight")
+                              ? "model.module.language_model."
+                              : "model.language_model.";
+    const int64_t V = c.checkpoint_vocab_rows;
+    if (first_stage || (last_stage && c.tied_output)) {
+      word_embeddings_ = l.vocab_rows(p + "embedding.word_embeddings.weight", V, H, shard.tp_rank * rows, rows, c.vocab_size);
+    }
+    if (last_stage && !c.tied_output) {
+      output_weights_ = l.vocab_rows(p + "output_layer.weight", V, H, shard.tp_rank * rows, rows, c.vocab_size);
+    }
+    if (first_stage) position_embeddings_ = l.read(p + "embedding.position_embeddings.weight", {P, H});
+    for (int i = first_layer_; i < first_layer_ + num_local_layers; ++i) {
+      layers_.push_back(load_nemo_layer(l, fmt::format("{}encoder.layers.{}.", p, i)));
+      report_progress(l, i);
+    }
+    if (last_stage) {
+      ln_f_w_ = l.vector(p + "encoder.final_layernorm.weight", H, Init::ones);
+      ln_f_b_ = l.vector(p + "encoder.final_layernorm.bias", H);
+    }
   }
   weight_bytes_ = l.bytes;
 }
@@ -245,7 +287,8 @@ at::Tensor GptModel::mlp(const LayerWeights& w, const at::Tensor& x) {
 }
 
 at::Tensor GptModel::logits(const at::Tensor& hidden) {
-  at::Tensor local = at::linear(hidden, word_embeddings_).contiguous();  // [n, rows]
+  const at::Tensor& output = output_weights_.defined() ? output_weights_ : word_embeddings_;
+  at::Tensor local = at::linear(hidden, output).contiguous();  // [n, rows]
   if (shard_.tp_size == 1) return local.narrow(1, 0, config_.vocab_size);
   at::Tensor gathered = at::empty({shard_.tp_size, local.size(0), local.size(1)}, at::kFloat);
   tp_.all_gather(std::span<const float>(local.data_ptr<float>(), static_cast<size_t>(local.numel())),

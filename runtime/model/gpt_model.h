@@ -76,6 +76,7 @@ class GptModel {
   int local_heads_ = 0;
   at::Tensor word_embeddings_;  // [padded_vocab / tp, embed_dim], this rank's rows
   at::Tensor position_embeddings_;
+  at::Tensor output_weights_;   // an untied output layer (NeMo), this rank's vocabulary rows
   at::Tensor project_in_, project_out_, ln_f_w_, ln_f_b_;
   std::vector<LayerWeights> layers_;
   uint64_t weight_bytes_ = 0;

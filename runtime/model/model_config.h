@@ -23,6 +23,10 @@ struct ModelConfig {
   bool pre_layer_norm = true;       // false: OPT-350m's post-LN (and no final layer norm)
   int word_embed_proj_dim = 0;      // OPT: != hidden_size means project_in / project_out
   int bos_token_id = -1;            // prepended to prompts (OPT's </s>), -1 none
+  // NeMo: the checkpoint's padded vocabulary rows, its TP size, and an untied output layer.
+  int checkpoint_vocab_rows = 0;
+  int checkpoint_tp_size = 1;
+  bool tied_output = true;
   int eos_token_id = 50256;
 
   int head_dim() const { return hidden_size / num_attention_heads; }

@@ -228,3 +228,23 @@ TEST_CASE("an old-style pytorch_model.bin (torch.save) loads like the same weigh
     fs::remove_all(model);
   }
 }
+
+TEST_CASE("NeMo Megatron GPT checkpoints saved at TP 1 or 2 generate what the reference generates at any run TP") {
+  for (const char* family : {"gpt2-erf", "gpt2"}) {  // NeMo's gelu: exact (fusion off) or tanh (fusion on)
+    const std::string source = make_model(family);
+    auto ref = run(fmt::format("{} generate {} {} 10", kReference, source, kPrompt), 120s);
+    REQUIRE_MESSAGE(ref.code == 0, ref.output);
+    const Output want = parse(ref.output);
+    for (int saved_tp : {1, 2}) {
+      const std::string nemo = source + fmt::format("-nemo{}", saved_tp);
+      auto convert = run(fmt::format("{} make-nemo {} {} {}", kReference, source, nemo, saved_tp), 120s);
+      REQUIRE_MESSAGE(convert.code == 0, convert.output);
+      for (const char* tp : {"--tp 1", "--tp 2", "--tp 4"}) {
+        INFO(family << " saved at TP " << saved_tp << ", run with " << tp);
+        check_close(generate(nemo, fmt::format("--gpus 4 {}", tp)), want, 1e-4);
+      }
+      fs::remove_all(nemo);
+    }
+    fs::remove_all(source);
+  }
+}

@@ -1,0 +1,24 @@
+// NeMo Megatron GPT checkpoints (legacy "language_model" layout), extracted folders: model_config.yaml,
+// model_weights.ckpt (TP 1) or mp_rank_XX/model_weights.ckpt (TP > 1). Internal to the runtime.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "runtime/model/model_config.h"
+#include "runtime/model/weight_source.h"
+
+namespace rankserve::runtime {
+
+bool is_nemo_folder(const std::string& path);
+
+// Reads model_config.yaml; the vocabulary size comes from the tokenizer's vocab file it references.
+// Throws Error(load) naming the file and key, also for layouts not supported yet (.nemo archives,
+// pipeline-parallel or mcore checkpoints).
+ModelConfig read_nemo_config(const std::string& folder);
+
+// Tensors under their full (TP 1) names and shapes whatever TP the checkpoint was saved with: a
+// slice is read from the shards it spans, so a run's TP may differ from the checkpoint's.
+std::unique_ptr<WeightSource> open_nemo_source(const std::string& folder, const ModelConfig& config);
+
+}  // namespace rankserve::runtime
