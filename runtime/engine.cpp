@@ -29,7 +29,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
   if (options.model_path.rfind("random/", 0) == 0) {
     config = random_model_config(options.model_path);
     impl->source = random_source(options.seed);
-  } else if (is_nemo_folder(options.model_path)) {
+  } else if (is_nemo_path(options.model_path)) {
     config = read_nemo_config(options.model_path);
     impl->source = open_nemo_source(options.model_path, config);
   } else {

@@ -49,14 +49,19 @@ std::string dtype_name(at::ScalarType type) {
 
 }  // namespace
 
-TensorFile::TensorFile(const std::string& path) : path_(path) {
+TensorFile::TensorFile(const std::string& path) : TensorFile(path, 0, UINT64_MAX, path) {}
+
+TensorFile::TensorFile(const std::string& path, uint64_t offset, uint64_t length, const std::string& name) : path_(name) {
   fd_ = ::open(path.c_str(), O_RDONLY);
   if (fd_ < 0) throw Error(ErrorCode::load, fmt::format("load: {}: cannot open: {}", path, std::strerror(errno)));
   struct stat st {};
   ::fstat(fd_, &st);
-  size_ = static_cast<uint64_t>(st.st_size);
+  mapped_ = static_cast<uint64_t>(st.st_size);
+  if (offset > mapped_) fail("the archive member lies past the end of the archive");
+  base_ = offset;
+  size_ = std::min(length, mapped_ - offset);
   if (size_ == 0) fail("the file is empty");
-  map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+  map_ = ::mmap(nullptr, mapped_, PROT_READ, MAP_PRIVATE, fd_, 0);
   if (map_ == MAP_FAILED) {
     map_ = nullptr;
     fail(fmt::format("mmap failed: {}", std::strerror(errno)));
@@ -64,7 +69,7 @@ TensorFile::TensorFile(const std::string& path) : path_(path) {
 }
 
 TensorFile::~TensorFile() {
-  if (map_) ::munmap(map_, size_);
+  if (map_) ::munmap(map_, mapped_);
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -89,7 +94,7 @@ void TensorFile::add(const std::string& name, TensorEntry e) {
 at::Tensor TensorFile::view(const std::string& name) const {
   const TensorEntry& e = entries_.at(name);
   auto options = at::TensorOptions().dtype(e.dtype);
-  char* base = static_cast<char*>(map_) + e.offset;
+  char* base = static_cast<char*>(map_) + base_ + e.offset;
   return e.strides.empty() ? at::from_blob(base, e.shape, options) : at::from_blob(base, e.shape, e.strides, options);
 }
 
@@ -166,6 +171,15 @@ MappedCheckpoint MappedCheckpoint::open(const std::string& path) {
     else parse_safetensors(*opened);
     for (const auto& [name, entry] : opened->entries()) checkpoint.by_tensor_[name] = opened;
   }
+  return checkpoint;
+}
+
+MappedCheckpoint MappedCheckpoint::open_member(const std::string& archive, uint64_t offset, uint64_t length,
+                                               const std::string& name) {
+  MappedCheckpoint checkpoint;
+  auto opened = std::make_shared<TensorFile>(archive, offset, length, name);
+  parse_torch_zip(*opened);
+  for (const auto& [tensor, entry] : opened->entries()) checkpoint.by_tensor_[tensor] = opened;
   return checkpoint;
 }
 

@@ -27,6 +27,10 @@ class MappedCheckpoint {
   // Throws Error(load) naming the file when a header is damaged or a file is missing.
   static MappedCheckpoint open(const std::string& path);
 
+  // A torch.save zip stored uncompressed at [offset, offset + length) of `archive` (a .nemo tar
+  // member), named `name` in messages.
+  static MappedCheckpoint open_member(const std::string& archive, uint64_t offset, uint64_t length, const std::string& name);
+
   bool contains(const std::string& name) const;
   std::vector<int64_t> shape(const std::string& name) const;
   // Copies the slice into a new CPU tensor of `dtype`. Throws Error(load) naming file and tensor.

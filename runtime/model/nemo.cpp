@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "runtime/core/error.h"
+#include "runtime/model/tar_archive.h"
 
 namespace rankserve::runtime {
 namespace fs = std::filesystem;
@@ -30,20 +31,60 @@ T key_or(const YAML::Node& node, const char* name, T fallback, const std::string
   return node[name] && !node[name].IsNull() ? key<T>(node, name, file) : fallback;
 }
 
+// The files of a checkpoint, in an extracted folder or in place inside an uncompressed .nemo tar.
+class NemoFiles {
+ public:
+  explicit NemoFiles(const std::string& path) : path_(path), archive_(!fs::is_directory(path)) {
+    if (archive_) members_ = list_tar(path);
+  }
+
+  std::string display(const std::string& name) const {
+    return archive_ ? fmt::format("{}:{}", path_, name) : (fs::path(path_) / name).string();
+  }
+
+  bool exists(const std::string& name) const {
+    return archive_ ? members_.count(name) > 0 : fs::exists(fs::path(path_) / name);
+  }
+
+  bool has_prefix(const std::string& prefix) const {
+    if (!archive_) return fs::exists(fs::path(path_) / prefix);
+    auto it = members_.lower_bound(prefix);
+    return it != members_.end() && it->first.rfind(prefix, 0) == 0;
+  }
+
+  std::string read_text(const std::string& name) const {
+    if (!exists(name)) throw Error(ErrorCode::load, fmt::format("load: {}: missing", display(name)));
+    if (archive_) return read_tar_member(path_, members_.at(name));
+    std::ifstream in(fs::path(path_) / name);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+
+  MappedCheckpoint open_checkpoint(const std::string& name) const {
+    if (!exists(name)) throw Error(ErrorCode::load, fmt::format("load: {}: missing", display(name)));
+    if (!archive_) return MappedCheckpoint::open((fs::path(path_) / name).string());
+    const TarMember& m = members_.at(name);
+    return MappedCheckpoint::open_member(path_, m.offset, m.size, display(name));
+  }
+
+ private:
+  std::string path_;
+  bool archive_;
+  std::map<std::string, TarMember> members_;
+};
+
 // "nemo:<hash>_<name>" names a file stored beside model_config.yaml.
-std::string artifact(const std::string& folder, const std::string& reference) {
+std::string artifact(const std::string& reference) {
   const std::string name = reference.rfind("nemo:", 0) == 0 ? reference.substr(5) : reference;
-  return (fs::path(folder) / fs::path(name).filename()).string();
+  return fs::path(name).filename().string();
 }
 
-int count_vocab(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(ErrorCode::load, fmt::format("load: {}: the tokenizer's vocab file is missing", path));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+int count_vocab(const NemoFiles& files, const std::string& name) {
   try {
-    return static_cast<int>(boost::json::parse(text).as_object().size());
+    return static_cast<int>(boost::json::parse(files.read_text(name)).as_object().size());
+  } catch (const Error&) {
+    throw;
   } catch (const std::exception& e) {
-    throw Error(ErrorCode::load, fmt::format("load: {}: not a vocab.json: {}", path, e.what()));
+    throw Error(ErrorCode::load, fmt::format("load: {}: not a vocab.json: {}", files.display(name), e.what()));
   }
 }
 
@@ -62,7 +103,7 @@ int partition_dim(const std::string& name) {
 
 class NemoSource final : public WeightSource {
  public:
-  NemoSource(const std::string& folder, int tp) : folder_(folder), shards_(static_cast<size_t>(tp)) {}
+  NemoSource(const std::string& path, int tp) : files_(path), shards_(static_cast<size_t>(tp)) {}
 
   bool contains(const std::string& name) const override { return shard(0).contains(name); }
 
@@ -102,11 +143,12 @@ class NemoSource final : public WeightSource {
   const MappedCheckpoint& shard(int j) const {
     auto& slot = shards_[static_cast<size_t>(j)];
     if (!slot) {
-      const fs::path file = shards_.size() == 1 ? fs::path(folder_) / "model_weights.ckpt"
-                                                : fs::path(folder_) / fmt::format("mp_rank_{:02d}", j) / "model_weights.ckpt";
-      if (!fs::exists(file)) throw Error(ErrorCode::load, fmt::format("load: {}: missing (the config says TP {})", file.string(), shards_.size()));
-      slot = std::make_unique<MappedCheckpoint>(MappedCheckpoint::open(file.string()));
-      path_of_[static_cast<size_t>(j)] = file.string();
+      const std::string name = shards_.size() == 1 ? "model_weights.ckpt" : fmt::format("mp_rank_{:02d}/model_weights.ckpt", j);
+      if (!files_.exists(name)) {
+        throw Error(ErrorCode::load, fmt::format("load: {}: missing (the config says TP {})", files_.display(name), shards_.size()));
+      }
+      slot = std::make_unique<MappedCheckpoint>(files_.open_checkpoint(name));
+      path_of_[static_cast<size_t>(j)] = files_.display(name);
     }
     return *slot;
   }
@@ -122,26 +164,31 @@ class NemoSource final : public WeightSource {
     return s;
   }
 
-  std::string folder_;
+  NemoFiles files_;
   mutable std::vector<std::unique_ptr<MappedCheckpoint>> shards_;
   mutable std::map<size_t, std::string> path_of_;
 };
 
 }  // namespace
 
-bool is_nemo_folder(const std::string& path) { return fs::exists(fs::path(path) / "model_config.yaml"); }
+bool is_nemo_path(const std::string& path) {
+  return fs::is_directory(path) ? fs::exists(fs::path(path) / "model_config.yaml") : fs::is_regular_file(path);
+}
 
-ModelConfig read_nemo_config(const std::string& folder) {
-  const std::string file = (fs::path(folder) / "model_config.yaml").string();
+ModelConfig read_nemo_config(const std::string& path) {
+  const NemoFiles files(path);
+  const std::string file = files.display("model_config.yaml");
   YAML::Node y;
   try {
-    y = YAML::LoadFile(file);
+    y = YAML::Load(files.read_text("model_config.yaml"));
+  } catch (const Error&) {
+    throw;
   } catch (const std::exception& e) {
     throw Error(ErrorCode::load, fmt::format("load: {}: not YAML: {}", file, e.what()));
   }
-  if (fs::exists(fs::path(folder) / "model_weights") && fs::exists(fs::path(folder) / "model_weights" / "metadata.json")) {
+  if (files.has_prefix("model_weights/")) {
     throw Error(ErrorCode::load, fmt::format("load: {}: a distributed (mcore) checkpoint; only the legacy layout "
-                                             "(model_weights.ckpt) is supported", folder));
+                                             "(model_weights.ckpt) is supported", path));
   }
   if (key_or<int>(y, "pipeline_model_parallel_size", 1, file) != 1) {
     throw Error(ErrorCode::load, fmt::format("load: {}: pipeline_model_parallel_size > 1 checkpoints are not supported yet", file));
@@ -161,7 +208,7 @@ ModelConfig read_nemo_config(const std::string& folder) {
   c.tied_output = key_or<bool>(y, "share_embeddings_and_output_weights", true, file);
   c.checkpoint_tp_size = key_or<int>(y, "tensor_model_parallel_size", 1, file);
   if (!y["tokenizer"] || !y["tokenizer"]["vocab_file"]) throw Error(ErrorCode::load, fmt::format("load: {}: \"tokenizer.vocab_file\" is missing", file));
-  c.vocab_size = count_vocab(artifact(folder, y["tokenizer"]["vocab_file"].as<std::string>()));
+  c.vocab_size = count_vocab(files, artifact(y["tokenizer"]["vocab_file"].as<std::string>()));
   const int multiple = key_or<int>(y, "make_vocab_size_divisible_by", 128, file) * c.checkpoint_tp_size;
   c.checkpoint_vocab_rows = (c.vocab_size + multiple - 1) / multiple * multiple;
   c.eos_token_id = 50256;  // GPT-2 BPE's <|endoftext|>
@@ -169,8 +216,8 @@ ModelConfig read_nemo_config(const std::string& folder) {
   return c;
 }
 
-std::unique_ptr<WeightSource> open_nemo_source(const std::string& folder, const ModelConfig& config) {
-  return std::make_unique<NemoSource>(folder, config.checkpoint_tp_size);
+std::unique_ptr<WeightSource> open_nemo_source(const std::string& path, const ModelConfig& config) {
+  return std::make_unique<NemoSource>(path, config.checkpoint_tp_size);
 }
 
 }  // namespace rankserve::runtime

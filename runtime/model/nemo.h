@@ -1,5 +1,6 @@
-// NeMo Megatron GPT checkpoints (legacy "language_model" layout), extracted folders: model_config.yaml,
-// model_weights.ckpt (TP 1) or mp_rank_XX/model_weights.ckpt (TP > 1). Internal to the runtime.
+// NeMo Megatron GPT checkpoints (legacy "language_model" layout): a .nemo (uncompressed tar, read in
+// place) or its extracted folder with model_config.yaml and model_weights.ckpt (TP 1) or
+// mp_rank_XX/model_weights.ckpt (TP > 1). Internal to the runtime.
 #pragma once
 
 #include <memory>
@@ -10,10 +11,11 @@
 
 namespace rankserve::runtime {
 
-bool is_nemo_folder(const std::string& path);
+// A folder holding model_config.yaml, or a file (taken as a .nemo archive).
+bool is_nemo_path(const std::string& path);
 
 // Reads model_config.yaml; the vocabulary size comes from the tokenizer's vocab file it references.
-// Throws Error(load) naming the file and key, also for layouts not supported yet (.nemo archives,
+// Throws Error(load) naming the file and key, also for layouts not supported yet (gzip archives,
 // pipeline-parallel or mcore checkpoints).
 ModelConfig read_nemo_config(const std::string& folder);
 

@@ -20,12 +20,15 @@ struct TensorEntry {
 class TensorFile {
  public:
   explicit TensorFile(const std::string& path);  // maps the file; throws Error(load) naming it
+  // Maps bytes [offset, offset + length) of `path` (a member of an uncompressed archive), named
+  // `name` in messages.
+  TensorFile(const std::string& path, uint64_t offset, uint64_t length, const std::string& name);
   ~TensorFile();
   TensorFile(const TensorFile&) = delete;
   TensorFile& operator=(const TensorFile&) = delete;
 
   const std::string& path() const { return path_; }
-  const char* data() const { return static_cast<const char*>(map_); }
+  const char* data() const { return static_cast<const char*>(map_) + base_; }
   uint64_t size() const { return size_; }
   std::map<std::string, TensorEntry>& entries() { return entries_; }
   const std::map<std::string, TensorEntry>& entries() const { return entries_; }
@@ -39,6 +42,8 @@ class TensorFile {
   std::string path_;
   int fd_ = -1;
   void* map_ = nullptr;
+  uint64_t mapped_ = 0;  // bytes mapped (the whole file)
+  uint64_t base_ = 0;    // where this file's bytes start in the mapping
   uint64_t size_ = 0;
   std::map<std::string, TensorEntry> entries_;
 };

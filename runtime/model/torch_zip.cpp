@@ -2,6 +2,9 @@
 // describes the tensors, and one uncompressed record per storage (data/<key>). Debian's libtorch
 // cannot unpickle a real state_dict (an OrderedDict with _metadata), so this reads the pickle
 // opcodes torch.save emits itself and maps the storages in place.
+#include <sys/types.h>  // off_t, which in_memory_adapter.h uses without including
+
+#include <caffe2/serialize/in_memory_adapter.h>
 #include <caffe2/serialize/inline_container.h>
 #include <fmt/format.h>
 
@@ -198,7 +201,8 @@ void parse_torch_zip(TensorFile& file) {
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   Ref root;
   try {
-    zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(file.path());
+    zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
+        std::make_shared<caffe2::serialize::MemoryReadAdapter>(file.data(), static_cast<off_t>(file.size())));
     auto [pickle, size] = zip->getRecord("data.pkl");
     root = Unpickler(static_cast<const char*>(pickle.get()), size).run();
   } catch (const Error&) {

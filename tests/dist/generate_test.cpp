@@ -243,8 +243,28 @@ TEST_CASE("NeMo Megatron GPT checkpoints saved at TP 1 or 2 generate what the re
         INFO(family << " saved at TP " << saved_tp << ", run with " << tp);
         check_close(generate(nemo, fmt::format("--gpus 4 {}", tp)), want, 1e-4);
       }
+      // The .nemo archive itself, read in place (Python's tarfile, as NeMo writes it).
+      auto pack = run(fmt::format("{} pack-nemo {} {}.nemo tar", kReference, nemo, nemo), 60s);
+      REQUIRE_MESSAGE(pack.code == 0, pack.output);
+      check_close(generate(nemo + ".nemo", "--gpus 2 --tp 2"), want, 1e-4);
       fs::remove_all(nemo);
+      fs::remove(nemo + ".nemo");
     }
     fs::remove_all(source);
   }
+}
+
+TEST_CASE("a gzip-compressed .nemo is refused with the way to extract it") {
+  const std::string source = make_model("gpt2");
+  auto make = run(fmt::format("{} make-nemo {} {}-nemo 1 && {} pack-nemo {}-nemo {}.nemo gz", kReference, source, source,
+                              kReference, source, source), 120s);
+  REQUIRE_MESSAGE(make.code == 0, make.output);
+  auto r = run(fmt::format("{} generate --gpus 1 --model-path {}.nemo --prompt-ids 1,2", kBin, source), 60s);
+  INFO(r.output);
+  CHECK(r.code == 5);
+  CHECK(r.output.find("gzip-compressed .nemo") != std::string::npos);
+  CHECK(r.output.find("tar xzf") != std::string::npos);
+  fs::remove_all(source);
+  fs::remove_all(source + "-nemo");
+  fs::remove(source + ".nemo");
 }

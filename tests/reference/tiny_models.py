@@ -7,6 +7,7 @@
   tiny_models.py generate DIR IDS N    greedy generation without a KV cache; prints JSON
   tiny_models.py shard DIR             split DIR/model.safetensors into two shards with an index file
   tiny_models.py make-bin DIR          replace DIR/model.safetensors by an old-style pytorch_model.bin (torch.save)
+  tiny_models.py pack-nemo DIR FILE M  pack an extracted NeMo folder into FILE (M: tar or gz), as NeMo does
   tiny_models.py make-nemo SRC DST TP  write the GPT-2 folder SRC as an extracted NeMo Megatron GPT checkpoint
                                        saved at tensor parallelism TP (mp_rank_XX/model_weights.ckpt when TP > 1)
 """
@@ -279,6 +280,11 @@ def main(argv):
         return 0
     if len(argv) == 4 and argv[0] == "make-nemo":
         make_nemo(argv[1], argv[2], int(argv[3]))
+        return 0
+    if len(argv) == 4 and argv[0] == "pack-nemo":  # as NeMo's save_restore_connector does: tarfile, "./" names
+        import tarfile
+        with tarfile.open(argv[2], "w:gz" if argv[3] == "gz" else "w:") as tar:
+            tar.add(argv[1], arcname=".")
         return 0
     if len(argv) == 2 and argv[0] == "make-bin":
         import collections
