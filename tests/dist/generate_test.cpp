@@ -36,13 +36,25 @@ Output parse(const std::string& text) {
   return out;
 }
 
+// Runs the reference script with `args`; the test stops unless it succeeds.
+void reference(const std::string& args) {
+  auto r = run(fmt::format("{} {}", kReference, args), 120s);
+  REQUIRE_MESSAGE(r.code == 0, args << "\n" << r.output);
+}
+
+// What the reference generates greedily after `prompt_ids` ("1,2,3").
+Output reference_generate(const std::string& model, const std::string& prompt_ids, int count) {
+  auto r = run(fmt::format("{} generate {} {} {}", kReference, model, prompt_ids, count), 120s);
+  REQUIRE_MESSAGE(r.code == 0, r.output);
+  return parse(r.output);
+}
+
 // A fresh folder holding a tiny checkpoint of `family` written by the reference script.
 std::string make_model(const std::string& family) {
   const fs::path dir = fs::temp_directory_path() / fmt::format("rankserve-{}-{}", family, ::getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
-  auto r = run(fmt::format("{} make {} {}", kReference, family, dir.string()), 120s);
-  REQUIRE_MESSAGE(r.code == 0, r.output);
+  reference(fmt::format("make {} {}", family, dir.string()));
   return dir.string();
 }
 
@@ -65,9 +77,7 @@ void check_close(const Output& got, const Output& want, double tolerance) {
 TEST_CASE("GPT-2, OPT and post-LN OPT generate what the PyTorch reference generates, at TP 1, 2, 4 and PP 2") {
   for (const char* family : {"gpt2", "opt", "opt-postln"}) {
     const std::string model = make_model(family);
-    auto ref = run(fmt::format("{} generate {} {} 10", kReference, model, kPrompt), 120s);
-    REQUIRE_MESSAGE(ref.code == 0, ref.output);
-    const Output want = parse(ref.output);
+    const Output want = reference_generate(model, kPrompt, 10);
     for (const char* tp : {"--tp 1", "--tp 2", "--tp 4", "--tp 1 --pp 2", "--tp 2 --pp 2"}) {
       INFO(family << " " << tp);
       check_close(generate(model, fmt::format("--gpus 4 {}", tp)), want, 1e-4);
@@ -85,8 +95,7 @@ TEST_CASE("decoding with the KV cache equals recomputing the whole sequence ever
 TEST_CASE("a sharded safetensors checkpoint with an index loads like the single file") {
   const std::string model = make_model("gpt2");
   const Output single = generate(model, "--gpus 4 --tp 2");
-  auto shard = run(fmt::format("{} shard {}", kReference, model), 60s);
-  REQUIRE_MESSAGE(shard.code == 0, shard.output);
+  reference("shard " + model);
   REQUIRE(fs::exists(fs::path(model) / "model.safetensors.index.json"));
   REQUIRE_FALSE(fs::exists(fs::path(model) / "model.safetensors"));
   check_close(generate(model, "--gpus 4 --tp 2"), single, 1e-6);
@@ -164,9 +173,7 @@ TEST_CASE("a text prompt is tokenized like GPT-2's encoder and the continuation 
 
     std::string joined;
     for (int64_t id : prompt_ids) joined += (joined.empty() ? "" : ",") + std::to_string(id);
-    auto ref = run(fmt::format("{} generate {} {} 6", kReference, model.string(), joined), 120s);
-    REQUIRE_MESSAGE(ref.code == 0, ref.output);
-    CHECK(parse(ref.output).ids == generated);
+    CHECK(reference_generate(model.string(), joined, 6).ids == generated);
 
     std::string generated_json = "[";
     for (int64_t id : generated) generated_json += (generated_json.size() > 1 ? "," : "") + std::to_string(id);
@@ -220,8 +227,7 @@ TEST_CASE("an old-style pytorch_model.bin (torch.save) loads like the same weigh
     INFO(family);
     const std::string model = make_model(family);
     const Output from_safetensors = generate(model, "--gpus 2 --tp 2");
-    auto convert = run(fmt::format("{} make-bin {}", kReference, model), 60s);
-    REQUIRE_MESSAGE(convert.code == 0, convert.output);
+    reference("make-bin " + model);
     REQUIRE(fs::exists(fs::path(model) / "pytorch_model.bin"));
     REQUIRE_FALSE(fs::exists(fs::path(model) / "model.safetensors"));
     check_close(generate(model, "--gpus 2 --tp 2"), from_safetensors, 1e-6);
@@ -232,20 +238,16 @@ TEST_CASE("an old-style pytorch_model.bin (torch.save) loads like the same weigh
 TEST_CASE("NeMo Megatron GPT checkpoints saved at TP 1 or 2 generate what the reference generates at any run TP") {
   for (const char* family : {"gpt2-erf", "gpt2"}) {  // NeMo's gelu: exact (fusion off) or tanh (fusion on)
     const std::string source = make_model(family);
-    auto ref = run(fmt::format("{} generate {} {} 10", kReference, source, kPrompt), 120s);
-    REQUIRE_MESSAGE(ref.code == 0, ref.output);
-    const Output want = parse(ref.output);
+    const Output want = reference_generate(source, kPrompt, 10);
     for (int saved_tp : {1, 2}) {
       const std::string nemo = source + fmt::format("-nemo{}", saved_tp);
-      auto convert = run(fmt::format("{} make-nemo {} {} {}", kReference, source, nemo, saved_tp), 120s);
-      REQUIRE_MESSAGE(convert.code == 0, convert.output);
+      reference(fmt::format("make-nemo {} {} {}", source, nemo, saved_tp));
       for (const char* tp : {"--tp 1", "--tp 2", "--tp 4"}) {
         INFO(family << " saved at TP " << saved_tp << ", run with " << tp);
         check_close(generate(nemo, fmt::format("--gpus 4 {}", tp)), want, 1e-4);
       }
       // The .nemo archive itself, read in place (Python's tarfile, as NeMo writes it).
-      auto pack = run(fmt::format("{} pack-nemo {} {}.nemo tar", kReference, nemo, nemo), 60s);
-      REQUIRE_MESSAGE(pack.code == 0, pack.output);
+      reference(fmt::format("pack-nemo {} {}.nemo tar", nemo, nemo));
       check_close(generate(nemo + ".nemo", "--gpus 2 --tp 2"), want, 1e-4);
       fs::remove_all(nemo);
       fs::remove(nemo + ".nemo");
@@ -256,9 +258,8 @@ TEST_CASE("NeMo Megatron GPT checkpoints saved at TP 1 or 2 generate what the re
 
 TEST_CASE("a gzip-compressed .nemo is refused with the way to extract it") {
   const std::string source = make_model("gpt2");
-  auto make = run(fmt::format("{} make-nemo {} {}-nemo 1 && {} pack-nemo {}-nemo {}.nemo gz", kReference, source, source,
-                              kReference, source, source), 120s);
-  REQUIRE_MESSAGE(make.code == 0, make.output);
+  reference(fmt::format("make-nemo {} {}-nemo 1", source, source));
+  reference(fmt::format("pack-nemo {}-nemo {}.nemo gz", source, source));
   auto r = run(fmt::format("{} generate --gpus 1 --model-path {}.nemo --prompt-ids 1,2", kBin, source), 60s);
   INFO(r.output);
   CHECK(r.code == 5);
