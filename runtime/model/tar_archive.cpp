@@ -44,15 +44,19 @@ std::map<std::string, TarMember> list_tar(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::load, fmt::format("load: {}: cannot open", path));
   auto fail = [&](const std::string& what) { return Error(ErrorCode::load, fmt::format("load: {}: {}", path, what)); };
+  char magic[2] = {};
+  in.read(magic, 2);
+  if (static_cast<unsigned char>(magic[0]) == 0x1f && static_cast<unsigned char>(magic[1]) == 0x8b) {
+    throw fail("a gzip-compressed .nemo (NeMo before 1.7): extract it (tar xzf FILE -C FOLDER) and pass the folder");
+  }
+  in.seekg(0);
   std::map<std::string, TarMember> members;
   std::string long_name;
   uint64_t offset = 0;
   char header[kBlock];
-  while (in.read(header, kBlock)) {
+  if (!in.read(header, kBlock)) throw fail("not a tar archive (shorter than one 512-byte block)");
+  for (bool more = true; more; more = static_cast<bool>(in.read(header, kBlock))) {
     offset += kBlock;
-    if (offset == kBlock && static_cast<unsigned char>(header[0]) == 0x1f && static_cast<unsigned char>(header[1]) == 0x8b) {
-      throw fail("a gzip-compressed .nemo (NeMo before 1.7): extract it (tar xzf FILE -C FOLDER) and pass the folder");
-    }
     if (header[0] == '\0') break;  // end-of-archive blocks
     if (std::memcmp(header + 257, "ustar", 5) != 0) throw fail(fmt::format("not a tar archive (no ustar header at byte {})", offset - kBlock));
     const uint64_t size = octal(header + 124, 12);
