@@ -34,7 +34,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
     impl->source = open_nemo_source(options.model_path, config);
   } else {
     config = read_hf_config(options.model_path);
-    impl->source = open_safetensors_source(options.model_path);
+    impl->source = open_checkpoint_source(options.model_path);
   }
   impl->tp = &tp;
   impl->pp = &pp;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -142,6 +143,7 @@ void parse_safetensors(TensorFile& file) {
 
 MappedCheckpoint MappedCheckpoint::open(const std::string& path) {
   MappedCheckpoint checkpoint;
+  checkpoint.origin_ = path;
   std::vector<std::string> files;
   if (fs::is_directory(path)) {
     const fs::path index = fs::path(path) / "model.safetensors.index.json";
@@ -177,6 +179,7 @@ MappedCheckpoint MappedCheckpoint::open(const std::string& path) {
 MappedCheckpoint MappedCheckpoint::open_member(const std::string& archive, uint64_t offset, uint64_t length,
                                                const std::string& name) {
   MappedCheckpoint checkpoint;
+  checkpoint.origin_ = name;
   auto opened = std::make_shared<TensorFile>(archive, offset, length, name);
   parse_torch_zip(*opened);
   for (const auto& [tensor, entry] : opened->entries()) checkpoint.by_tensor_[tensor] = opened;
@@ -184,6 +187,16 @@ MappedCheckpoint MappedCheckpoint::open_member(const std::string& archive, uint6
 }
 
 bool MappedCheckpoint::contains(const std::string& name) const { return by_tensor_.count(name) > 0; }
+
+void MappedCheckpoint::expect(const std::string& name, const std::vector<int64_t>& shape) const {
+  auto it = by_tensor_.find(name);
+  if (it == by_tensor_.end()) throw Error(ErrorCode::load, fmt::format("load: {}: tensor {} is missing", origin_, name));
+  const auto& actual = it->second->entries().at(name).shape;
+  if (actual != shape) {
+    throw Error(ErrorCode::load, fmt::format("load: {}: tensor {} has shape [{}] but the config implies [{}]",
+                                             it->second->path(), name, fmt::join(actual, ", "), fmt::join(shape, ", ")));
+  }
+}
 
 std::vector<int64_t> MappedCheckpoint::shape(const std::string& name) const {
   auto it = by_tensor_.find(name);

@@ -32,6 +32,8 @@ class MappedCheckpoint {
   static MappedCheckpoint open_member(const std::string& archive, uint64_t offset, uint64_t length, const std::string& name);
 
   bool contains(const std::string& name) const;
+  // Throws Error(load) naming the file when `name` is missing or its shape is not `shape`.
+  void expect(const std::string& name, const std::vector<int64_t>& shape) const;
   std::vector<int64_t> shape(const std::string& name) const;
   // Copies the slice into a new CPU tensor of `dtype`. Throws Error(load) naming file and tensor.
   at::Tensor read(const std::string& name, const TensorSlice& slice, at::ScalarType dtype) const;
@@ -39,6 +41,7 @@ class MappedCheckpoint {
   uint64_t bytes_read() const { return *bytes_read_; }
 
  private:
+  std::string origin_;  // what was opened, for messages
   std::map<std::string, std::shared_ptr<TensorFile>> by_tensor_;
   std::shared_ptr<uint64_t> bytes_read_ = std::make_shared<uint64_t>(0);
 };

@@ -148,25 +148,18 @@ class NemoSource final : public WeightSource {
         throw Error(ErrorCode::load, fmt::format("load: {}: missing (the config says TP {})", files_.display(name), shards_.size()));
       }
       slot = std::make_unique<MappedCheckpoint>(files_.open_checkpoint(name));
-      path_of_[static_cast<size_t>(j)] = files_.display(name);
     }
     return *slot;
   }
 
   const MappedCheckpoint& checked(int j, const std::string& name, const std::vector<int64_t>& shard_shape) const {
     const MappedCheckpoint& s = shard(j);
-    if (!s.contains(name)) throw Error(ErrorCode::load, fmt::format("load: {}: tensor {} is missing", path_of_[static_cast<size_t>(j)], name));
-    if (s.shape(name) != shard_shape) {
-      throw Error(ErrorCode::load, fmt::format("load: {}: tensor {} has shape [{}] but the config implies [{}]",
-                                               path_of_[static_cast<size_t>(j)], name, fmt::join(s.shape(name), ", "),
-                                               fmt::join(shard_shape, ", ")));
-    }
+    s.expect(name, shard_shape);
     return s;
   }
 
   NemoFiles files_;
   mutable std::vector<std::unique_ptr<MappedCheckpoint>> shards_;
-  mutable std::map<size_t, std::string> path_of_;
 };
 
 }  // namespace

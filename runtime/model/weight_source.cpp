@@ -1,30 +1,21 @@
 #include "runtime/model/weight_source.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
-
 
 #include "runtime/core/error.h"
 
 namespace rankserve::runtime {
 namespace {
 
-class SafetensorsSource final : public WeightSource {
+class CheckpointSource final : public WeightSource {
  public:
-  explicit SafetensorsSource(const std::string& path) : checkpoint_(MappedCheckpoint::open(path)), path_(path) {}
+  explicit CheckpointSource(const std::string& path) : checkpoint_(MappedCheckpoint::open(path)) {}
 
   bool contains(const std::string& name) const override { return checkpoint_.contains(name); }
 
   at::Tensor read(const std::string& name, const std::vector<int64_t>& shape, const TensorSlice& slice,
                   at::ScalarType dtype, Init) const override {
-    if (!checkpoint_.contains(name)) {
-      throw Error(ErrorCode::load, fmt::format("load: {}: tensor {} is missing", path_, name));
-    }
-    const auto actual = checkpoint_.shape(name);
-    if (actual != shape) {
-      throw Error(ErrorCode::load, fmt::format("load: {}: tensor {} has shape [{}] but the config implies [{}]", path_, name,
-                                               fmt::join(actual, ", "), fmt::join(shape, ", ")));
-    }
+    checkpoint_.expect(name, shape);
     return checkpoint_.read(name, slice, dtype);
   }
 
@@ -32,7 +23,6 @@ class SafetensorsSource final : public WeightSource {
 
  private:
   MappedCheckpoint checkpoint_;
-  std::string path_;
 };
 
 uint64_t fnv1a(const std::string& text) {  // stable across builds, unlike std::hash
@@ -90,7 +80,7 @@ class RandomSource final : public WeightSource {
 
 }  // namespace
 
-std::unique_ptr<WeightSource> open_safetensors_source(const std::string& path) { return std::make_unique<SafetensorsSource>(path); }
+std::unique_ptr<WeightSource> open_checkpoint_source(const std::string& path) { return std::make_unique<CheckpointSource>(path); }
 std::unique_ptr<WeightSource> random_source(uint64_t seed) { return std::make_unique<RandomSource>(seed); }
 
 }  // namespace rankserve::runtime

@@ -25,7 +25,8 @@ class WeightSource {
   virtual uint64_t bytes_read() const = 0;
 };
 
-std::unique_ptr<WeightSource> open_safetensors_source(const std::string& path);
+// A Hugging Face weights folder or file: safetensors (single or sharded) or pytorch_model.bin.
+std::unique_ptr<WeightSource> open_checkpoint_source(const std::string& path);
 
 // Values depend only on (seed, tensor name, element index): any slicing of a tensor yields the
 // same elements, so TP=1 and TP=4 runs of a random model are the same model.
