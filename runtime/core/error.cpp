@@ -11,6 +11,7 @@ int exit_code(ErrorCode code) noexcept {
     case ErrorCode::rendezvous: return 4;
     case ErrorCode::load: return 5;
     case ErrorCode::runtime: return 6;
+    default: return 6;
   }
   return 6;
 }
@@ -22,6 +23,11 @@ std::string_view to_string(ErrorCode code) noexcept {
     case ErrorCode::rendezvous: return "rendezvous";
     case ErrorCode::load: return "load";
     case ErrorCode::runtime: return "runtime";
+    case ErrorCode::bad_request: return "bad_request";
+    case ErrorCode::not_found: return "not_found";
+    case ErrorCode::overloaded: return "overloaded";
+    case ErrorCode::unavailable: return "unavailable";
+    case ErrorCode::timeout: return "timeout";
   }
   return "runtime";
 }

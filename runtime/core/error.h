@@ -15,6 +15,12 @@ enum class ErrorCode {
   rendezvous,  // peers did not find each other within the deadline
   load,        // a checkpoint or tokenizer cannot be read
   runtime,     // a failure after start-up: a collective, a dead peer, an internal check
+  // Per-request outcomes of the serving front end (HTTP status in brackets); never a process exit.
+  bad_request,  // a malformed or out-of-range request field [400]
+  not_found,    // an unknown model, version or path [404]
+  overloaded,   // the queue is full [429, with Retry-After]
+  unavailable,  // not ready, draining, or a rank failed [503]
+  timeout,      // the request's deadline passed [504]
 };
 
 // Message formula: "<area>: <what was found>; <what was expected> (<what to change>)".
@@ -27,7 +33,8 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
-// Process exit status for an error category: usage 2, topology 3, rendezvous 4, load 5, runtime 6.
+// Process exit status for an error category: usage 2, topology 3, rendezvous 4, load 5, runtime 6
+// (request outcomes, which never end a process, map to 6).
 int exit_code(ErrorCode code) noexcept;
 std::string_view to_string(ErrorCode code) noexcept;
 

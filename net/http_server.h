@@ -1,0 +1,49 @@
+// The HTTP front end of global rank 0: Triton/KServe v2 (JSON and binary tensors), the OpenAI API
+// with server-sent events, Prometheus metrics and health, over a GenerationService. Boost.Beast stays
+// inside net/; this facade includes none of it. Constructed and destroyed by one thread (the launcher).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "runtime/core/generation_service.h"
+
+namespace rankserve::net {
+
+inline constexpr int kDefaultHttpPort = 8000;
+inline constexpr int kDefaultMetricsPort = 8002;
+
+struct ServerOptions {
+  std::string address = "0.0.0.0";   // --http-address
+  int http_port = kDefaultHttpPort;  // --http-port; 0 picks a free port (tests)
+  int metrics_port = kDefaultMetricsPort;  // --metrics-port; 0 picks a free port; -1 none (still at /metrics)
+  int num_threads = 4;               // I/O threads; handlers never block them (see GenerationSink)
+  std::size_t max_body_bytes = 8u << 20;  // larger bodies get 413
+  double header_timeout_s = 30;      // a request's header must arrive within this (slowloris)
+  double idle_timeout_s = 120;       // a keep-alive connection with no request is closed after this
+  double request_timeout_s = 600;    // default deadline of an inference request (KServe `timeout` overrides)
+  int retry_after_s = 1;             // Retry-After of a 429
+  std::string api_key;               // non-empty: inference endpoints need "Authorization: Bearer <key>"
+};
+
+class HttpServer {
+ public:
+  // Binds every port before returning and starts serving on its own threads. Throws Error(usage)
+  // naming every port that is in use or cannot be bound, e.g. "server: cannot listen on 0.0.0.0:8000
+  // (--http-port): address in use; 0.0.0.0:8002 (--metrics-port): address in use".
+  HttpServer(const ServerOptions& options, GenerationService& service);
+  ~HttpServer();  // stop()
+
+  int http_port() const;     // the bound port (the chosen one when 0 was asked)
+  int metrics_port() const;  // -1 when none
+
+  // Closes the listeners and every connection; in-flight requests are cancelled. Idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rankserve::net
