@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <array>
 #include <boost/json.hpp>
 #include <charconv>
 #include <optional>
@@ -12,6 +11,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
+#include "launcher/model_loading.h"
 #include "runtime/engine.h"
 #include "runtime/tokenizer/tokenizer_folder.h"
 
@@ -73,46 +73,36 @@ void print_result(const Options& options, const runtime::BpeTokenizer* tokenizer
 void run_generate(const Options& options, const runtime::ProcessGroups& groups, int global_rank) {
   std::optional<runtime::BpeTokenizer> tokenizer;
   std::vector<std::vector<int32_t>> prompts;
+  int eos = -1;
   if (!options.prompt.empty()) {
-    tokenizer = runtime::load_tokenizer_folder(options.tokenizer.empty() ? options.model_path : options.tokenizer);
+    tokenizer = runtime::load_tokenizer_folder(tokenizer_folder_of(options));
     prompts.push_back(tokenizer->encode(options.prompt));
+    eos = end_of_text_id(*tokenizer);
   } else {
     prompts = parse_prompt_ids(options.prompt_ids);
   }
-  const auto start = std::chrono::steady_clock::now();
-  runtime::EngineOptions engine_options;
-  engine_options.model_path = options.model_path;
-  engine_options.seed = options.weights_seed;
-  if (tokenizer) engine_options.sampleable_vocab = tokenizer->vocab_size();
-  auto engine = runtime::Engine::load(engine_options, groups);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log::info("loaded {} ({}): shard {:.1f} MB, read {:.1f} MB from files in {:.2f} s ({:.2f} GB/s)", options.model_path,
-            runtime::describe(engine->config()), engine->weight_bytes() / 1e6, engine->bytes_read() / 1e6, seconds,
-            engine->bytes_read() / 1e9 / std::max(seconds, 1e-9));
-  // Rank 0 prints every rank's memory: weights, and the KV cache per token and per full-context sequence.
-  const std::array<float, 2> mine{static_cast<float>(engine->weight_bytes() / 1e6),
-                                  static_cast<float>(engine->kv_cache_bytes_per_token() / 1e3)};
-  std::vector<float> all(mine.size() * static_cast<size_t>(groups.world->size()));
-  groups.world->all_gather(mine, all);
-  std::string table = fmt::format("rank  weights MB  KV KB/token  KV MB/{}-token sequence", engine->max_context());
-  for (int r = 0; r < groups.world->size(); ++r) {
-    const float weights = all[2 * r], kv = all[2 * r + 1];
-    table += fmt::format("\n{:<5} {:>10.1f}  {:>11.1f}  {:>10.1f}", r, weights, kv, kv * engine->max_context() / 1e3);
-  }
-  log::info("memory per rank:\n{}", table);
-  if (tokenizer && engine->config().bos_token_id >= 0) prompts[0].insert(prompts[0].begin(), engine->config().bos_token_id);
+  const LoadedModel loaded = load_model(options, groups, tokenizer ? tokenizer->vocab_size() : 0, eos);
+  runtime::Engine& engine = *loaded.engine;
+  // The family's BOS (OPT's </s>) goes in front of a text prompt; it is the tokenizer's end-of-text token.
+  if (tokenizer && engine.config().bos_token_id >= 0) prompts[0].insert(prompts[0].begin(), eos >= 0 ? eos : engine.config().bos_token_id);
   std::vector<runtime::GenerationRequest> requests;
   for (const auto& prompt : prompts) {
     runtime::SamplingParams sampling{!options.sample, options.temperature, options.top_k, options.top_p,
                                      options.repetition_penalty, options.min_length, options.seed};
     requests.push_back({prompt, options.max_tokens, sampling});
   }
-  const auto results = engine->generate(requests, !options.no_kv_cache);
+  const auto results = engine.generate(requests, !options.no_kv_cache);
   if (global_rank != 0) return;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    print_result(options, tokenizer ? &*tokenizer : nullptr, engine->config(), prompts[i], results[i]);
+    print_result(options, tokenizer ? &*tokenizer : nullptr, engine.config(), prompts[i], results[i]);
   }
 }
 
+int end_of_text_id(const runtime::BpeTokenizer& tokenizer) {
+  for (const char* token : {"</s>", "<|endoftext|>"}) {
+    if (auto id = tokenizer.token_id(token)) return *id;
+  }
+  return -1;
+}
 
 }  // namespace rankserve::launcher

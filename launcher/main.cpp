@@ -7,9 +7,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "launcher/address.h"
 #include "launcher/generate_command.h"
+#include "launcher/serve_command.h"
 #include "launcher/options.h"
 #include "launcher/pmix_client.h"
 #include "launcher/spawn.h"
@@ -118,8 +120,14 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   if (t.rank == 0) log_peer_table(peers);
 
   // From here a failing or silent rank stops every rank within seconds (runtime/dist/watchdog.h).
-  auto watchdog = rendezvous.start_watchdog([](int code, const std::string& reason) {
+  // While serving, rank 0 first fails its in-flight requests with the reason (HTTP answers it).
+  FailureHook failure_hook;
+  auto watchdog = rendezvous.start_watchdog([&failure_hook](int code, const std::string& reason) {
     log::fatal("{}", reason);
+    if (auto fail = failure_hook.fail_requests) {
+      fail(reason);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the I/O threads write the error responses
+    }
     std::_Exit(code);
   });
   const runtime::ParallelLayout layout{t.world_size, options.tp_size, options.pp_size};
@@ -140,6 +148,7 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
       if (more == std::byte{0}) break;
     } while (true);
     if (options.command == "generate") run_generate(options, groups, t.rank);
+    if (options.command == "serve") run_serve(options, groups, t, failure_hook);
   } catch (const Error& e) {
     watchdog->post_abort(exit_code(e.code()), fmt::format("rank {} (host {}) failed: {}", t.rank, t.hostname, e.what()));
     throw;
@@ -147,7 +156,7 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   // Stop beating before the last collective, so that rank 0 (the store) may leave first.
   watchdog->stop();
   groups.world->barrier();
-  if (options.command == "generate") return 0;
+  if (options.command != "check") return 0;
   if (t.rank == 0) {
     std::printf("check passed: %d ranks on %d nodes, tp %d pp %d dp %d, backend %s, %d rounds on world/tp/pp/dp, "
                 "rendezvous + groups %.2f s\n", t.world_size, t.num_nodes, layout.tp_size, layout.pp_size,
@@ -209,6 +218,8 @@ int run(int argc, char** argv) {
     plan.head_port = topology.head_port != 0 ? topology.head_port : find_free_port();
     plan.job_id = topology.job_id.empty() ? fmt::format("local-{}-{}", own_hostname(), ::getpid()) : topology.job_id;
     plan.args = args;
+    // serve drains for --shutdown-timeout after the first signal; the workers get that long and a little more.
+    if (options.command == "serve") plan.stop_grace_s = static_cast<int>(options.shutdown_timeout_s) + 5;
     return run_workers(plan);
   }
   return run_rank(options, topology, pmix.get(), context.num_visible_gpus);

@@ -59,14 +59,15 @@ void describe(Description& d, Options& o) {
     ("check-duration", po::value<double>(&o.check_duration_s)->default_value(o.check_duration_s),
      "check: repeat the all-reduce check on every group for this many seconds (0: once).")
     ("model-path", po::value<std::string>(&o.model_path),
-     "generate: a Hugging Face GPT-2 or OPT folder (config.json and model.safetensors, or shards with "
+     "generate, serve: a Hugging Face GPT-2 or OPT folder (config.json and model.safetensors, or shards with "
      "model.safetensors.index.json), or random/<size> (125M ... 530B, the OPT example's table) for seeded "
      "random weights created directly as each rank's shard.")
     ("prompt-ids", po::value<std::string>(&o.prompt_ids), "generate: the prompt as comma-separated token ids.")
     ("prompt", po::value<std::string>(&o.prompt),
      "generate: the prompt as text, tokenized with GPT-2 byte-level BPE (OPT models get </s> in front).")
     ("tokenizer", po::value<std::string>(&o.tokenizer),
-     "Folder with tokenizer.json or vocab.json + merges.txt. Default: --model-path.")
+     "Folder with tokenizer.json, vocab.json + merges.txt or encoder.json + vocab.bpe. Default: --model-path "
+     "(for random/<size>: the GPT-2 vocabulary installed with rankserve).")
     ("max-tokens", po::value<int>(&o.max_tokens)->default_value(o.max_tokens), "generate: most tokens to generate.")
     ("json", po::bool_switch(&o.json), "generate: print JSON with the prompt ids, generated ids and log-probabilities.")
     ("no-kv-cache", po::bool_switch(&o.no_kv_cache), "generate: recompute the whole sequence at every step.")
@@ -80,6 +81,31 @@ void describe(Description& d, Options& o) {
      "generate: > 1 makes tokens already in the sequence less likely (1: off).")
     ("min-length", po::value<int>(&o.min_length)->default_value(o.min_length), "generate: no EOS before this many new tokens.")
     ("seed", po::value<uint64_t>(&o.seed)->default_value(o.seed), "generate --sample: the same seed gives the same tokens.")
+    ("model-name", po::value<std::string>(&o.model_name),
+     "serve: the name clients use for the model (KServe and OpenAI). Default: OPT for OPT checkpoints and "
+     "random/<size>, GPT otherwise (the examples' names); the contract (OPT or GPT inputs) follows the family.")
+    ("http-address", po::value<std::string>(&o.http_address)->default_value(o.http_address),
+     "serve: address the HTTP server of global rank 0 listens on.")
+    ("http-port", po::value<int>(&o.http_port)->default_value(o.http_port), "serve: HTTP port (KServe v2, OpenAI, /metrics).")
+    ("metrics-port", po::value<int>(&o.metrics_port)->default_value(o.metrics_port),
+     "serve: port serving only /metrics, as Triton's 8002 (-1: none).")
+    ("url-file", po::value<std::string>(&o.url_file),
+     "serve: also write the server URL (http://<hostname>:<port>) to this file once it is ready, for batch scripts.")
+    ("max-batch-size", po::value<int>(&o.max_batch_size)->default_value(o.max_batch_size),
+     "serve: sequences running at once per model copy; also the largest KServe batch (0: GPT 128, OPT 256).")
+    ("max-queue-size", po::value<int>(&o.max_queue_size)->default_value(o.max_queue_size),
+     "serve: requests waiting beyond the running batches; more get 429 with Retry-After.")
+    ("kv-cache-gb", po::value<double>(&o.kv_cache_gb)->default_value(o.kv_cache_gb),
+     "serve: KV-cache budget per rank in GB; a request joins a batch only while its prompt + max tokens fit.")
+    ("max-prefill-tokens", po::value<int>(&o.max_prefill_tokens)->default_value(o.max_prefill_tokens),
+     "serve: prompt tokens read per step, all joining requests together (longer prompts are read in chunks "
+     "while the others keep decoding).")
+    ("request-timeout", po::value<double>(&o.request_timeout_s)->default_value(o.request_timeout_s),
+     "serve: default deadline of an inference request in seconds (KServe's `timeout` parameter overrides).")
+    ("shutdown-timeout", po::value<double>(&o.shutdown_timeout_s)->default_value(o.shutdown_timeout_s),
+     "serve: after SIGTERM/SIGINT, seconds in-flight requests may take to finish; a second signal exits at once.")
+    ("api-key", po::value<std::string>(&o.api_key),
+     "serve: inference endpoints need 'Authorization: Bearer <key>' (health, metadata and metrics stay open).")
     ("dry-run", po::bool_switch(&o.dry_run), "Print the resolved options and topology, then exit.")
     ("log-level", po::value<std::string>(&o.log_level)->default_value(o.log_level), "debug, info, warn or error.")
     ("log-json", po::bool_switch(&o.log_json), "Log one JSON object per line.")
@@ -161,11 +187,14 @@ ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& 
   parsed.help = vm["help"].as<bool>();
   parsed.version = vm["version"].as<bool>();
   std::ostringstream help;
-  help << "Usage: rankserve [check|generate] [options]\n\n"
+  help << "Usage: rankserve [check|generate|serve] [options]\n\n"
           "  check     start every rank, rendezvous, create the world/TP/PP/DP communicators,\n"
           "            verify an all-reduce on each, print the topology and exit.\n"
           "  generate  the same, then load each rank's shard of --model-path and run one greedy\n"
-          "            generation of --max-tokens after --prompt-ids with tensor parallelism.\n\n"
+          "            generation of --max-tokens after --prompt or --prompt-ids.\n"
+          "  serve     load the shards, then serve KServe v2 (Triton) and the OpenAI API from global\n"
+          "            rank 0 over HTTP with continuous batching; without --model-path a built-in\n"
+          "            model (random/125M weights, GPT-2 tokenizer).\n\n"
        << d.visible;
   parsed.help_text = help.str();
   for (const auto& [name, value] : vm) {

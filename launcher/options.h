@@ -12,7 +12,7 @@ namespace rankserve::launcher {
 inline constexpr int kFirstDerivedStorePort = 15000;  // NeMo example: 15000 + last 4 digits of the job id
 
 struct Options {
-  std::string command = "check";  // check: start-up and collective check; generate: one greedy generation
+  std::string command = "check";  // check: start-up and collective check; generate: one generation; serve: HTTP
 
   // Topology. Zero / empty means "take it from the launcher".
   int nodes = 0;                   // --nodes / --number-of-nodes
@@ -46,6 +46,20 @@ struct Options {
   float repetition_penalty = 1.0f;
   int min_length = 0;
   uint64_t seed = 0;               // sampling seed
+
+  // serve
+  std::string model_name;          // served name; default GPT (GPT-2, NeMo) or OPT by family
+  std::string http_address = "0.0.0.0";
+  int http_port = 8000;
+  int metrics_port = 8002;
+  std::string url_file;            // also write the server URL here
+  int max_batch_size = 0;          // sequences per model copy; 0: the contract's (GPT 128, OPT 256)
+  int max_queue_size = 256;
+  double kv_cache_gb = 2.0;        // KV-cache budget per rank, GB
+  int max_prefill_tokens = 512;    // prompt tokens per step
+  double request_timeout_s = 600;
+  double shutdown_timeout_s = 30;
+  std::string api_key;
 
   bool dry_run = false;
   std::string log_level = "info";

@@ -14,7 +14,6 @@
 namespace rankserve::launcher {
 namespace {
 
-constexpr int kStopGraceSeconds = 5;  // SIGTERM, then SIGKILL after this long
 
 struct Worker {
   int local_rank;
@@ -91,8 +90,8 @@ int run_workers(const SpawnPlan& plan) {
       if (!stopping) result = 128 + sig;
       stopping = true;
     }
-    if (stopping && sig < 0 && ++seconds_since_stop == kStopGraceSeconds) {
-      log::warn("launcher: workers still running {} s after the stop; killing them", kStopGraceSeconds);
+    if (stopping && sig < 0 && ++seconds_since_stop == plan.stop_grace_s) {
+      log::warn("launcher: workers still running {} s after the stop; killing them", plan.stop_grace_s);
       signal_all(running, SIGKILL);
     }
     int status = 0;

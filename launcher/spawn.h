@@ -16,6 +16,7 @@ struct SpawnPlan {
   int head_port = 0;
   std::string job_id;
   std::vector<std::string> args;  // the launcher's own arguments, passed on unchanged
+  int stop_grace_s = 5;       // after forwarding SIGTERM/SIGINT, SIGKILL the workers still running after this
 };
 
 // Runs the workers to completion; returns the launcher's exit status: 0 when all exit 0, else the

@@ -11,21 +11,34 @@ bool spawned(const Topology& t) { return t.spawn_workers || t.source == Topology
 
 void check_options(const Options& o, std::vector<Problem>& out) {
   auto usage = [&](std::string message) { out.push_back({ErrorCode::usage, std::move(message)}); };
-  if (o.command != "check" && o.command != "generate") {
-    usage(fmt::format("options: unknown command '{}'; expected check or generate", o.command));
+  if (o.command != "check" && o.command != "generate" && o.command != "serve") {
+    usage(fmt::format("options: unknown command '{}'; expected check, generate or serve", o.command));
   }
   if (o.command == "generate") {
     if (o.model_path.empty()) usage("options: generate needs --model-path (a model folder or random/<size>)");
     if (o.prompt_ids.empty() == o.prompt.empty()) usage("options: generate needs one of --prompt TEXT or --prompt-ids 1,2,3");
-    if (!o.prompt.empty() && o.tokenizer.empty() && o.model_path.rfind("random/", 0) == 0) {
-      usage("options: --prompt with a random/<size> model needs --tokenizer FOLDER (vocab.json + merges.txt)");
-    }
     if (o.max_tokens < 1) usage(fmt::format("options: --max-tokens={} must be at least 1", o.max_tokens));
     if (!(o.temperature > 0)) usage(fmt::format("options: --temperature={} must be > 0", o.temperature));
     if (o.top_k < 0) usage(fmt::format("options: --top-k={} must be >= 0", o.top_k));
     if (!(o.top_p > 0 && o.top_p <= 1)) usage(fmt::format("options: --top-p={} must be in (0, 1]", o.top_p));
     if (!(o.repetition_penalty > 0)) usage(fmt::format("options: --repetition-penalty={} must be > 0", o.repetition_penalty));
     if (o.min_length < 0) usage(fmt::format("options: --min-length={} must be >= 0", o.min_length));
+  }
+  if (o.command == "serve") {
+    auto port = [&](const char* flag, int value, int lowest) {
+      if (value < lowest || value > 65535) usage(fmt::format("options: --{}={} is not in {}..65535", flag, value, lowest));
+    };
+    port("http-port", o.http_port, 0);
+    port("metrics-port", o.metrics_port, -1);
+    if (o.http_port != 0 && o.http_port == o.metrics_port) {
+      usage(fmt::format("options: --http-port and --metrics-port are both {} (give different ports, or --metrics-port -1)", o.http_port));
+    }
+    if (o.max_batch_size < 0) usage(fmt::format("options: --max-batch-size={} must be >= 0 (0: the contract's)", o.max_batch_size));
+    if (o.max_queue_size < 0) usage(fmt::format("options: --max-queue-size={} must be >= 0", o.max_queue_size));
+    if (!(o.kv_cache_gb > 0)) usage(fmt::format("options: --kv-cache-gb={} must be > 0", o.kv_cache_gb));
+    if (o.max_prefill_tokens < 1) usage(fmt::format("options: --max-prefill-tokens={} must be at least 1", o.max_prefill_tokens));
+    if (!(o.request_timeout_s > 0)) usage(fmt::format("options: --request-timeout={} must be > 0 seconds", o.request_timeout_s));
+    if (!(o.shutdown_timeout_s >= 0)) usage(fmt::format("options: --shutdown-timeout={} must be >= 0 seconds", o.shutdown_timeout_s));
   }
   if (o.tp_size < 1) usage(fmt::format("options: --tp={} must be at least 1", o.tp_size));
   if (o.pp_size < 1) usage(fmt::format("options: --pp={} must be at least 1", o.pp_size));

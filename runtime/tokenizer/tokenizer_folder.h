@@ -1,4 +1,5 @@
-// Finds and loads the tokenizer of a model folder: tokenizer.json, else vocab.json + merges.txt.
+// Finds and loads the tokenizer of a model folder: tokenizer.json, else vocab.json + merges.txt, else
+// encoder.json + vocab.bpe (the same pair under openai/gpt-2's names).
 // Called once at start-up by whoever tokenizes (rank 0).
 #pragma once
 

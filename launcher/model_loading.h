@@ -1,0 +1,36 @@
+// Loading the model for `generate` and `serve`: the engine of every rank (with the load and memory
+// report on rank 0) and the tokenizer of global rank 0.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "launcher/options.h"
+#include "runtime/dist/communicator.h"
+#include "runtime/engine.h"
+#include "runtime/tokenizer/bpe_tokenizer.h"
+
+namespace rankserve::launcher {
+
+// The model `serve` uses without --model-path: random weights of the OPT example's smallest size
+// with the GPT-2 vocabulary installed beside rankserve, so it runs with nothing downloaded.
+inline constexpr const char* kBuiltInModel = "random/125M";
+
+// --model-path, or the built-in model for serve.
+std::string model_path_of(const Options& options);
+
+// The folder the tokenizer comes from: --tokenizer, else the model folder, else (random/<size>) the
+// GPT-2 vocabulary installed beside the binary (<bin>/../share/rankserve/gpt2).
+std::string tokenizer_folder_of(const Options& options);
+
+struct LoadedModel {
+  std::unique_ptr<runtime::Engine> engine;
+  uint64_t max_kv_cache_bytes_per_token = 0;  // the largest over every rank (PP stages may differ)
+};
+
+// Every rank calls after the communicators exist (collective over the world: the memory table).
+// `sampleable_vocab`/`eos_token_id`: from the tokenizer when one is used (0 / -1: the model's).
+LoadedModel load_model(const Options& options, const runtime::ProcessGroups& groups, int sampleable_vocab, int eos_token_id);
+
+}  // namespace rankserve::launcher

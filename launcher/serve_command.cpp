@@ -1,0 +1,173 @@
+#include "launcher/serve_command.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include "launcher/generate_command.h"
+#include "launcher/model_loading.h"
+#include "net/http_server.h"
+#include "runtime/core/error.h"
+#include "runtime/core/log.h"
+#include "runtime/serving/scheduler.h"
+#include "runtime/tokenizer/tokenizer_folder.h"
+
+namespace rankserve::launcher {
+namespace {
+
+// SIGTERM/SIGINT reach a watcher thread through a pipe (the handler only writes a byte); the second
+// signal ends the process at once. The signal count is the one global the style allows.
+std::atomic<int> g_signals{0};
+int g_signal_pipe[2] = {-1, -1};
+
+void on_signal(int sig) {
+  if (g_signals.fetch_add(1) >= 1) std::_Exit(128 + sig);
+  const char byte = static_cast<char>(sig);
+  [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &byte, 1);
+}
+
+class SignalWatch {
+ public:
+  // `on_first(signal)` runs on the watcher thread after the first SIGTERM or SIGINT.
+  explicit SignalWatch(std::function<void(int)> on_first) {
+    if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw Error(ErrorCode::runtime, "serve: cannot create the signal pipe");
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGTERM, &action, &old_term_);
+    ::sigaction(SIGINT, &action, &old_int_);
+    thread_ = std::thread([this, on_first = std::move(on_first)] {
+      char byte = 0;
+      if (::read(g_signal_pipe[0], &byte, 1) == 1 && byte != 0) on_first(byte);
+    });
+  }
+  ~SignalWatch() {
+    const char zero = 0;  // wakes the watcher without a signal
+    [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &zero, 1);
+    thread_.join();
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::close(g_signal_pipe[0]);
+    ::close(g_signal_pipe[1]);
+  }
+
+ private:
+  struct sigaction old_term_ {}, old_int_ {};
+  std::thread thread_;
+};
+
+std::string family_name(runtime::ModelFamily family) {
+  switch (family) {
+    case runtime::ModelFamily::gpt2: return "gpt2";
+    case runtime::ModelFamily::opt: return "opt";
+    case runtime::ModelFamily::nemo_gpt: return "nemo_gpt";
+  }
+  return "gpt2";
+}
+
+void write_url_file(const std::string& path, const std::string& url) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary);
+    out << url << "\n";
+    if (!out) throw Error(ErrorCode::usage, fmt::format("options: --url-file={}: cannot write", path));
+  }
+  std::rename(temporary.c_str(), path.c_str());  // readers never see half a URL
+}
+
+}  // namespace
+
+void run_serve(const Options& options, const runtime::ProcessGroups& groups, const Topology& topology, FailureHook& hook) {
+  const bool head = topology.rank == 0;
+  // Rank 0 tokenizes; it loads the tokenizer before the shards so a missing one fails fast.
+  std::optional<runtime::BpeTokenizer> tokenizer;
+  if (head) tokenizer = runtime::load_tokenizer_folder(tokenizer_folder_of(options));
+  // Every rank must sample from the same vocabulary: rank 0's sizes reach the others.
+  std::array<int32_t, 2> vocab{tokenizer ? tokenizer->vocab_size() : 0, tokenizer ? end_of_text_id(*tokenizer) : -1};
+  groups.world->broadcast(std::as_writable_bytes(std::span(vocab)), 0);
+  LoadedModel loaded = load_model(options, groups, vocab[0], vocab[1]);
+  runtime::Engine& engine = *loaded.engine;
+  const bool opt = engine.config().family == runtime::ModelFamily::opt;
+  const int max_batch = options.max_batch_size > 0 ? options.max_batch_size : (opt ? 256 : 128);
+  if (!head) {
+    // A first signal changes nothing here: rank 0 drains and its shutdown plan ends every rank at the
+    // same iteration (the watchdog covers a head that dies instead).
+    SignalWatch signals([](int sig) { log::info("received {}; waiting for rank 0's shutdown plan", strsignal(sig)); });
+    runtime::follow_plans(engine, groups);
+    return;
+  }
+
+  runtime::SchedulerOptions so;
+  so.model.name = !options.model_name.empty() ? options.model_name : (opt ? "OPT" : "GPT");
+  so.model.family = family_name(engine.config().family);
+  so.model.source = model_path_of(options);
+  so.model.max_context = engine.max_context();
+  so.model.vocab_size = tokenizer->vocab_size();
+  so.model.max_batch_size = max_batch;
+  so.model.eos_token_id = engine.config().eos_token_id;
+  so.bos_token_id = vocab[1] >= 0 ? vocab[1] : engine.config().bos_token_id;
+  so.add_bos_by_default = opt;
+  so.num_copies = groups.dp->size();
+  so.max_queue_size = options.max_queue_size;
+  so.kv_cache_tokens = static_cast<int64_t>(options.kv_cache_gb * 1e9 / static_cast<double>(std::max<uint64_t>(loaded.max_kv_cache_bytes_per_token, 1)));
+  so.prompt_token_budget = options.max_prefill_tokens;
+  runtime::Scheduler scheduler(so, *tokenizer);
+
+  net::ServerOptions server_options;
+  server_options.address = options.http_address;
+  server_options.http_port = options.http_port;
+  server_options.metrics_port = options.metrics_port;
+  server_options.request_timeout_s = options.request_timeout_s;
+  server_options.api_key = options.api_key;
+  net::HttpServer server(server_options, scheduler);
+  hook.fail_requests = [&scheduler](const std::string& reason) { scheduler.fail_all(reason); };
+
+  // After the first signal the watcher thread drains, then stops what is left at --shutdown-timeout.
+  std::mutex done_mutex;
+  std::condition_variable done_changed;
+  bool serving_done = false;
+  auto set_done = [&] {
+    std::lock_guard lock(done_mutex);
+    serving_done = true;
+    done_changed.notify_all();
+  };
+  SignalWatch drain_on_signal([&](int sig) {
+    log::warn("received {}: draining (readiness off, new requests get 503, in-flight ones may take {} s)", strsignal(sig),
+              options.shutdown_timeout_s);
+    scheduler.drain();
+    std::unique_lock lock(done_mutex);
+    if (!done_changed.wait_for(lock, std::chrono::duration<double>(options.shutdown_timeout_s), [&] { return serving_done; })) {
+      scheduler.stop(fmt::format("--shutdown-timeout={} s passed", options.shutdown_timeout_s));
+    }
+  });
+  const std::string url = fmt::format("http://{}:{}", topology.hostname, server.http_port());
+  log::info("model {} ({}) served as '{}': {} copies x {} sequences, KV budget {} tokens per copy, context {}",
+            so.model.source, so.model.family, so.model.name, so.num_copies, max_batch, so.kv_cache_tokens, so.model.max_context);
+  log::info("Server http url {}", url);
+  if (server.metrics_port() > 0) log::info("Server metrics url http://{}:{}/metrics", topology.hostname, server.metrics_port());
+  if (!options.url_file.empty()) write_url_file(options.url_file, url);
+  try {
+    scheduler.run(engine, groups);
+  } catch (const Error& e) {
+    hook.fail_requests = nullptr;
+    scheduler.fail_all(e.what());
+    set_done();
+    throw;
+  }
+  hook.fail_requests = nullptr;
+  set_done();
+  server.stop();
+  log::info("server stopped");
+}
+
+}  // namespace rankserve::launcher

@@ -1,0 +1,91 @@
+#include "runtime/serving/text_stream.h"
+
+#include <doctest/doctest.h>
+
+#include "runtime/tokenizer/byte_level.h"
+
+using namespace rankserve::runtime;
+
+namespace {
+
+// A byte-level vocabulary with no merges: token id b is byte b, so tests feed text byte by byte.
+const BpeTokenizer& bytes_tokenizer() {
+  static const BpeTokenizer tokenizer = [] {
+    BpeModel model;
+    for (int b = 0; b < 256; ++b) {
+      std::string spelling;
+      byte_level::append_spelling(spelling, std::string(1, static_cast<char>(b)));
+      model.vocab[spelling] = b;
+    }
+    return BpeTokenizer::from_model(model);
+  }();
+  return tokenizer;
+}
+
+struct Streamed {
+  std::vector<std::string> pieces;
+  std::string joined;
+  bool stopped = false;
+};
+
+Streamed stream(std::string_view text, std::vector<std::string> stop, bool keep_stop) {
+  TextStream s(bytes_tokenizer(), std::move(stop), keep_stop);
+  Streamed out;
+  for (unsigned char c : text) {
+    auto piece = s.push(c);
+    out.pieces.push_back(piece.text);
+    out.joined += piece.text;
+    if (piece.stopped) {
+      out.stopped = true;
+      break;
+    }
+  }
+  out.joined += s.finish();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("text without end strings streams through whole") {
+  Streamed s = stream("hello world", {}, false);
+  CHECK(s.joined == "hello world");
+  CHECK_FALSE(s.stopped);
+  CHECK(s.pieces[0] == "h");
+}
+
+TEST_CASE("a multi-byte character is released only when complete") {
+  Streamed s = stream("a\xC3\xA9" "b", {}, false);  // a é b
+  CHECK(s.pieces == std::vector<std::string>{"a", "", "\xC3\xA9", "b"});
+}
+
+TEST_CASE("an end string cuts the text before it when not kept") {
+  Streamed s = stream("one two\n\nthree", {"\n\n"}, false);
+  CHECK(s.stopped);
+  CHECK(s.joined == "one two");
+}
+
+TEST_CASE("an end string stays in the text when kept (NeMo's end_strings)") {
+  Streamed s = stream("1 2 3 4<|endoftext|> 5", {"<|endoftext|>"}, true);
+  CHECK(s.stopped);
+  CHECK(s.joined == "1 2 3 4<|endoftext|>");
+}
+
+TEST_CASE("text that may begin an end string is held back, then released when it does not") {
+  Streamed s = stream("ab<|x", {"<|endoftext|>"}, false);
+  CHECK(s.pieces == std::vector<std::string>{"a", "b", "", "", "<|x"});
+  CHECK_FALSE(s.stopped);
+  // Held back at the end of the stream, it is released by finish().
+  Streamed t = stream("ab<|end", {"<|endoftext|>"}, false);
+  CHECK(t.joined == "ab<|end");
+}
+
+TEST_CASE("the earliest of several end strings wins") {
+  Streamed s = stream("x STOP y END", {"END", "STOP"}, false);
+  CHECK(s.joined == "x ");
+}
+
+TEST_CASE("empty end strings are ignored") {
+  Streamed s = stream("abc", {""}, false);
+  CHECK(s.joined == "abc");
+  CHECK_FALSE(s.stopped);
+}
