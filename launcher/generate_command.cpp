@@ -77,13 +77,13 @@ void run_generate(const Options& options, const runtime::ProcessGroups& groups, 
   if (!options.prompt.empty()) {
     tokenizer = runtime::load_tokenizer_folder(tokenizer_folder_of(options));
     prompts.push_back(tokenizer->encode(options.prompt));
-    eos = end_of_text_id(*tokenizer);
+    eos = random_model_eos(options, *tokenizer);
   } else {
     prompts = parse_prompt_ids(options.prompt_ids);
   }
   const LoadedModel loaded = load_model(options, groups, tokenizer ? tokenizer->vocab_size() : 0, eos);
   runtime::Engine& engine = *loaded.engine;
-  // The family's BOS (OPT's </s>) goes in front of a text prompt; it is the tokenizer's end-of-text token.
+  // The family's BOS (OPT's </s>) goes in front of a text prompt (random/<size>: the tokenizer's end of text).
   if (tokenizer && engine.config().bos_token_id >= 0) prompts[0].insert(prompts[0].begin(), eos >= 0 ? eos : engine.config().bos_token_id);
   std::vector<runtime::GenerationRequest> requests;
   for (const auto& prompt : prompts) {
@@ -96,13 +96,6 @@ void run_generate(const Options& options, const runtime::ProcessGroups& groups, 
   for (size_t i = 0; i < prompts.size(); ++i) {
     print_result(options, tokenizer ? &*tokenizer : nullptr, engine.config(), prompts[i], results[i]);
   }
-}
-
-int end_of_text_id(const runtime::BpeTokenizer& tokenizer) {
-  for (const char* token : {"</s>", "<|endoftext|>"}) {
-    if (auto id = tokenizer.token_id(token)) return *id;
-  }
-  return -1;
 }
 
 }  // namespace rankserve::launcher

@@ -7,16 +7,11 @@
 
 #include "launcher/options.h"
 #include "runtime/dist/communicator.h"
-#include "runtime/tokenizer/bpe_tokenizer.h"
 
 namespace rankserve::launcher {
 
 // "1,2,3;4,5" -> {{1,2,3},{4,5}}: prompts separated by ';', ids by ','. Throws Error(usage) naming --prompt-ids.
 std::vector<std::vector<int32_t>> parse_prompt_ids(const std::string& text);
-
-// The tokenizer's end-of-text id ("</s>" in OPT, "<|endoftext|>" in GPT-2), which is also the BOS
-// these families prepend; -1 when it has neither.
-int end_of_text_id(const runtime::BpeTokenizer& tokenizer);
 
 // Every rank calls after the communicators exist. Rank 0 prints the results (text or JSON).
 void run_generate(const Options& options, const runtime::ProcessGroups& groups, int global_rank);

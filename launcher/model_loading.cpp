@@ -26,6 +26,14 @@ std::string tokenizer_folder_of(const Options& options) {
   return (exe.parent_path() / ".." / "share" / "rankserve" / "gpt2").lexically_normal().string();
 }
 
+int random_model_eos(const Options& options, const runtime::BpeTokenizer& tokenizer) {
+  if (model_path_of(options).rfind("random/", 0) != 0) return -1;
+  for (const char* token : {"</s>", "<|endoftext|>"}) {
+    if (auto id = tokenizer.token_id(token)) return *id;
+  }
+  return -1;
+}
+
 LoadedModel load_model(const Options& options, const runtime::ProcessGroups& groups, int sampleable_vocab, int eos_token_id) {
   const auto start = std::chrono::steady_clock::now();
   runtime::EngineOptions engine_options;

@@ -24,6 +24,11 @@ std::string model_path_of(const Options& options);
 // GPT-2 vocabulary installed beside the binary (<bin>/../share/rankserve/gpt2).
 std::string tokenizer_folder_of(const Options& options);
 
+// random/<size> weights have no tokenizer of their own: the tokenizer's end-of-text id ("</s>" in OPT's
+// vocabulary, "<|endoftext|>" in GPT-2's) serves as their EOS and BOS. -1 for checkpoints (their config
+// decides) or a tokenizer with neither.
+int random_model_eos(const Options& options, const runtime::BpeTokenizer& tokenizer);
+
 struct LoadedModel {
   std::unique_ptr<runtime::Engine> engine;
   uint64_t max_kv_cache_bytes_per_token = 0;  // the largest over every rank (PP stages may differ)

@@ -25,6 +25,8 @@
 namespace rankserve::launcher {
 namespace {
 
+constexpr double kStaleHeartbeatSeconds = 3;  // heartbeats come every second
+
 // SIGTERM/SIGINT reach a watcher thread through a pipe (the handler only writes a byte); the second
 // signal ends the process at once. The signal count is the one global the style allows.
 std::atomic<int> g_signals{0};
@@ -93,7 +95,7 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   std::optional<runtime::BpeTokenizer> tokenizer;
   if (head) tokenizer = runtime::load_tokenizer_folder(tokenizer_folder_of(options));
   // Every rank must sample from the same vocabulary: rank 0's sizes reach the others.
-  std::array<int32_t, 2> vocab{tokenizer ? tokenizer->vocab_size() : 0, tokenizer ? end_of_text_id(*tokenizer) : -1};
+  std::array<int32_t, 2> vocab{tokenizer ? tokenizer->vocab_size() : 0, tokenizer ? random_model_eos(options, *tokenizer) : -1};
   groups.world->broadcast(std::as_writable_bytes(std::span(vocab)), 0);
   LoadedModel loaded = load_model(options, groups, vocab[0], vocab[1]);
   runtime::Engine& engine = *loaded.engine;
@@ -115,13 +117,28 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   so.model.vocab_size = tokenizer->vocab_size();
   so.model.max_batch_size = max_batch;
   so.model.eos_token_id = engine.config().eos_token_id;
+  // add_BOS (NeMo) prepends <|endoftext|> when the model names no BOS of its own (GPT-2).
   so.bos_token_id = vocab[1] >= 0 ? vocab[1] : engine.config().bos_token_id;
+  if (so.bos_token_id < 0) so.bos_token_id = tokenizer->token_id("<|endoftext|>").value_or(-1);
   so.add_bos_by_default = opt;
   so.num_copies = groups.dp->size();
   so.max_queue_size = options.max_queue_size;
   so.kv_cache_tokens = static_cast<int64_t>(options.kv_cache_gb * 1e9 / static_cast<double>(std::max<uint64_t>(loaded.max_kv_cache_bytes_per_token, 1)));
   so.prompt_token_budget = options.max_prefill_tokens;
   runtime::Scheduler scheduler(so, *tokenizer);
+  if (hook.heartbeat_ages) {
+    scheduler.set_heartbeat_ages(hook.heartbeat_ages);
+    // Ready only while every rank's heartbeat is recent (the watchdog stops the job after 5 s of silence).
+    scheduler.set_health_probe([ages = hook.heartbeat_ages, &topology]() -> std::string {
+      const std::vector<double> all = ages();
+      for (size_t r = 0; r < all.size(); ++r) {
+        if (all[r] > kStaleHeartbeatSeconds) {
+          return fmt::format("rank {} (host {}) sent no heartbeat for {:.1f} s", r, topology.host_of_rank(static_cast<int>(r)), all[r]);
+        }
+      }
+      return "";
+    });
+  }
 
   net::ServerOptions server_options;
   server_options.address = options.http_address;

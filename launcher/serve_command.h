@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "launcher/options.h"
 #include "launcher/topology.h"
@@ -16,6 +17,7 @@ namespace rankserve::launcher {
 // before the process exits. Set while serving; empty otherwise.
 struct FailureHook {
   std::function<void(const std::string& reason)> fail_requests;
+  std::function<std::vector<double>()> heartbeat_ages;  // set by main: seconds per global rank (rank 0's watchdog)
 };
 
 // Every rank calls after the communicators exist; returns after the shutdown plan (every rank at the

