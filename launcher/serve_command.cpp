@@ -109,6 +109,12 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
     return;
   }
 
+  // Every id the tokenizer can produce must be a row of the model: a prompt can then never fail on a rank.
+  if (tokenizer->vocab_size() > engine.config().vocab_size) {
+    throw Error(ErrorCode::load, fmt::format("tokenizer: {} has {} tokens but the model's vocabulary has {} (pass the model's own "
+                                             "tokenizer with --tokenizer)", tokenizer_folder_of(options), tokenizer->vocab_size(),
+                                             engine.config().vocab_size));
+  }
   runtime::SchedulerOptions so;
   so.model.name = !options.model_name.empty() ? options.model_name : (opt ? "OPT" : "GPT");
   so.model.family = family_name(engine.config().family);

@@ -78,6 +78,8 @@ int run_workers(const SpawnPlan& plan) {
   int result = 0;
   int signals_received = 0;
   bool stopping = false;
+  bool signalled = false;   // stopping because the launcher got SIGTERM/SIGINT
+  bool all_clean = true;    // every worker exited 0 so far
   timespec tick{1, 0};
   int seconds_since_stop = 0;
   while (!running.empty()) {
@@ -87,7 +89,10 @@ int run_workers(const SpawnPlan& plan) {
       ++signals_received;
       log::warn("launcher: received {}; {} the workers", strsignal(sig), signals_received > 1 ? "killing" : "stopping");
       signal_all(running, signals_received > 1 ? SIGKILL : sig);
-      if (!stopping) result = 128 + sig;
+      if (!stopping) {
+        result = 128 + sig;
+        signalled = true;
+      }
       stopping = true;
     }
     if (stopping && sig < 0 && ++seconds_since_stop == plan.stop_grace_s) {
@@ -102,6 +107,7 @@ int run_workers(const SpawnPlan& plan) {
       const Worker worker = it->second;
       running.erase(it);
       const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      all_clean = all_clean && ok;
       if (ok || stopping) {
         if (!ok) log::debug("worker rank {} {}", worker.rank, describe_status(status));
         continue;
@@ -114,6 +120,8 @@ int run_workers(const SpawnPlan& plan) {
     }
   }
   sigprocmask(SIG_SETMASK, &original, nullptr);
+  // Workers that handle the signal (serve drains) and all exit 0 make a clean stop.
+  if (signalled && all_clean) return 0;
   return result;
 }
 

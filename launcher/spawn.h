@@ -19,8 +19,9 @@ struct SpawnPlan {
   int stop_grace_s = 5;       // after forwarding SIGTERM/SIGINT, SIGKILL the workers still running after this
 };
 
-// Runs the workers to completion; returns the launcher's exit status: 0 when all exit 0, else the
-// first failing worker's status (a signal death maps to the runtime code). Main thread only.
+// Runs the workers to completion; returns the launcher's exit status: 0 when all exit 0 (also after a
+// forwarded SIGTERM/SIGINT that they handled), 128 + signal when a forwarded signal ended them, else
+// the first failing worker's status (a signal death maps to the runtime code). Main thread only.
 int run_workers(const SpawnPlan& plan);
 
 }  // namespace rankserve::launcher

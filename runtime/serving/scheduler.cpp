@@ -234,6 +234,7 @@ StepPlan Scheduler::build_plan() {
     copy_kv_tokens_[static_cast<size_t>(best)] += need;
     prompt_tokens_total_ += r->prompt.size();
     plan.joins.push_back({best, SequenceSpec{r->id, r->prompt, r->max_new_tokens, r->sampling}});
+    log::debug("request {} ({} prompt tokens, up to {} new) to copy {}", r->id, r->prompt.size(), r->max_new_tokens, best);
     queue_.pop_front();
   }
   const bool any_running = std::any_of(running_.begin(), running_.end(), [](const auto& c) { return !c.empty(); });
