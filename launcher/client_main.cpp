@@ -1,69 +1,120 @@
-// rankserve-client: waits until a rankserve (or any KServe v2) server is ready.
-// Sending prompts arrives with the serving front end; until then this is the readiness probe
-// batch scripts use (`rankserve-client --url URL --init-timeout-s 600`).
+// rankserve-client: the NeMo and OPT example clients in one binary (docs/client.md), plus streaming and
+// an interactive prompt for `srun --pty`. Waits for the server's readiness first; with --wait-only (or
+// nothing to ask) it is the readiness probe batch scripts use.
 #include <fmt/format.h>
+#include <unistd.h>
 
-#include <boost/program_options.hpp>
-#include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <thread>
+#include <string>
+#include <vector>
 
-#include "net/http_client.h"
+#include "launcher/client_options.h"
+#include "launcher/client_session.h"
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
 
-namespace po = boost::program_options;
 using namespace rankserve;
+using namespace rankserve::launcher;
 
 namespace {
 
-int run(int argc, char** argv) {
-  std::string url_text;
-  double init_timeout_s = 600;
-  po::options_description desc("Usage: rankserve-client --url http://host:8000 [options]", 100);
-  // clang-format off
-  desc.add_options()
-    ("help,h", "Print this help and exit.")
-    ("url", po::value<std::string>(&url_text), "Server URL, e.g. http://node01:8000 (the NeMo client's flag).")
-    ("server-url", po::value<std::string>(), "Alias of --url (the OPT client's flag).")
-    ("init-timeout-s", po::value<double>(&init_timeout_s)->default_value(init_timeout_s),
-     "Seconds to wait for /v2/health/ready to answer 200 before giving up.");
-  // clang-format on
-  po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw Error(ErrorCode::usage, fmt::format("options: {} (see rankserve-client --help)", e.what()));
+constexpr std::string_view kSeparator = "================================";  // 32 '=', as the NeMo client prints
+
+std::vector<std::string> read_prompts(std::istream& in) {
+  std::vector<std::string> prompts;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) prompts.push_back(line);
   }
-  if (vm.count("help")) {
-    std::cout << desc;
+  return prompts;
+}
+
+void print_batch(const ClientOptions& options, const std::vector<std::string>& texts) {
+  if (options.form == ClientForm::opt) {
+    std::printf("output: %s\n", python_list_repr(texts).c_str());
+    return;
+  }
+  for (const auto& text : texts)
+    std::printf("%.*s\n%s\n", static_cast<int>(kSeparator.size()), kSeparator.data(), text.c_str());
+}
+
+// Each prompt streamed in turn, printed as the batch forms print it: the prompt, then its continuation.
+void stream_each(const ClientSession& session, const ClientOptions& options, const ServedModel& model,
+                 const std::vector<std::string>& prompts) {
+  for (const auto& prompt : prompts) {
+    if (options.form == ClientForm::nemo) std::printf("%.*s\n", static_cast<int>(kSeparator.size()), kSeparator.data());
+    std::fputs(prompt.c_str(), stdout);
+    try {
+      session.stream(model, prompt, stdout);
+    } catch (const Error&) {
+      std::fputc('\n', stdout);  // end the partial line before the FATAL line
+      std::fflush(stdout);
+      throw;
+    }
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+}
+
+// `> ` prompts until EOF or "exit"; each answer is streamed. A failed request is reported and the
+// prompt comes back, so a long session survives one bad request.
+void interactive(const ClientSession& session, const ServedModel& model) {
+  for (;;) {
+    std::fputs("> ", stdout);
+    std::fflush(stdout);
+    std::string line;
+    if (!std::getline(std::cin, line)) {
+      std::fputc('\n', stdout);
+      return;
+    }
+    if (line == "exit" || line == "quit") return;
+    if (line.empty()) continue;
+    try {
+      session.stream(model, line, stdout);
+      std::fputc('\n', stdout);
+    } catch (const Error& e) {
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+      log::error("{}", e.what());
+    }
+  }
+}
+
+int run(int argc, char** argv) {
+  const ParsedClientOptions parsed = parse_client_options(std::vector<std::string>(argv + 1, argv + argc));
+  if (parsed.help) {
+    std::cout << parsed.help_text;
     return 0;
   }
-  if (vm.count("server-url")) url_text = vm["server-url"].as<std::string>();
-  if (url_text.empty()) throw Error(ErrorCode::usage, "options: --url is required (e.g. --url http://localhost:8000)");
-  if (!(init_timeout_s > 0)) throw Error(ErrorCode::usage, fmt::format("options: --init-timeout-s={} must be > 0", init_timeout_s));
-  const net::Url url = net::parse_url(url_text, "--url");
+  const ClientOptions& options = parsed.options;
+  const ClientSession session(options);
 
-  using Clock = std::chrono::steady_clock;
-  const auto deadline = Clock::now() + std::chrono::duration<double>(init_timeout_s);
-  std::string last_problem;
-  while (Clock::now() < deadline) {
-    try {
-      net::HttpResponse response = net::http_request(url, "GET", "/v2/health/ready", "", std::chrono::seconds(5));
-      if (response.status == 200) {
-        std::printf("server %s is ready\n", url_text.c_str());
-        return 0;
-      }
-      last_problem = fmt::format("/v2/health/ready answered {}", response.status);
-    } catch (const Error& e) {
-      last_problem = e.what();
-    }
-    std::this_thread::sleep_for(std::chrono::seconds(1));  // the client polls; the server never does
+  std::vector<std::string> prompts = options.prompts;
+  const bool terminal = isatty(STDIN_FILENO) == 1;
+  const bool ask = !options.wait_only && prompts.empty() && terminal;
+  if (!options.wait_only && prompts.empty() && !terminal) prompts = read_prompts(std::cin);
+
+  session.wait_ready();
+  if (options.wait_only || (prompts.empty() && !ask)) {
+    std::printf("server %s is ready\n", options.url.c_str());
+    return 0;
   }
-  throw Error(ErrorCode::runtime, fmt::format("client: server {} not ready within --init-timeout-s={} s; last: {}", url_text,
-                                              init_timeout_s, last_problem));
+  log::info("server {} is ready", options.url);
+
+  if (ask) {
+    const ServedModel model = session.resolve_model(false);
+    log::info("model '{}'; type a prompt, or exit", model.name);
+    interactive(session, model);
+    return 0;
+  }
+  if (options.stream) {
+    stream_each(session, options, session.resolve_model(false), prompts);
+    return 0;
+  }
+  const ServedModel model = session.resolve_model(true);
+  print_batch(options, session.infer(model, prompts));
+  return 0;
 }
 
 }  // namespace

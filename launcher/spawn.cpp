@@ -22,6 +22,9 @@ struct Worker {
 
 [[noreturn]] void exec_worker(const SpawnPlan& plan, int local_rank, const sigset_t& original_mask) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a launcher killed with -9 takes its workers along
+  // Their own process group: a terminal's Ctrl-C (sent to the foreground group) reaches the launcher
+  // alone, which forwards it once; a worker getting it twice would take it as "exit at once".
+  ::setpgid(0, 0);
   sigprocmask(SIG_SETMASK, &original_mask, nullptr);
   const int rank = plan.first_rank + local_rank;
   auto set = [](const char* key, const std::string& value) { ::setenv(key, value.c_str(), 1); };

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -17,7 +19,8 @@ using tcp = boost::asio::ip::tcp;
 
 Url parse_url(const std::string& text, const std::string& flag) {
   std::string rest = text;
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  if (rest.rfind("http://", 0) == 0)
+    rest = rest.substr(7);
   else if (rest.find("://") != std::string::npos) {
     throw Error(ErrorCode::usage, fmt::format("options: {}={} uses a scheme other than http://", flag, text));
   }
@@ -35,32 +38,153 @@ Url parse_url(const std::string& text, const std::string& flag) {
   return url;
 }
 
-HttpResponse http_request(const Url& url, const std::string& method, const std::string& target, const std::string& body,
-                          std::chrono::milliseconds timeout) {
-  boost::asio::io_context io;
-  tcp::resolver resolver(io);
-  beast::tcp_stream stream(io);
-  beast::error_code ec;
-  auto endpoints = resolver.resolve(url.host, url.port, ec);
-  if (ec) throw Error(ErrorCode::runtime, fmt::format("client: cannot resolve {}: {}", url.host, ec.message()));
-  stream.expires_after(timeout);  // covers connect, write and read together
-  stream.connect(endpoints, ec);
-  if (ec) throw Error(ErrorCode::runtime, fmt::format("client: cannot connect to {}:{}: {}", url.host, url.port, ec.message()));
-  http::request<http::string_body> request{http::string_to_verb(method), url.target + target, 11};
-  request.set(http::field::host, url.host);
-  request.set(http::field::user_agent, "rankserve-client");
-  if (!body.empty()) {
-    request.set(http::field::content_type, "application/json");
-    request.body() = body;
+std::string to_string(const Url& url) { return fmt::format("http://{}:{}{}", url.host, url.port, url.target); }
+
+namespace {
+
+// A connected stream whose deadline covers everything done on it afterwards. Every operation is
+// asynchronous, run to completion on the calling thread: beast::tcp_stream's expiry applies to
+// asynchronous operations only
+// (https://www.boost.org/doc/libs/1_81_0/libs/beast/doc/html/beast/using_io/timeouts.html).
+class Connection {
+ public:
+  Connection(const Url& url, std::chrono::milliseconds timeout) : url_(url) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    // The resolver has no expiry of its own: a timer cancels it at the deadline.
+    tcp::resolver resolver(io_);
+    boost::asio::steady_timer timer(io_, deadline);
+    tcp::resolver::results_type endpoints;
+    beast::error_code ec;
+    resolver.async_resolve(url.host, url.port, [&](beast::error_code e, tcp::resolver::results_type r) {
+      ec = e;
+      endpoints = std::move(r);
+      timer.cancel();
+    });
+    timer.async_wait([&](beast::error_code e) {
+      if (!e) resolver.cancel();
+    });
+    run();
+    if (ec) {
+      throw Error(
+          ErrorCode::runtime,
+          fmt::format("client: cannot resolve the host of {}: {}", to_string(url),
+                      ec == boost::asio::error::operation_aborted ? "no answer before the deadline" : ec.message()));
+    }
+    stream_.expires_at(deadline);  // covers connect, write and read together
+    stream_.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
+    run();
+    if (ec) {
+      throw Error(ErrorCode::runtime,
+                  fmt::format("client: cannot connect to {}: {}", to_string(url),
+                              ec == beast::error::timeout ? "no answer before the deadline" : ec.message()));
+    }
   }
-  request.prepare_payload();
-  http::write(stream, request, ec);
+
+  ~Connection() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  // Starts one asynchronous operation with `start(handler)` and runs it to completion.
+  template <typename Start>
+  beast::error_code complete(Start&& start) {
+    beast::error_code ec;
+    start([&ec](beast::error_code e, std::size_t) { ec = e; });
+    run();
+    return ec;
+  }
+
+  beast::tcp_stream& stream() { return stream_; }
+
+ private:
+  void run() {
+    io_.restart();
+    io_.run();
+  }
+
+  Url url_;
+  boost::asio::io_context io_;
+  beast::tcp_stream stream_{io_};
+};
+
+http::request<http::string_body> make_request(const Url& url, const HttpRequest& request) {
+  http::request<http::string_body> out{http::string_to_verb(request.method), url.target + request.target, 11};
+  out.set(http::field::host, url.host);
+  out.set(http::field::user_agent, "rankserve-client");
+  for (const auto& [name, value] : request.headers) out.set(name, value);
+  if (!request.body.empty()) {
+    out.set(http::field::content_type, "application/json");
+    out.body() = request.body;
+  }
+  out.prepare_payload();
+  return out;
+}
+
+Error exchange_failed(const Url& url, const HttpRequest& request, const beast::error_code& ec) {
+  const bool timed_out = ec == beast::error::timeout;
+  return Error(ErrorCode::runtime,
+               fmt::format("client: {} {}{} failed: {}", request.method, to_string(url), request.target,
+                           timed_out ? "no complete answer before the deadline" : ec.message()));
+}
+
+}  // namespace
+
+HttpResponse http_request(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout) {
+  Connection connection(url, timeout);
+  const auto message = make_request(url, request);
+  beast::error_code ec =
+      connection.complete([&](auto handler) { http::async_write(connection.stream(), message, handler); });
   beast::flat_buffer buffer;
   http::response<http::string_body> response;
-  if (!ec) http::read(stream, buffer, response, ec);
-  if (ec) throw Error(ErrorCode::runtime, fmt::format("client: {} {} on {}:{} failed: {}", method, target, url.host, url.port, ec.message()));
-  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  if (!ec)
+    ec = connection.complete([&](auto handler) { http::async_read(connection.stream(), buffer, response, handler); });
+  if (ec) throw exchange_failed(url, request, ec);
   return HttpResponse{static_cast<int>(response.result_int()), response.body()};
+}
+
+HttpResponse http_request(const Url& url, const std::string& method, const std::string& target, const std::string& body,
+                          std::chrono::milliseconds timeout) {
+  return http_request(url, HttpRequest{method, target, body, {}}, timeout);
+}
+
+HttpResponse http_request_stream(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout,
+                                 const BodyChunkSink& on_chunk) {
+  Connection connection(url, timeout);
+  const auto message = make_request(url, request);
+  beast::error_code ec =
+      connection.complete([&](auto handler) { http::async_write(connection.stream(), message, handler); });
+  if (ec) throw exchange_failed(url, request, ec);
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);  // a stream's length is bounded by the deadline, not by a byte count
+  ec =
+      connection.complete([&](auto handler) { http::async_read_header(connection.stream(), buffer, parser, handler); });
+  if (ec) throw exchange_failed(url, request, ec);
+  HttpResponse response{static_cast<int>(parser.get().result_int()), {}};
+  const bool success = response.status >= 200 && response.status < 300;
+
+  // The Beast idiom for reading a body incrementally: point buffer_body at our array, read_some,
+  // and whatever it filled is the next piece ("need_buffer" only says the array is full).
+  std::array<char, 16 * 1024> piece;
+  while (!parser.is_done()) {
+    parser.get().body().data = piece.data();
+    parser.get().body().size = piece.size();
+    ec =
+        connection.complete([&](auto handler) { http::async_read_some(connection.stream(), buffer, parser, handler); });
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) throw exchange_failed(url, request, ec);
+    const size_t filled = piece.size() - parser.get().body().size;
+    if (filled == 0) continue;
+    const std::string_view chunk(piece.data(), filled);
+    if (!success) {
+      response.body.append(chunk);
+    } else if (!on_chunk(chunk)) {
+      break;  // the caller has what it wanted: close rather than drain the rest of the stream
+    }
+  }
+  return response;
 }
 
 }  // namespace rankserve::net

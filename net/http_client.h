@@ -3,7 +3,11 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace rankserve::net {
 
@@ -16,13 +20,38 @@ struct Url {
 // Parses "http://host[:port][/prefix]" or "host:port". Throws Error(usage) naming `flag`.
 Url parse_url(const std::string& text, const std::string& flag);
 
+// "http://host:port[/prefix]", for messages.
+std::string to_string(const Url& url);
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string target;  // appended to the URL's path prefix, e.g. "/v2/health/ready"
+  std::string body;    // sent as application/json when not empty
+  std::vector<std::pair<std::string, std::string>> headers;  // extra fields, e.g. Authorization
+};
+
 struct HttpResponse {
   int status = 0;
   std::string body;
 };
 
+// Sends `request` and reads the whole response within `timeout` (connect, write and read together).
 // Throws Error(runtime) with the reason (refused, unresolvable, timeout) when no response arrives.
+HttpResponse http_request(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout);
+
 HttpResponse http_request(const Url& url, const std::string& method, const std::string& target, const std::string& body,
                           std::chrono::milliseconds timeout);
+
+// Receives body bytes as they arrive (de-chunked); returns false to stop reading and close the connection.
+using BodyChunkSink = std::function<bool(std::string_view chunk)>;
+
+// Streaming variant for server-sent events: sends `request`, then, when the status is 2xx, calls
+// `on_chunk` with each piece of the body as it arrives (chunked, sized or close-delimited bodies).
+// A non-2xx body is not streamed: it is read whole into the returned body (an error message).
+// `timeout` is the deadline of the whole exchange, stream included. Exceptions thrown by `on_chunk`
+// propagate. Blocks the calling thread; throws Error(runtime) like http_request, also when the
+// deadline passes mid-stream.
+HttpResponse http_request_stream(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout,
+                                 const BodyChunkSink& on_chunk);
 
 }  // namespace rankserve::net

@@ -4,6 +4,7 @@
 // data-parallel copies serves the OPT contract.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -52,7 +53,7 @@ struct Server {
                                                     dir.string(), url_file));
     REQUIRE_MESSAGE(process->wait_for_output("Server metrics url", 120s), process->output());
     const auto ready = run(fmt::format("{} --url $(cat {}) --init-timeout-s 60", kClient, url_file), 90s);
-    REQUIRE_MESSAGE(ready.code == 0, ready.output + process->output());
+    REQUIRE_MESSAGE(ready.code == 0, ready.output << process->output());
     std::ifstream(url_file) >> url;
     const std::string log = process->output();
     const size_t at = log.find("Server metrics url http://");

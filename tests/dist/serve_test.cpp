@@ -9,6 +9,8 @@
 #include <fstream>
 #include <memory>
 #include <regex>
+#include <sstream>
+#include <thread>
 #include <vector>
 
 #include "tests/support/process.h"
@@ -39,7 +41,7 @@ struct LiveServer {
     REQUIRE_MESSAGE(process->wait_for_output("Server http url", 120s), process->output());
     std::ifstream(dir / "url") >> url;
     auto ready = run(fmt::format("{} --url {} --init-timeout-s 60", kClient, url), 90s);
-    REQUIRE_MESSAGE(ready.code == 0, ready.output + process->output());
+    REQUIRE_MESSAGE(ready.code == 0, ready.output << process->output());
   }
   ~LiveServer() { fs::remove_all(dir); }
 

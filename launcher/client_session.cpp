@@ -1,0 +1,185 @@
+#include "launcher/client_session.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "net/sse_parser.h"
+#include "runtime/core/error.h"
+#include "runtime/core/log.h"
+
+namespace rankserve::launcher {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::chrono::milliseconds to_ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+constexpr double kReadyPollTimeoutS = 5;  // one readiness probe; the loop's deadline is --init-timeout-s
+
+}  // namespace
+
+ClientSession::ClientSession(const ClientOptions& options)
+    : options_(options), url_(net::parse_url(options.url, "--url")), url_text_(net::to_string(url_)) {}
+
+net::HttpRequest ClientSession::request(std::string method, std::string target, std::string body) const {
+  net::HttpRequest out{std::move(method), std::move(target), std::move(body), {}};
+  if (!options_.api_key.empty()) out.headers.emplace_back("Authorization", "Bearer " + options_.api_key);
+  return out;
+}
+
+net::HttpResponse ClientSession::call(const net::HttpRequest& request, double timeout_s) const {
+  return net::http_request(url_, request, to_ms(timeout_s));
+}
+
+void ClientSession::expect_success(const net::HttpRequest& request, const net::HttpResponse& response) const {
+  if (response.status >= 200 && response.status < 300) return;
+  throw Error(ErrorCode::runtime, fmt::format("client: {} {}{} answered {}: {}", request.method, url_text_,
+                                              request.target, response.status, error_message(response.body)));
+}
+
+void ClientSession::wait_ready() const {
+  const std::string path = options_.protocol == StreamProtocol::kserve ? "/v2/health/ready" : "/v1/models";
+  const auto deadline = Clock::now() + std::chrono::duration<double>(options_.init_timeout_s);
+  std::string last_problem;
+  while (Clock::now() < deadline) {
+    try {
+      const double left_s = std::chrono::duration<double>(deadline - Clock::now()).count();
+      const net::HttpResponse response = call(request("GET", path), std::clamp(left_s, 0.1, kReadyPollTimeoutS));
+      if (response.status == 200) return;
+      last_problem = fmt::format("{} answered {}", path, response.status);
+    } catch (const Error& e) {
+      last_problem = e.what();
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // the client polls; the server never does
+  }
+  throw Error(ErrorCode::runtime, fmt::format("client: server {} not ready within --init-timeout-s={} s; last: {}",
+                                              options_.url, options_.init_timeout_s, last_problem));
+}
+
+ServedModel ClientSession::resolve_model(bool need_contract) const {
+  auto metadata = [&](const std::string& name) -> std::optional<net::HttpResponse> {
+    net::HttpResponse response = call(request("GET", model_path(name)), options_.timeout_s);
+    if (response.status == 404) return std::nullopt;
+    return response;
+  };
+  auto served_ids = [&] {
+    const net::HttpResponse response = call(request("GET", "/v1/models"), options_.timeout_s);
+    return response.status == 200 ? model_ids(response.body) : std::vector<std::string>{};
+  };
+  if (options_.protocol != StreamProtocol::kserve) {  // OpenAI: the name only; empty lets the server choose
+    if (!options_.model_name.empty()) return ServedModel{options_.model_name, std::nullopt};
+    const auto ids = served_ids();
+    return ServedModel{ids.empty() ? std::string() : ids.front(), std::nullopt};
+  }
+
+  if (!options_.model_name.empty()) {
+    const auto response = metadata(options_.model_name);
+    if (!response) {
+      const auto ids = served_ids();
+      throw Error(ErrorCode::runtime,
+                  fmt::format("client: {} has no model '{}'; it serves: {} (change --model-name)", url_text_,
+                              options_.model_name,
+                              ids.empty() ? "(GET /v1/models lists none)" : fmt::format("{}", fmt::join(ids, ", "))));
+    }
+    const auto contract = response->status == 200 ? contract_from_metadata(response->body) : std::nullopt;
+    if (need_contract && !contract) {
+      throw Error(ErrorCode::runtime,
+                  fmt::format("client: model '{}' on {} declares neither the NeMo inputs (prompts) nor the "
+                              "OPT inputs (input, output_length); metadata answered {}: {}",
+                              options_.model_name, url_text_, response->status, error_message(response->body)));
+    }
+    return ServedModel{options_.model_name, contract};
+  }
+
+  const std::string preferred = options_.form == ClientForm::opt ? "OPT" : "GPT";
+  if (const auto response = metadata(preferred); response && response->status == 200) {
+    if (const auto contract = contract_from_metadata(response->body)) return ServedModel{preferred, contract};
+  }
+  const auto ids = served_ids();
+  for (const auto& id : ids) {
+    if (id == preferred) continue;
+    const auto response = metadata(id);
+    if (!response || response->status != 200) continue;
+    if (const auto contract = contract_from_metadata(response->body)) {
+      log::info("model '{}' not served; using '{}' ({})", preferred, id, to_string(*contract));
+      return ServedModel{id, contract};
+    }
+  }
+  if (need_contract) {
+    throw Error(
+        ErrorCode::runtime,
+        fmt::format("client: {} serves no model with the NeMo or OPT contract (models: {}); expected '{}' "
+                    "(name one with --model-name)",
+                    url_text_, ids.empty() ? "none listed at /v1/models" : fmt::format("{}", fmt::join(ids, ", ")),
+                    preferred));
+  }
+  return ServedModel{ids.empty() ? preferred : ids.front(), std::nullopt};
+}
+
+std::vector<std::string> ClientSession::infer(const ServedModel& model, const std::vector<std::string>& prompts) const {
+  const Contract contract = model.contract.value_or(options_.form == ClientForm::opt ? Contract::opt : Contract::nemo);
+  const net::HttpRequest infer_request =
+      request("POST", model_path(model.name) + "/infer", infer_body(contract, prompts, options_.params));
+  const net::HttpResponse response = call(infer_request, options_.timeout_s);
+  expect_success(infer_request, response);
+  std::vector<std::string> texts = infer_outputs(response.body, output_name(contract));
+  if (texts.size() != prompts.size()) {
+    throw Error(ErrorCode::runtime,
+                fmt::format("client: {}{} returned {} '{}' for {} prompts; expected one each", url_text_,
+                            infer_request.target, texts.size(), output_name(contract), prompts.size()));
+  }
+  return texts;
+}
+
+void ClientSession::stream(const ServedModel& model, const std::string& prompt, std::FILE* out) const {
+  std::string target;
+  switch (options_.protocol) {
+    case StreamProtocol::kserve:
+      target = model_path(model.name) + "/generate_stream";
+      break;
+    case StreamProtocol::openai:
+      target = "/v1/completions";
+      break;
+    case StreamProtocol::openai_chat:
+      target = "/v1/chat/completions";
+      break;
+  }
+  net::HttpRequest stream_request =
+      request("POST", target, stream_body(options_.protocol, model.name, prompt, options_.params));
+  stream_request.headers.emplace_back("Accept", "text/event-stream");
+  net::SseParser parser;
+  bool done = false;
+  const net::HttpResponse response =
+      net::http_request_stream(url_, stream_request, to_ms(options_.timeout_s), [&](std::string_view chunk) {
+        for (const net::SseEvent& event : parser.feed(chunk)) {
+          if (event.event == "error") {
+            throw Error(ErrorCode::runtime,
+                        fmt::format("client: the server ended the stream: {}", error_message(event.data)));
+          }
+          const StreamPiece piece = stream_piece(options_.protocol, event.data);
+          if (piece.done) {
+            done = true;
+            return false;
+          }
+          std::fputs(piece.text.c_str(), out);
+          std::fflush(out);  // a piece is shown as soon as it arrives
+        }
+        return true;
+      });
+  expect_success(stream_request, response);
+  // generate_stream ends by closing the stream; OpenAI ends with "data: [DONE]".
+  if (parser.has_partial_event() || (options_.protocol != StreamProtocol::kserve && !done)) {
+    throw Error(ErrorCode::runtime,
+                fmt::format("client: the stream of POST {}{} was cut off before its end{}", url_text_, target,
+                            options_.protocol != StreamProtocol::kserve ? " (no data: [DONE])" : ""));
+  }
+}
+
+}  // namespace rankserve::launcher

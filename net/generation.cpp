@@ -1,0 +1,213 @@
+#include "net/generation.h"
+
+#include <fmt/format.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <deque>
+#include <functional>
+
+#include "net/metrics.h"
+
+namespace rankserve::net {
+
+namespace asio = boost::asio;
+
+// How long past a request's deadline the front end still waits for the service to report it: the
+// service fails a request at its deadline itself; this only bounds the wait if it does not.
+constexpr auto kDeadlineGrace = std::chrono::seconds(10);
+
+void InflightRequests::add(RequestId id) {
+  std::lock_guard lock(mutex_);
+  ids_.insert(id);
+}
+
+void InflightRequests::remove(RequestId id) {
+  std::lock_guard lock(mutex_);
+  ids_.erase(id);
+}
+
+std::vector<RequestId> InflightRequests::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return {ids_.begin(), ids_.end()};
+}
+
+// Engine thread -> strand hand-off. push() appends under a mutex and calls the notifier, which posts a
+// wake-up to the strand; the Generation detaches the notifier before it goes away, so events that
+// arrive later (a cancelled request's on_finish) are dropped into a queue nobody reads.
+class EventQueue {
+ public:
+  void push(SampleEvent event) {
+    std::lock_guard lock(mutex_);
+    events_.push_back(std::move(event));
+    if (notify_) notify_();
+  }
+  std::vector<SampleEvent> take() {
+    std::lock_guard lock(mutex_);
+    std::vector<SampleEvent> out(std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.end()));
+    events_.clear();
+    return out;
+  }
+  void set_notify(std::function<void()> notify) {
+    std::lock_guard lock(mutex_);
+    notify_ = std::move(notify);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::deque<SampleEvent> events_;
+  std::function<void()> notify_;
+};
+
+namespace {
+
+class QueueSink final : public GenerationSink {
+ public:
+  QueueSink(std::shared_ptr<EventQueue> queue, size_t sample) : queue_(std::move(queue)), sample_(sample) {}
+  void on_token(const TokenEvent& event) override {
+    SampleEvent e;
+    e.sample = sample_;
+    e.token = event;
+    e.at = Clock::now();
+    queue_->push(std::move(e));
+  }
+  void on_finish(const FinishEvent& event) override {
+    SampleEvent e;
+    e.sample = sample_;
+    e.finished = true;
+    e.finish = event;
+    e.at = Clock::now();
+    queue_->push(std::move(e));
+  }
+
+ private:
+  std::shared_ptr<EventQueue> queue_;
+  size_t sample_;
+};
+
+double seconds_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+}  // namespace
+
+Generation::Generation(GenerationContext context, Exchange& exchange)
+    : context_(context),
+      exchange_(exchange),
+      queue_(std::make_shared<EventQueue>()),
+      wake_(std::make_shared<asio::steady_timer>(exchange.executor())) {
+  // Runs on the engine thread under the queue's mutex: only posts. The weak pointer lets a wake-up
+  // posted just before this Generation ended find nothing.
+  std::weak_ptr<asio::steady_timer> weak = wake_;
+  queue_->set_notify([executor = exchange.executor(), weak] {
+    asio::post(executor, [weak] {
+      if (auto timer = weak.lock()) timer->cancel();
+    });
+  });
+}
+
+Generation::~Generation() {
+  queue_->set_notify(nullptr);
+  cancel_all();
+}
+
+void Generation::submit(std::vector<TextRequest> requests) {
+  samples_.reserve(samples_.size() + requests.size());
+  for (TextRequest& request : requests) {
+    const size_t index = samples_.size();
+    const Clock::time_point deadline = request.deadline;
+    SampleState state;
+    state.submitted_at = Clock::now();
+    try {
+      state.id = context_.service.submit(std::move(request), std::make_shared<QueueSink>(queue_, index));
+    } catch (...) {
+      cancel_all();
+      throw;
+    }
+    context_.inflight.add(state.id);
+    samples_.push_back(std::move(state));
+    const Clock::time_point give_up =
+        deadline >= Clock::time_point::max() - kDeadlineGrace ? Clock::time_point::max() : deadline + kDeadlineGrace;
+    give_up_ = std::max(give_up_, give_up);
+  }
+}
+
+void Generation::cancel_all() {
+  for (SampleState& s : samples_) {
+    if (s.finished) continue;
+    context_.service.cancel(s.id);
+    context_.inflight.remove(s.id);
+  }
+}
+
+Task<std::vector<SampleEvent>> Generation::next() {
+  for (;;) {
+    std::vector<SampleEvent> events = queue_->take();
+    if (!events.empty()) {
+      for (SampleEvent& e : events) {
+        SampleState& s = samples_.at(e.sample);
+        if (s.finished) continue;  // cannot happen: on_finish is the last event
+        if (e.finished) {
+          s.finished = true;
+          s.finish = e.finish;
+          s.text += e.finish.text;
+          ++num_finished_;
+          context_.inflight.remove(s.id);
+          if (e.finish.reason != FinishReason::error && e.finish.reason != FinishReason::cancelled) {
+            context_.metrics.observe_request_duration(seconds_between(s.submitted_at, e.at));
+          }
+        } else {
+          if (s.tokens.empty()) {
+            context_.metrics.observe_time_to_first_token(seconds_between(s.submitted_at, e.at));
+          } else {
+            context_.metrics.observe_inter_token_latency(seconds_between(s.last_token_at, e.at));
+          }
+          s.last_token_at = e.at;
+          s.text += e.token.text;
+          s.tokens.push_back(e.token);
+        }
+      }
+      co_return events;
+    }
+    if (num_finished_ == samples_.size()) co_return std::vector<SampleEvent>{};
+    if (Clock::now() >= give_up_) {
+      cancel_all();
+      throw Error(ErrorCode::timeout, "request: the service did not finish the request by its deadline");
+    }
+    wake_->expires_at(give_up_);
+    try {
+      co_await exchange_.watch_client([](std::shared_ptr<asio::steady_timer> timer) -> Task<void> {
+        co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+      }(wake_));
+    } catch (const ClientGone&) {
+      cancel_all();
+      throw;
+    }
+  }
+}
+
+void Generation::throw_if_failed(const SampleEvent& event) {
+  if (!event.finished) return;
+  const FinishEvent& f = event.finish;
+  if (f.reason == FinishReason::error) {
+    cancel_all();
+    if (f.timed_out) throw Error(ErrorCode::timeout, f.error_message);
+    throw Error(ErrorCode::unavailable, f.error_message.empty() ? "server: the request failed" : f.error_message);
+  }
+  if (f.reason == FinishReason::cancelled) {
+    cancel_all();
+    throw Error(ErrorCode::unavailable, "server: the request was cancelled by the server (shutting down)");
+  }
+}
+
+Task<void> Generation::finish_all() {
+  for (;;) {
+    std::vector<SampleEvent> events = co_await next();
+    if (events.empty()) co_return;
+    for (const SampleEvent& e : events) throw_if_failed(e);
+  }
+}
+
+}  // namespace rankserve::net

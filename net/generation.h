@@ -1,0 +1,100 @@
+// One HTTP request's generation: the samples it submits to the GenerationService (one submit per
+// sample; they run concurrently in the continuous batch), the events the engine sends back, handed
+// from the engine thread to the connection's strand, and cancellation when the client goes away.
+// Used by the KServe and OpenAI handlers.
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "net/exchange.h"
+#include "runtime/core/generation_service.h"
+
+namespace rankserve::net {
+
+class Metrics;
+
+// Request ids submitted and not finished, over every connection, so HttpServer::stop() can cancel
+// them. Any thread.
+class InflightRequests {
+ public:
+  void add(RequestId id);
+  void remove(RequestId id);
+  std::vector<RequestId> snapshot() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_set<RequestId> ids_;
+};
+
+// An engine event for sample `sample`, stamped when the engine delivered it.
+struct SampleEvent {
+  size_t sample = 0;
+  bool finished = false;  // finish is set, token is not
+  TokenEvent token;
+  FinishEvent finish;
+  Clock::time_point at;
+};
+
+// What one sample produced so far.
+struct SampleState {
+  RequestId id = 0;
+  bool finished = false;
+  std::string text;                 // the continuation: every TokenEvent::text, then FinishEvent::text
+  std::vector<TokenEvent> tokens;   // every token event, in order
+  FinishEvent finish;               // valid when finished
+  Clock::time_point submitted_at;
+  Clock::time_point last_token_at;
+};
+
+struct GenerationContext {
+  GenerationService& service;
+  InflightRequests& inflight;
+  Metrics& metrics;
+};
+
+class EventQueue;
+
+// Strand only (the exchange's executor). Destruction cancels every sample still running.
+class Generation {
+ public:
+  Generation(GenerationContext context, Exchange& exchange);
+  ~Generation();
+  Generation(const Generation&) = delete;
+  Generation& operator=(const Generation&) = delete;
+
+  // Submits every request in order (samples 0..n-1). When a submit throws, cancels the samples
+  // already submitted and rethrows (Error(overloaded), Error(bad_request), ...).
+  void submit(std::vector<TextRequest> requests);
+
+  // Waits for the next engine events and applies them to samples(); returns them in order. Empty
+  // when every sample has finished. Throws ClientGone (the samples are cancelled) when the client
+  // disconnects, and Error(timeout) when no event arrives by the latest deadline plus a grace.
+  Task<std::vector<SampleEvent>> next();
+
+  // Waits until every sample finished. Throws the first failed sample's error (Error(timeout) for a
+  // deadline, Error(unavailable) for a failed or stopped service), cancelling the others.
+  Task<void> finish_all();
+
+  // Throws like finish_all() if `event` is a failed finish; the streaming handlers call it per event.
+  void throw_if_failed(const SampleEvent& event);
+
+  const std::vector<SampleState>& samples() const { return samples_; }
+  void cancel_all();
+
+ private:
+  GenerationContext context_;
+  Exchange& exchange_;
+  std::shared_ptr<EventQueue> queue_;
+  std::shared_ptr<boost::asio::steady_timer> wake_;
+  std::vector<SampleState> samples_;
+  Clock::time_point give_up_ = Clock::time_point::min();
+  size_t num_finished_ = 0;
+};
+
+}  // namespace rankserve::net

@@ -1,0 +1,26 @@
+#include "net/http_types.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace rankserve::net {
+
+std::optional<std::string_view> ServerRequest::header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (key.size() == name.size() &&
+        std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b)); })) {
+      return std::string_view(value);
+    }
+  }
+  return std::nullopt;
+}
+
+HttpError field_error(std::string_view field, std::string_view what) {
+  ErrorDetail detail;
+  detail.param = std::string(field);
+  return HttpError(ErrorCode::bad_request, fmt::format("request: {}: {}", field, what), std::move(detail));
+}
+
+}  // namespace rankserve::net

@@ -1,0 +1,305 @@
+#include "net/kserve.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include <charconv>
+
+#include "net/json_fields.h"
+#include "net/kserve_models.h"
+#include "net/sse.h"
+#include "net/tensor.h"
+
+#ifndef RANKSERVE_VERSION
+#define RANKSERVE_VERSION "dev"
+#endif
+
+namespace rankserve::net {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view kBinaryHeader = "Inference-Header-Content-Length";
+
+ServerResponse json_response(const json::value& value, int status = 200) {
+  ServerResponse r;
+  r.status = status;
+  r.body = json::serialize(value);
+  return r;
+}
+
+const ModelInfo& find_model(const ServerContext& context, const RouteParams& params) {
+  const ModelInfo& model = context.service.model();
+  if (params.model != model.name) {
+    throw Error(ErrorCode::not_found, fmt::format("kserve: unknown model '{}'; this server serves '{}'", params.model, model.name));
+  }
+  if (!params.version.empty() && params.version != "1") {
+    throw Error(ErrorCode::not_found,
+                fmt::format("kserve: model '{}' has no version '{}'; its only version is 1", model.name, params.version));
+  }
+  return model;
+}
+
+json::array shape_json(const std::vector<int64_t>& dims, bool with_batch) {
+  json::array a;
+  if (with_batch) a.emplace_back(-1);
+  for (int64_t d : dims) a.emplace_back(d);
+  return a;
+}
+
+std::optional<size_t> binary_header_size(const ServerRequest& request) {
+  const auto text = request.header(kBinaryHeader);
+  if (!text) return std::nullopt;
+  size_t value = 0;
+  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || end != text->data() + text->size()) {
+    throw field_error(kBinaryHeader, fmt::format("is '{}'; expected the JSON header's size in bytes", *text));
+  }
+  return value;
+}
+
+Clock::time_point deadline_of(const ServerContext& context, std::optional<int64_t> timeout_us) {
+  if (!timeout_us) return context.default_deadline();
+  return Clock::now() + std::chrono::microseconds(*timeout_us);
+}
+
+// A generate field: top level first (Triton maps top-level keys to inputs), then `parameters`.
+struct GenerateFields {
+  const json::object& root;
+  const json::object* parameters;
+
+  const json::object* holder(std::string_view key) const {
+    if (find_field(root, key) != nullptr) return &root;
+    if (parameters != nullptr && find_field(*parameters, key) != nullptr) return parameters;
+    return nullptr;
+  }
+  template <typename Read>
+  auto first(std::initializer_list<std::string_view> keys, Read read) const -> decltype(read(root, std::string_view())) {
+    for (std::string_view key : keys) {
+      if (const json::object* o = holder(key)) return read(*o, key);
+    }
+    return {};
+  }
+  std::optional<int64_t> integer(std::initializer_list<std::string_view> keys) const {
+    return first(keys, [](const json::object& o, std::string_view k) { return read_int(o, k); });
+  }
+  std::optional<double> number(std::initializer_list<std::string_view> keys) const {
+    return first(keys, [](const json::object& o, std::string_view k) { return read_number(o, k); });
+  }
+  std::optional<bool> boolean(std::initializer_list<std::string_view> keys) const {
+    return first(keys, [](const json::object& o, std::string_view k) { return read_bool(o, k); });
+  }
+  std::optional<std::vector<std::string>> strings(std::initializer_list<std::string_view> keys) const {
+    return first(keys, [](const json::object& o, std::string_view k) { return read_strings(o, k); });
+  }
+};
+
+TextRequest generate_request(const ServerContext& context, const ModelContract& contract, const json::object& root) {
+  GenerateFields f{root, read_object(root, "parameters")};
+  TextRequest r;
+  const auto prompt = read_string(root, "text_input");
+  const auto prompt_alt = read_string(root, contract.prompt_input);
+  if (!prompt && !prompt_alt) throw field_error("text_input", "is missing; expected the prompt string");
+  r.prompt = prompt ? *prompt : *prompt_alt;
+  GenerationSettings& s = r.settings;
+  if (contract.opt) {
+    s.greedy = true;
+    s.max_tokens = 16;
+  } else {
+    s = nemo_default_settings();
+  }
+  if (auto v = f.integer({"max_tokens", "max_length", "output_length"})) {
+    if (*v < 1 || *v > 1'000'000) throw field_error("max_tokens", fmt::format("is {}; expected new tokens >= 1", *v));
+    s.max_tokens = static_cast<int>(*v);
+  }
+  if (auto v = f.integer({"min_tokens", "min_length"})) {
+    if (*v < 0) throw field_error("min_tokens", fmt::format("is {}; expected >= 0", *v));
+    s.min_tokens = static_cast<int>(std::min<int64_t>(*v, s.max_tokens));
+  }
+  const auto temperature = f.number({"temperature"});
+  if (auto greedy = f.boolean({"use_greedy"})) s.greedy = *greedy;
+  else if (temperature) s.greedy = *temperature == 0;  // a temperature without use_greedy asks for sampling unless 0
+  if (temperature) {
+    if (*temperature < 0 || (!s.greedy && *temperature == 0)) throw field_error("temperature", fmt::format("is {}; expected > 0", *temperature));
+    if (*temperature > 0) s.temperature = static_cast<float>(*temperature);
+  }
+  if (auto v = f.integer({"top_k"})) {
+    if (*v < 0) throw field_error("top_k", fmt::format("is {}; expected 0 (no limit) or more", *v));
+    s.top_k = static_cast<int>(*v);
+  }
+  if (auto v = f.number({"top_p"})) {
+    if (*v < 0 || *v > 1) throw field_error("top_p", fmt::format("is {}; expected 0..1", *v));
+    s.top_p = *v == 0 ? 1.0f : static_cast<float>(*v);
+  }
+  if (auto v = f.number({"repetition_penalty"})) {
+    if (!(*v > 0)) throw field_error("repetition_penalty", fmt::format("is {}; expected > 0", *v));
+    s.repetition_penalty = static_cast<float>(*v);
+  }
+  if (auto v = f.boolean({"add_BOS", "add_bos"})) s.add_bos = *v;
+  if (auto v = f.integer({"seed", "random_seed"})) s.seed = static_cast<uint64_t>(*v);
+  if (auto v = f.strings({"end_strings"})) {
+    s.stop = *v;
+    s.keep_stop = true;
+  } else if (auto stop = f.strings({"stop"})) {
+    s.stop = *stop;
+    s.keep_stop = false;
+  }
+  std::erase(s.stop, std::string());
+  r.deadline = context.default_deadline();
+  if (auto timeout = f.integer({"timeout"})) {
+    if (*timeout < 0) throw field_error("timeout", fmt::format("is {}; expected microseconds >= 0", *timeout));
+    if (*timeout > 0) r.deadline = deadline_of(context, *timeout);
+  }
+  return r;
+}
+
+double micros_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+ServerResponse kserve_server_metadata(const ServerContext& context) {
+  (void)context;
+  return json_response(json::object{
+      {"name", "rankserve"},
+      {"version", RANKSERVE_VERSION},
+      {"extensions", json::array{"binary_tensor_data", "parameters", "schedule_policy", "generate"}},
+  });
+}
+
+ServerResponse kserve_health_live() { return json_response(json::object{{"live", true}}); }
+
+ServerResponse kserve_health_ready(const ServerContext& context) {
+  const ServiceStatus status = context.service.status();
+  if (status.ready) return json_response(json::object{{"ready", true}});
+  return json_response(json::object{{"ready", false},
+                                    {"error", fmt::format("server: not ready: {}",
+                                                          status.not_ready_reason.empty() ? "unknown" : status.not_ready_reason)}},
+                       503);
+}
+
+ServerResponse kserve_model_metadata(const ServerContext& context, const RouteParams& params) {
+  const ModelInfo& model = find_model(context, params);
+  const ModelContract contract = contract_for(model);
+  auto specs = [](const std::vector<TensorSpec>& list) {
+    json::array a;
+    for (const TensorSpec& s : list) {
+      a.push_back(json::object{{"name", s.name}, {"datatype", to_string(s.datatype)}, {"shape", shape_json(s.dims, true)}});
+    }
+    return a;
+  };
+  return json_response(json::object{{"name", model.name},
+                                    {"versions", json::array{"1"}},
+                                    {"platform", "rankserve"},
+                                    {"inputs", specs(contract.inputs)},
+                                    {"outputs", specs(contract.outputs)}});
+}
+
+ServerResponse kserve_model_ready(const ServerContext& context, const RouteParams& params) {
+  find_model(context, params);
+  ServerResponse r = kserve_health_ready(context);
+  return r;
+}
+
+ServerResponse kserve_model_config(const ServerContext& context, const RouteParams& params) {
+  const ModelInfo& model = find_model(context, params);
+  const ModelContract contract = contract_for(model);
+  json::array inputs;
+  for (const TensorSpec& s : contract.inputs) {
+    inputs.push_back(json::object{{"name", s.name},
+                                  {"data_type", config_type(s.datatype)},
+                                  {"format", "FORMAT_NONE"},
+                                  {"dims", shape_json(s.dims, false)},
+                                  {"optional", s.optional}});
+  }
+  json::array outputs;
+  for (const TensorSpec& s : contract.outputs) {
+    outputs.push_back(json::object{{"name", s.name}, {"data_type", config_type(s.datatype)}, {"dims", shape_json(s.dims, false)}});
+  }
+  auto parameter = [](const std::string& value) { return json::object{{"string_value", value}}; };
+  return json_response(json::object{
+      {"name", model.name},
+      {"platform", "rankserve"},
+      {"backend", "rankserve"},
+      {"version_policy", json::object{{"specific", json::object{{"versions", json::array{1}}}}}},
+      {"max_batch_size", contract.max_batch_size},
+      {"input", std::move(inputs)},
+      {"output", std::move(outputs)},
+      {"dynamic_batching", json::object{}},
+      {"model_transaction_policy", json::object{{"decoupled", false}}},
+      {"parameters", json::object{{"family", parameter(model.family)},
+                                  {"source", parameter(model.source)},
+                                  {"max_context", parameter(std::to_string(model.max_context))}}},
+  });
+}
+
+Task<void> kserve_infer(ServerContext& context, Exchange& exchange, RouteParams params) {
+  const ModelInfo& model = find_model(context, params);
+  const Clock::time_point started = Clock::now();
+  const InferRequest request = decode_infer_request(exchange.request().body, binary_header_size(exchange.request()));
+  const ModelContract contract = contract_for(model);
+  check_requested_outputs(contract, request);
+  std::vector<TextRequest> requests = build_requests(contract, request, deadline_of(context, request.timeout_us));
+  std::vector<std::string> prompts;
+  for (const TextRequest& r : requests) prompts.push_back(r.prompt);
+
+  Generation generation(context.generation(), exchange);
+  generation.submit(std::move(requests));
+  co_await generation.finish_all();
+
+  const EncodedResponse encoded = encode_infer_response(model.name, request.id, build_outputs(contract, request, prompts, generation.samples()));
+  ServerResponse response;
+  response.body = encoded.body;
+  if (encoded.json_size) {
+    response.content_type = "application/octet-stream";
+    response.headers.emplace_back(std::string(kBinaryHeader), std::to_string(*encoded.json_size));
+  }
+  context.metrics.count_inference_success(model.name, static_cast<int64_t>(prompts.size()), micros_since(started));
+  co_await exchange.respond(std::move(response));
+}
+
+Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RouteParams params, bool stream) {
+  const ModelInfo& model = find_model(context, params);
+  const Clock::time_point started = Clock::now();
+  const json::object root = parse_json_object(exchange.request().body);
+  TextRequest request = generate_request(context, contract_for(model), root);
+
+  Generation generation(context.generation(), exchange);
+  generation.submit({std::move(request)});
+  auto frame = [&](std::string_view text) {
+    return json::object{{"model_name", model.name}, {"model_version", "1"}, {"text_output", text}};
+  };
+  if (!stream) {
+    co_await generation.finish_all();
+    context.metrics.count_inference_success(model.name, 1, micros_since(started));
+    ServerResponse response;
+    json::object body = frame(generation.samples()[0].text);
+    body["finish_reason"] = to_string(generation.samples()[0].finish.reason);
+    response.body = json::serialize(body);
+    co_await exchange.respond(std::move(response));
+    co_return;
+  }
+  co_await exchange.begin_stream(200, std::string(kSseContentType), sse_headers());
+  for (;;) {
+    std::vector<SampleEvent> events = co_await generation.next();
+    if (events.empty()) break;
+    for (const SampleEvent& e : events) {
+      generation.throw_if_failed(e);
+      if (!e.finished) {
+        co_await exchange.write_chunk(sse_frame(json::serialize(frame(e.token.text))));
+        continue;
+      }
+      // The last event carries any held-back text and why generation ended.
+      json::object last = frame(e.finish.text);
+      last["finish_reason"] = to_string(e.finish.reason);
+      co_await exchange.write_chunk(sse_frame(json::serialize(last)));
+    }
+  }
+  context.metrics.count_inference_success(model.name, 1, micros_since(started));
+  co_await exchange.end_stream();
+}
+
+}  // namespace rankserve::net

@@ -1,0 +1,179 @@
+// POST /v1/chat/completions: messages rendered with rankserve's plain chat template (docs/openai.md).
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "net/json_fields.h"
+#include "net/openai.h"
+#include "net/openai_common.h"
+#include "net/sse.h"
+
+namespace rankserve::net {
+
+namespace json = boost::json;
+
+namespace {
+
+// The template: one "<role>: <content>\n" line per message, then "assistant:" for the model to
+// continue; "\nuser:" ends the reply (the model would otherwise write the user's next turn).
+constexpr std::string_view kAssistantCue = "assistant:";
+constexpr std::string_view kTurnStop = "\nuser:";
+
+std::string message_content(const json::object& message, const std::string& field) {
+  const json::value* content = find_field(message, "content");
+  if (content == nullptr) return "";  // an assistant turn with tool calls only
+  if (content->is_string()) return std::string(content->as_string());
+  if (!content->is_array()) throw field_error(field, "is neither a string nor an array of content parts");
+  std::string out;
+  for (size_t i = 0; i < content->as_array().size(); ++i) {
+    const json::value& part = content->as_array()[i];
+    const std::string where = fmt::format("{}[{}]", field, i);
+    if (!part.is_object()) throw field_error(where, "is not a content part object");
+    const auto type = read_string(part.as_object(), "type", where + ".type");
+    if (type != "text") throw field_error(where + ".type", fmt::format("is '{}'; only text parts are supported", type.value_or("")));
+    out += read_string(part.as_object(), "text", where + ".text").value_or("");
+  }
+  return out;
+}
+
+std::string render_chat(const json::object& body) {
+  const json::value* messages = find_field(body, "messages");
+  if (messages == nullptr || !messages->is_array() || messages->as_array().empty()) {
+    throw field_error("messages", "is missing or empty; expected an array of {role, content} objects");
+  }
+  std::string prompt;
+  for (size_t i = 0; i < messages->as_array().size(); ++i) {
+    const json::value& item = messages->as_array()[i];
+    const std::string where = fmt::format("messages[{}]", i);
+    if (!item.is_object()) throw field_error(where, "is not an object");
+    const auto role = read_string(item.as_object(), "role", where + ".role");
+    if (!role) throw field_error(where + ".role", "is missing");
+    if (*role != "system" && *role != "developer" && *role != "user" && *role != "assistant" && *role != "tool") {
+      throw field_error(where + ".role", fmt::format("is '{}'; expected system, developer, user, assistant or tool", *role));
+    }
+    prompt += fmt::format("{}: {}\n", *role, message_content(item.as_object(), where + ".content"));
+  }
+  prompt += kAssistantCue;
+  return prompt;
+}
+
+json::object chat_logprob(const TokenEvent& t, int num_top) {
+  json::array bytes;
+  for (unsigned char c : t.token) bytes.emplace_back(static_cast<int>(c));
+  json::array top;
+  if (num_top > 0) top.push_back(json::object{{"token", t.token}, {"logprob", t.logprob}, {"bytes", bytes}});
+  return json::object{{"token", t.token}, {"logprob", t.logprob}, {"bytes", std::move(bytes)}, {"top_logprobs", std::move(top)}};
+}
+
+json::object chat_logprobs(const SampleState& s, size_t from, size_t to, int num_top) {
+  json::array content;
+  for (size_t i = from; i < to; ++i) content.push_back(chat_logprob(s.tokens[i], num_top));
+  return json::object{{"content", std::move(content)}, {"refusal", nullptr}};
+}
+
+json::object role_delta() { return json::object{{"role", "assistant"}, {"content", ""}}; }
+json::object content_delta(std::string_view text) { return json::object{{"content", text}}; }
+
+}  // namespace
+
+Task<void> openai_chat_completions(ServerContext& context, Exchange& exchange) {
+  const json::object body = parse_json_object(exchange.request().body);
+  check_openai_model(context, body);
+  const std::string prompt = render_chat(body);
+  OpenAiSampling sampling = [&] { return read_openai_sampling(body, {"max_completion_tokens", "max_tokens"}); }();
+  sampling.settings.stop.emplace_back(kTurnStop);
+  const bool logprobs = read_bool(body, "logprobs").value_or(false);
+  int num_top = 0;
+  if (auto v = read_int(body, "top_logprobs")) {
+    if (*v < 0 || *v > 20) throw field_error("top_logprobs", fmt::format("is {}; expected 0..20", *v));
+    if (!logprobs) throw field_error("top_logprobs", "needs logprobs: true");
+    num_top = static_cast<int>(*v);
+  }
+  if (const json::value* tools = find_field(body, "tools"); tools != nullptr && !(tools->is_array() && tools->as_array().empty())) {
+    throw field_error("tools", "are not supported");
+  }
+  if (const json::object* format = read_object(body, "response_format")) {
+    if (read_string(*format, "type", "response_format.type").value_or("text") != "text") {
+      throw field_error("response_format", "only {\"type\": \"text\"} is supported");
+    }
+  }
+
+  const std::string id = new_openai_id("chatcmpl-");
+  const int64_t created = unix_time_now();
+  const std::string& model = context.service.model().name;
+  Generation generation(context.generation(), exchange);
+  generation.submit(openai_requests(context, {prompt}, sampling));
+
+  if (!sampling.stream) {
+    co_await generation.finish_all();
+    // Built outside the coroutine body: GCC 12 miscompiles string-literal initializer lists in coroutines.
+    ServerResponse response = [&] {
+      json::array choices;
+      for (size_t i = 0; i < generation.samples().size(); ++i) {
+        const SampleState& s = generation.samples()[i];
+        choices.push_back(json::object{
+            {"index", i},
+            {"message", json::object{{"role", "assistant"}, {"content", s.text}, {"refusal", nullptr}}},
+            {"logprobs", logprobs ? json::value(chat_logprobs(s, 0, s.tokens.size(), num_top)) : json::value(nullptr)},
+            {"finish_reason", openai_finish_reason(s.finish.reason)}});
+      }
+      ServerResponse r;
+      r.body = json::serialize(json::object{{"id", id},
+                                            {"object", "chat.completion"},
+                                            {"created", created},
+                                            {"model", model},
+                                            {"choices", std::move(choices)},
+                                            {"usage", openai_usage(generation.samples(), sampling.n)}});
+      return r;
+    }();
+    co_await exchange.respond(std::move(response));
+    co_return;
+  }
+
+  auto chunk = [&](size_t index, json::object delta, json::value logprobs_value, json::value finish_reason) {
+    json::object c{{"id", id},
+                   {"object", "chat.completion.chunk"},
+                   {"created", created},
+                   {"model", model},
+                   {"choices", json::array{json::object{{"index", index},
+                                                        {"delta", std::move(delta)},
+                                                        {"logprobs", std::move(logprobs_value)},
+                                                        {"finish_reason", std::move(finish_reason)}}}}};
+    if (sampling.include_usage) c["usage"] = nullptr;
+    return c;
+  };
+  co_await exchange.begin_stream(200, std::string(kSseContentType), sse_headers());
+  // OpenAI's first chunk of each choice carries the role and empty content.
+  for (size_t i = 0; i < generation.samples().size(); ++i) {
+    co_await write_event(exchange, chunk(i, role_delta(), nullptr, nullptr));
+  }
+  for (;;) {
+    std::vector<SampleEvent> events = co_await generation.next();
+    if (events.empty()) break;
+    for (const SampleEvent& e : events) {
+      generation.throw_if_failed(e);
+      const SampleState& s = generation.samples()[e.sample];
+      if (!e.finished) {
+        if (e.token.text.empty() && !logprobs) continue;  // an incomplete character: nothing to show yet
+        json::value lp = logprobs ? json::value(chat_logprobs(s, s.tokens.size() - 1, s.tokens.size(), num_top)) : json::value(nullptr);
+        co_await write_event(exchange, chunk(e.sample, content_delta(e.token.text), std::move(lp), nullptr));
+        continue;
+      }
+      if (!e.finish.text.empty()) {
+        co_await write_event(exchange, chunk(e.sample, content_delta(e.finish.text), nullptr, nullptr));
+      }
+      co_await write_event(exchange, chunk(e.sample, json::object{}, nullptr, json::value(openai_finish_reason(e.finish.reason))));
+    }
+  }
+  if (sampling.include_usage) {
+    const json::object usage = [&] {
+      return json::object{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+                          {"choices", json::array{}}, {"usage", openai_usage(generation.samples(), sampling.n)}};
+    }();
+    co_await write_event(exchange, usage);
+  }
+  co_await exchange.write_chunk(std::string(kSseDone));
+  co_await exchange.end_stream();
+}
+
+}  // namespace rankserve::net

@@ -1,0 +1,47 @@
+// What the OpenAI completions and chat handlers share: the sampling fields both accept, the
+// model check, ids, usage and finish reasons. Used by openai_completions.cpp and openai_chat.cpp.
+#pragma once
+
+#include <boost/json/object.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "net/generation.h"
+#include "net/server_context.h"
+
+namespace rankserve::net {
+
+inline constexpr int kOpenAiMaxChoices = 128;  // prompts x n per request at most
+
+struct OpenAiSampling {
+  GenerationSettings settings;
+  int n = 1;                   // choices per prompt
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+};
+
+// Throws not_found (param "model", code "model_not_found") unless `model` is absent or the served name.
+void check_openai_model(const ServerContext& context, const boost::json::object& body);
+
+// Reads model, n, stream, stream_options, temperature (default 1: sampling; 0: greedy), top_p,
+// top_k, stop, seed, repetition_penalty, ignore_eos, the penalties and logit_bias (rejected unless
+// neutral), and the first of `max_tokens_keys` present (default 16). Throws field_error.
+OpenAiSampling read_openai_sampling(const boost::json::object& body, std::initializer_list<std::string_view> max_tokens_keys);
+
+// Requests for `prompts` x n choices; choice i*n + j is prompt i's j-th sample (seed + j when seeded).
+std::vector<TextRequest> openai_requests(const ServerContext& context, const std::vector<std::string>& prompts,
+                                         const OpenAiSampling& sampling);
+
+std::string new_openai_id(std::string_view prefix);  // prefix + 24 random hex digits
+int64_t unix_time_now();
+std::string_view openai_finish_reason(FinishReason reason);  // "stop" or "length"
+
+// usage of choices from `num_prompts` prompts, n each: prompt tokens count once per prompt.
+boost::json::object openai_usage(const std::vector<SampleState>& samples, int n);
+
+// Writes one SSE event with `value` serialized.
+Task<void> write_event(Exchange& exchange, const boost::json::object& value);
+
+}  // namespace rankserve::net

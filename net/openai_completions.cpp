@@ -1,0 +1,174 @@
+// POST /v1/completions (legacy completions) and the model list.
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "net/json_fields.h"
+#include "net/openai.h"
+#include "net/openai_common.h"
+#include "net/sse.h"
+
+namespace rankserve::net {
+
+namespace json = boost::json;
+
+namespace {
+
+std::vector<std::string> read_prompts(const json::object& body) {
+  const json::value* prompt = find_field(body, "prompt");
+  if (prompt == nullptr) throw field_error("prompt", "is missing; expected a string or an array of strings");
+  if (prompt->is_string()) return {std::string(prompt->as_string())};
+  if (!prompt->is_array() || prompt->as_array().empty()) {
+    throw field_error("prompt", "is neither a string nor a non-empty array of strings");
+  }
+  std::vector<std::string> out;
+  for (const json::value& item : prompt->as_array()) {
+    if (!item.is_string()) throw field_error("prompt", "has a non-string element (token-id prompts are not supported); expected strings");
+    out.emplace_back(item.as_string());
+  }
+  return out;
+}
+
+// The legacy `logprobs` object for tokens [from, to) of a sample: chosen tokens only (rankserve
+// returns no alternatives, so top_logprobs lists the chosen token alone), offsets into the text.
+json::object legacy_logprobs(const SampleState& s, size_t from, size_t to, size_t text_offset, int num_top) {
+  json::array tokens, token_logprobs, top, offsets;
+  size_t offset = text_offset;
+  for (size_t i = from; i < to; ++i) {
+    const TokenEvent& t = s.tokens[i];
+    tokens.emplace_back(t.token);
+    token_logprobs.emplace_back(t.logprob);
+    if (num_top > 0) top.push_back(json::object{{t.token, t.logprob}});
+    offsets.emplace_back(offset);
+    offset += t.text.size();
+  }
+  return json::object{{"tokens", std::move(tokens)},
+                      {"token_logprobs", std::move(token_logprobs)},
+                      {"top_logprobs", num_top > 0 ? json::value(std::move(top)) : json::value(nullptr)},
+                      {"text_offset", std::move(offsets)}};
+}
+
+}  // namespace
+
+ServerResponse openai_list_models(const ServerContext& context) {
+  const ModelInfo& model = context.service.model();
+  json::object entry{{"id", model.name}, {"object", "model"}, {"created", 0}, {"owned_by", "rankserve"}};
+  ServerResponse r;
+  r.body = json::serialize(json::object{{"object", "list"}, {"data", json::array{std::move(entry)}}});
+  return r;
+}
+
+ServerResponse openai_retrieve_model(const ServerContext& context, const RouteParams& params) {
+  const ModelInfo& model = context.service.model();
+  if (params.model != model.name) {
+    ErrorDetail detail;
+    detail.param = "model";
+    detail.openai_code = "model_not_found";
+    throw HttpError(ErrorCode::not_found, fmt::format("request: model '{}' does not exist; this server serves '{}'", params.model, model.name),
+                    std::move(detail));
+  }
+  ServerResponse r;
+  r.body = json::serialize(json::object{{"id", model.name}, {"object", "model"}, {"created", 0}, {"owned_by", "rankserve"}});
+  return r;
+}
+
+Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
+  const json::object body = parse_json_object(exchange.request().body);
+  check_openai_model(context, body);
+  const std::vector<std::string> prompts = read_prompts(body);
+  const OpenAiSampling sampling = [&] { return read_openai_sampling(body, {"max_tokens"}); }();
+  const bool echo = read_bool(body, "echo").value_or(false);
+  int num_logprobs = -1;  // -1: none
+  if (auto v = read_int(body, "logprobs")) {
+    if (*v < 0 || *v > 5) throw field_error("logprobs", fmt::format("is {}; expected 0..5", *v));
+    num_logprobs = static_cast<int>(*v);
+  }
+  if (echo && num_logprobs >= 0) throw field_error("echo", "with logprobs is not supported (prompt-token logprobs are not computed)");
+  if (auto best_of = read_int(body, "best_of"); best_of && *best_of != sampling.n) {
+    throw field_error("best_of", fmt::format("is {}; rankserve supports only best_of = n", *best_of));
+  }
+  if (auto suffix = read_string(body, "suffix"); suffix && !suffix->empty()) throw field_error("suffix", "is not supported");
+
+  const std::string id = new_openai_id("cmpl-");
+  const int64_t created = unix_time_now();
+  const std::string& model = context.service.model().name;
+  Generation generation(context.generation(), exchange);
+  generation.submit(openai_requests(context, prompts, sampling));
+  const auto prompt_of = [&](size_t choice) -> const std::string& { return prompts[choice / static_cast<size_t>(sampling.n)]; };
+
+  if (!sampling.stream) {
+    co_await generation.finish_all();
+    // Built outside the coroutine body: GCC 12 miscompiles string-literal initializer lists in coroutines.
+    ServerResponse response = [&] {
+      json::array choices;
+      for (size_t i = 0; i < generation.samples().size(); ++i) {
+        const SampleState& s = generation.samples()[i];
+        const size_t offset = echo ? prompt_of(i).size() : 0;
+        choices.push_back(json::object{
+            {"index", i},
+            {"text", echo ? prompt_of(i) + s.text : s.text},
+            {"logprobs", num_logprobs >= 0 ? json::value(legacy_logprobs(s, 0, s.tokens.size(), offset, num_logprobs)) : json::value(nullptr)},
+            {"finish_reason", openai_finish_reason(s.finish.reason)}});
+      }
+      ServerResponse r;
+      r.body = json::serialize(json::object{{"id", id},
+                                            {"object", "text_completion"},
+                                            {"created", created},
+                                            {"model", model},
+                                            {"choices", std::move(choices)},
+                                            {"usage", openai_usage(generation.samples(), sampling.n)}});
+      return r;
+    }();
+    co_await exchange.respond(std::move(response));
+    co_return;
+  }
+
+  auto chunk = [&](size_t index, std::string_view text, json::value logprobs, json::value finish_reason) {
+    json::object c{{"id", id},
+                   {"object", "text_completion"},
+                   {"created", created},
+                   {"model", model},
+                   {"choices", json::array{json::object{{"index", index},
+                                                        {"text", text},
+                                                        {"logprobs", std::move(logprobs)},
+                                                        {"finish_reason", std::move(finish_reason)}}}}};
+    if (sampling.include_usage) c["usage"] = nullptr;
+    return c;
+  };
+  co_await exchange.begin_stream(200, std::string(kSseContentType), sse_headers());
+  std::vector<size_t> text_offsets(generation.samples().size(), 0);
+  if (echo) {
+    for (size_t i = 0; i < text_offsets.size(); ++i) {
+      co_await write_event(exchange, chunk(i, prompt_of(i), nullptr, nullptr));
+      text_offsets[i] = prompt_of(i).size();
+    }
+  }
+  for (;;) {
+    std::vector<SampleEvent> events = co_await generation.next();
+    if (events.empty()) break;
+    for (const SampleEvent& e : events) {
+      generation.throw_if_failed(e);
+      const SampleState& s = generation.samples()[e.sample];
+      if (!e.finished) {
+        if (e.token.text.empty() && num_logprobs < 0) continue;  // an incomplete character: nothing to show yet
+        json::value logprobs = nullptr;
+        if (num_logprobs >= 0) logprobs = legacy_logprobs(s, s.tokens.size() - 1, s.tokens.size(), text_offsets[e.sample], num_logprobs);
+        text_offsets[e.sample] += e.token.text.size();
+        co_await write_event(exchange, chunk(e.sample, e.token.text, std::move(logprobs), nullptr));
+        continue;
+      }
+      co_await write_event(exchange, chunk(e.sample, e.finish.text, nullptr, json::value(openai_finish_reason(e.finish.reason))));
+    }
+  }
+  if (sampling.include_usage) {
+    const json::object usage = [&] {
+      return json::object{{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+                          {"choices", json::array{}}, {"usage", openai_usage(generation.samples(), sampling.n)}};
+    }();
+    co_await write_event(exchange, usage);
+  }
+  co_await exchange.write_chunk(std::string(kSseDone));
+  co_await exchange.end_stream();
+}
+
+}  // namespace rankserve::net
