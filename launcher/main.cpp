@@ -131,6 +131,7 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
     std::_Exit(code);
   });
   failure_hook.heartbeat_ages = [&watchdog] { return watchdog->heartbeat_ages(); };
+  failure_hook.find_silent_ranks = [&watchdog] { return watchdog->find_silent_ranks(std::chrono::milliseconds(2500)); };
   const runtime::ParallelLayout layout{t.world_size, options.tp_size, options.pp_size};
   const auto backend = device == "cpu" ? runtime::Backend::gloo : runtime::Backend::nccl;
   runtime::ProcessGroups groups;

@@ -183,9 +183,12 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
     scheduler.run(engine, groups);
   } catch (const Error& e) {
     hook.fail_requests = nullptr;
-    scheduler.fail_all(e.what());
+    // A failed collective names a connection, not a rank: the heartbeats say which rank went away.
+    const std::string silent = hook.find_silent_ranks ? hook.find_silent_ranks() : "";
+    const std::string reason = silent.empty() ? e.what() : fmt::format("{}: {}", silent, e.what());
+    scheduler.fail_all(reason);
     set_done();
-    throw;
+    throw Error(e.code(), reason);
   }
   hook.fail_requests = nullptr;
   set_done();

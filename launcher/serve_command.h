@@ -18,6 +18,7 @@ namespace rankserve::launcher {
 struct FailureHook {
   std::function<void(const std::string& reason)> fail_requests;
   std::function<std::vector<double>()> heartbeat_ages;  // set by main: seconds per global rank (rank 0's watchdog)
+  std::function<std::string()> find_silent_ranks;      // set by main: names the ranks that stopped beating ("" none)
 };
 
 // Every rank calls after the communicators exist; returns after the shutdown plan (every rank at the

@@ -24,6 +24,7 @@ struct Watchdog::Impl {
   WatchdogConfig config;
   AbortHandler on_abort;
   std::mutex mutex;
+  std::mutex probe_mutex;  // find_silent_ranks and post share the poster connection
   std::condition_variable wake;
   bool stopping = false;
   std::thread thread;
@@ -95,7 +96,7 @@ struct Watchdog::Impl {
 
   void post(int code, const std::string& reason) {
     try {
-      std::lock_guard lock(mutex);
+      std::lock_guard lock(probe_mutex);
       const std::string posted = fmt::format("{}\n{}", code, reason);
       if (!poster->check({kAbortKey})) poster->set(kAbortKey, std::vector<uint8_t>(posted.begin(), posted.end()));
     } catch (const std::exception&) {
@@ -146,6 +147,24 @@ std::vector<double> Watchdog::heartbeat_ages() const {
   const auto now = std::chrono::steady_clock::now();
   for (const auto& s : impl_->seen) ages.push_back(std::chrono::duration<double>(now - s.since).count());
   return ages;
+}
+
+std::string Watchdog::find_silent_ranks(std::chrono::milliseconds wait) const {
+  // Its own store connection: the watchdog thread may be using the others.
+  try {
+    std::vector<int64_t> before(static_cast<size_t>(impl_->config.world_size));
+    std::lock_guard lock(impl_->probe_mutex);
+    for (int r = 0; r < impl_->config.world_size; ++r) before[static_cast<size_t>(r)] = impl_->poster->add(heartbeat_key(r), 0);
+    std::this_thread::sleep_for(wait);
+    std::string silent;
+    for (int r = 0; r < impl_->config.world_size; ++r) {
+      if (r == impl_->config.rank || impl_->poster->add(heartbeat_key(r), 0) != before[static_cast<size_t>(r)]) continue;
+      silent += fmt::format("{}rank {} (host {})", silent.empty() ? "" : ", ", r, impl_->host(r));
+    }
+    return silent.empty() ? "" : silent + " stopped sending heartbeats";
+  } catch (const std::exception& e) {
+    return fmt::format("the rendezvous store is gone ({})", e.what());
+  }
 }
 
 void Watchdog::post_abort(int exit_code, const std::string& reason) {

@@ -34,6 +34,10 @@ class Watchdog {
   // Rank 0: seconds since each global rank's heartbeat last advanced (as of the last poll); empty on
   // other ranks. Any thread.
   std::vector<double> heartbeat_ages() const;
+  // After a failed collective: waits `wait` (a few heartbeat intervals) and names the ranks whose
+  // heartbeat did not advance, e.g. "rank 1 (host n2) stopped sending heartbeats"; "" when all beat.
+  // Any thread; never throws.
+  std::string find_silent_ranks(std::chrono::milliseconds wait) const;
   // Stops this rank's watchdog and tells every other rank to stop with `exit_code` and `reason`
   // (this rank's own failure, which it reports itself). Best effort, never throws.
   void post_abort(int exit_code, const std::string& reason);

@@ -167,7 +167,10 @@ TEST_CASE("the official openai npm package: completions, chat, streaming, usage 
   auto r = run(fmt::format("node {}/tests/clients/openai_check.mjs {} GPT", kSource, s.url), 300s);
   INFO(r.output);
   REQUIRE(r.code == 0);
-  const json::value out = json::parse(r.output.substr(r.output.rfind("{\"")));
+  // Its last line is the JSON summary (warnings may come before it).
+  std::string last = r.output;
+  while (!last.empty() && last.back() == '\n') last.pop_back();
+  const json::value out = json::parse(last.substr(last.rfind('\n') + 1));
   // Greedy completion equals rankserve generate's continuation of the same prompt.
   const json::value expected = s.generate("1 2 3", 5);
   const std::string continuation = std::string(expected.at("text").as_string()).substr(5);

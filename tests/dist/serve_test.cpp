@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "tests/support/process.h"
-#include "tests/support/tiny_checkpoint.h"
 
 using namespace std::chrono_literals;
 using rankserve::testing::Process;
@@ -27,6 +26,8 @@ const std::string kBin = RANKSERVE_BIN;
 const std::string kClient = RANKSERVE_CLIENT_BIN;
 const std::string kSource = RANKSERVE_SOURCE_DIR;
 
+// The built-in model (random/125M, OPT architecture, GPT-2 vocabulary): slow enough on this machine
+// (a few tokens per second per sequence) that requests are still running when the test acts.
 struct LiveServer {
   fs::path dir;
   std::string url;
@@ -35,9 +36,8 @@ struct LiveServer {
   explicit LiveServer(const std::string& flags) {
     dir = fs::temp_directory_path() / fmt::format("rankserve-serve-{}-{}", ::getpid(), std::rand());
     fs::create_directories(dir);
-    rankserve::testing::make_text_checkpoint("gpt2", dir.string());
-    process = std::make_unique<Process>(fmt::format("exec {} serve --model-path {} --http-port 0 --metrics-port -1 --url-file {}/url "
-                                                    "--timeout 60 --log-all-ranks {}", kBin, dir.string(), dir.string(), flags));
+    process = std::make_unique<Process>(fmt::format("exec {} serve --http-port 0 --metrics-port -1 --url-file {}/url "
+                                                    "--timeout 60 --log-all-ranks {}", kBin, dir.string(), flags));
     REQUIRE_MESSAGE(process->wait_for_output("Server http url", 120s), process->output());
     std::ifstream(dir / "url") >> url;
     auto ready = run(fmt::format("{} --url {} --init-timeout-s 60", kClient, url), 90s);
@@ -49,7 +49,7 @@ struct LiveServer {
   std::unique_ptr<Process> start_request(int max_tokens) const {
     return std::make_unique<Process>(fmt::format(
         "curl -sS --max-time 60 -w '\\n%{{http_code}}\\n' -X POST -H 'Content-Type: application/json' "
-        "-d '{{\"model\":\"GPT\",\"prompt\":\"1 2 3\",\"max_tokens\":{},\"temperature\":0,\"ignore_eos\":true}}' {}/v1/completions",
+        "-d '{{\"model\":\"OPT\",\"prompt\":\"1 2 3\",\"max_tokens\":{},\"temperature\":0,\"ignore_eos\":true}}' {}/v1/completions",
         max_tokens, url));
   }
 };
@@ -92,7 +92,7 @@ TEST_CASE("serve: killing a worker under load fails the in-flight requests with 
     // Either the error response reached the client (naming the rank) or the connection dropped with the server.
     const int status = status_of(out);
     CHECK(status != 200);
-    if (status >= 500) CHECK(out.find("rank") != std::string::npos);
+    if (status >= 500) CHECK(out.find("rank 1") != std::string::npos);
   }
 }
 
@@ -103,10 +103,10 @@ TEST_CASE("serve: SIGTERM under load drains: in-flight requests complete, new on
   std::this_thread::sleep_for(1500ms);
   server.process->signal(SIGTERM);
   REQUIRE(server.process->wait_for_output("draining", 10s));
-  auto late = run(fmt::format("curl -sS -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' "
-                              "-d '{{\"model\":\"GPT\",\"prompt\":\"x\",\"max_tokens\":2}}' {}/v1/completions", server.url), 30s);
-  // Refused while draining, or the listener is already closed once the drain finished.
-  CHECK((late.output == "503" || late.output == "000"));
+  auto late = run(fmt::format("curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' "
+                              "-d '{{\"model\":\"OPT\",\"prompt\":\"x\",\"max_tokens\":2}}' {}/v1/completions", server.url), 30s);
+  INFO(late.output);
+  CHECK(late.output.substr(0, 3) == "503");  // the requests above keep it draining for many seconds
   const auto code = server.process->wait_for(60s);
   INFO(server.process->output());
   REQUIRE(code.has_value());
