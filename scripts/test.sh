@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs, builds and runs every test tier this machine can run: unit, http, dist, and cluster (a real
+# Installs, builds and runs every test tier this machine can run: unit, http, dist, clients, and cluster (a real
 # two-node Slurm cluster, which needs root). The gpu tier runs only where a GPU is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-labels="unit|http|dist"
+labels="unit|http|dist|clients"
 if [[ $(id -u) -eq 0 ]]; then labels="$labels|cluster"; else echo "test: not root, skipping the cluster tier" >&2; fi
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then labels="$labels|gpu"; fi
 cd build

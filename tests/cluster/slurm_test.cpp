@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
@@ -154,4 +155,43 @@ TEST_CASE("cluster: a rank killed on one node makes every other rank exit within
   CHECK(std::chrono::steady_clock::now() - killed_at < 11s);
   auto left = run("for ns in rs-n1 rs-n2; do for p in $(ip netns pids $ns); do cat /proc/$p/comm; done; done | grep -c rankserve", 10s);
   CHECK(left.output.find('0') == 0);
+}
+
+TEST_CASE("cluster: sbatch serve with TP across both nodes answers rankserve-client from the controller and drains on scancel") {
+  const std::string url_file = fmt::format("{}/jobs/serve-url-{}", kState, ::getpid());
+  std::remove(url_file.c_str());
+  auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out --export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch --tp 4 "
+                                "--http-port 0 --metrics-port -1 --url-file {} --timeout 60 --shutdown-timeout 10",
+                                kInCtl, kState, kBin, kSource, url_file), 30s);
+  REQUIRE_MESSAGE(submit.code == 0, submit.output);
+  const std::string id = submit.output.substr(0, submit.output.find_first_of(";\n"));
+  const std::string log_path = fmt::format("{}/jobs/{}.out", kState, id);
+  // Rank 0 writes the URL once its port is bound (the built-in model loads in seconds).
+  std::string url;
+  for (int i = 0; i < 600 && url.empty(); ++i) {
+    std::ifstream(url_file) >> url;
+    if (url.empty()) std::this_thread::sleep_for(200ms);
+  }
+  if (url.empty()) run(fmt::format("{} scancel {}", kInCtl, id), 10s);
+  REQUIRE_MESSAGE(!url.empty(), read_file(log_path));
+  CHECK(url.rfind("http://n1:", 0) == 0);  // a name the other hosts resolve, not localhost
+  auto client = run(fmt::format("{} {} --server-url {} --init-timeout-s 60 --input 'The capital of Poland is' --output-length 3",
+                                kInCtl, RANKSERVE_CLIENT_BIN, url), 120s);
+  INFO(client.output);
+  CHECK(client.code == 0);
+  CHECK(client.output.find("output: ['The capital of Poland is") != std::string::npos);
+
+  run(fmt::format("{} scancel {}", kInCtl, id), 10s);
+  bool left = false;
+  for (int i = 0; i < 300 && !left; ++i) {
+    auto queue = run(fmt::format("{} squeue -h -j {}", kInCtl, id), 10s);
+    left = queue.code == 0 && queue.output.find(id) == std::string::npos;
+    if (!left) std::this_thread::sleep_for(200ms);
+  }
+  const std::string log = read_file(log_path);
+  INFO(log);
+  CHECK(left);
+  CHECK(log.find("Server http url http://n1:") != std::string::npos);
+  CHECK(log.find("draining") != std::string::npos);
+  CHECK(log.find("server stopped") != std::string::npos);
 }
