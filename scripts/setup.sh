@@ -12,6 +12,8 @@ packages=(
   libopenmpi-dev openmpi-bin libpmix-dev libpmix-bin
   # tests (python3-torch: the independent reference implementation in tests/reference/)
   doctest-dev python3-torch python3-numpy munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
+  # benchmarks (bench/http_bench.sh compares with nginx under wrk)
+  wrk nginx-light
 )
 
 command -v npm >/dev/null || packages+=(nodejs npm)   # node + npm: the tokenizer's golden ids
