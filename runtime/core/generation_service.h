@@ -18,7 +18,9 @@ using Clock = std::chrono::steady_clock;
 // How to generate. Protocol handlers fill it from KServe inputs or OpenAI fields and validate ranges
 // (they name the field); the service checks what needs the model (context length).
 struct GenerationSettings {
-  int max_tokens = 16;              // new tokens at most, >= 1; clipped to the model's context
+  int max_tokens = 16;              // new tokens at most, >= 1; more than the model's context is refused,
+                                    // prompt + max_tokens past the context is clipped
+  std::string max_tokens_field = "max_tokens";  // the protocol's name for it, for error messages
   int min_tokens = 0;               // EOS is not sampled before this many new tokens
   bool greedy = true;               // argmax; temperature/top_k/top_p are ignored
   float temperature = 1.0f;         // > 0

@@ -82,6 +82,10 @@ RequestId Scheduler::submit(TextRequest request, std::shared_ptr<GenerationSink>
                                                     "and at least one must be left to generate (shorten the prompt)",
                                                     prompt.size(), context));
   }
+  if (settings.max_tokens > context) {
+    throw Error(ErrorCode::bad_request, fmt::format("request: {}={} is more than the model's context of {} tokens",
+                                                    settings.max_tokens_field, settings.max_tokens, context));
+  }
   auto r = std::make_shared<Request>(tokenizer_, settings);
   r->prompt = std::move(prompt);
   r->max_new_tokens = std::min(std::max(settings.max_tokens, 1), context - static_cast<int>(r->prompt.size()));
