@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates docs/cli.md from `rankserve --help` (the dist tests fail when they differ).
+# Regenerates docs/cli.md from `rankserve --help` and `rankserve-client --help` (the dist tests fail
+# when they differ).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/launcher/rankserve}
@@ -10,5 +11,11 @@ bin=${1:-build/launcher/rankserve}
   echo
   echo '```'
   "$bin" --help
+  echo '```'
+  echo
+  echo "## rankserve-client"
+  echo
+  echo '```'
+  "$(dirname "$bin")/rankserve-client" --help
   echo '```'
 } >docs/cli.md

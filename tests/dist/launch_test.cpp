@@ -179,11 +179,13 @@ TEST_CASE("a store port already in use is a clear rendezvous error naming the po
   CHECK(r.output.find(fmt::format("cannot serve the store on port {}", port)) != std::string::npos);
 }
 
-TEST_CASE("docs/cli.md is rankserve --help, generated") {
-  auto help = run(fmt::format("{} --help", kBin), 30s);
-  REQUIRE(help.code == 0);
+TEST_CASE("docs/cli.md is rankserve --help and rankserve-client --help, generated") {
   auto doc = run(fmt::format("cat {}/docs/cli.md", RANKSERVE_SOURCE_DIR), 10s);
-  CHECK_MESSAGE(doc.output.find(help.output) != std::string::npos, "regenerate with scripts/gen-cli-doc.sh");
+  for (const std::string& bin : {kBin, std::string(RANKSERVE_CLIENT_BIN)}) {
+    auto help = run(fmt::format("{} --help", bin), 30s);
+    REQUIRE(help.code == 0);
+    CHECK_MESSAGE(doc.output.find(help.output) != std::string::npos, "regenerate with scripts/gen-cli-doc.sh");
+  }
 }
 
 TEST_CASE("a rank that hangs is named by rank 0's watchdog and every other rank exits within 10 s") {
