@@ -44,6 +44,10 @@ class EventQueue {
     events_.push_back(std::move(event));
     if (notify_) notify_();
   }
+  bool empty() {
+    std::lock_guard lock(mutex_);
+    return events_.empty();
+  }
   std::vector<SampleEvent> take() {
     std::lock_guard lock(mutex_);
     std::vector<SampleEvent> out(std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.end()));
@@ -178,9 +182,12 @@ Task<std::vector<SampleEvent>> Generation::next() {
     }
     wake_->expires_at(give_up_);
     try {
-      co_await exchange_.watch_client([](std::shared_ptr<asio::steady_timer> timer) -> Task<void> {
+      // The queue is checked again right before the wait starts, in the same strand turn: watch_client
+      // may start this operation a turn later, after a wake-up posted meanwhile has already run.
+      co_await exchange_.watch_client([](std::shared_ptr<EventQueue> queue, std::shared_ptr<asio::steady_timer> timer) -> Task<void> {
+        if (!queue->empty()) co_return;
         co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-      }(wake_));
+      }(queue_, wake_));
     } catch (const ClientGone&) {
       cancel_all();
       throw;

@@ -18,6 +18,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -193,13 +196,18 @@ Task<void> Session::end_stream() {
 // True when the client closed or reset the connection; false when it sent data (a pipelined
 // request, left unread for the next read) or the wait was cancelled.
 Task<bool> Session::wait_until_client_gone() {
-  auto [ec] = co_await stream_.socket().async_wait(tcp::socket::wait_read, kTuple);
-  if (ec) co_return ec != asio::error::operation_aborted;
-  char byte = 0;
-  beast::error_code peek_ec;
-  const size_t n = stream_.socket().receive(asio::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
-  if (peek_ec == asio::error::would_block || peek_ec == asio::error::try_again) co_return false;
-  co_return n == 0 || peek_ec;
+  for (;;) {
+    auto [ec] = co_await stream_.socket().async_wait(tcp::socket::wait_read, kTuple);
+    if (ec) co_return ec != asio::error::operation_aborted;
+    // Never a blocking read here: a wait may report readiness that is gone by now, and a blocking
+    // peek would then hold the connection's strand (and its engine events) until the client acts.
+    char byte = 0;
+    const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) co_return false;
+    if (n == 0) co_return true;  // orderly close
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;  // stale readiness: wait again
+    co_return true;  // reset or another socket error
+  }
 }
 
 Task<void> Session::watch_client(Task<void> operation) {

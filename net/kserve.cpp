@@ -110,9 +110,13 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
   } else {
     s = nemo_default_settings();
   }
-  if (auto v = f.integer({"max_tokens", "max_length", "output_length"})) {
-    if (*v < 1 || *v > 1'000'000) throw field_error("max_tokens", fmt::format("is {}; expected new tokens >= 1", *v));
-    s.max_tokens = static_cast<int>(*v);
+  for (std::string_view key : {"max_tokens", "max_length", "output_length"}) {
+    if (auto v = f.integer({key})) {
+      if (*v < 1 || *v > 1'000'000) throw field_error(key, fmt::format("is {}; expected new tokens >= 1", *v));
+      s.max_tokens = static_cast<int>(*v);
+      s.max_tokens_field = std::string(key);
+      break;
+    }
   }
   if (auto v = f.integer({"min_tokens", "min_length"})) {
     if (*v < 0) throw field_error("min_tokens", fmt::format("is {}; expected >= 0", *v));

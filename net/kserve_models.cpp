@@ -151,6 +151,7 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
     if (contract.opt) {
       s.greedy = true;  // the OPT example decodes greedily; parameters.temperature > 0 samples
       s.max_tokens = 16;
+      s.max_tokens_field = "input 'output_length'";
       s.seed = seed;
       if (auto v = read.number("output_length", DataType::int64, i)) s.max_tokens = checked_int(*v, "output_length", 1, "new tokens >= 1");
       if (request.temperature) {
@@ -166,6 +167,7 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
       continue;
     }
     s = nemo_default_settings();
+    s.max_tokens_field = "input 'max_length'";
     s.seed = seed;
     if (auto v = read.number("max_length", DataType::int32, i)) s.max_tokens = checked_int(*v, "max_length", 1, "new tokens >= 1");
     if (auto v = read.number("min_length", DataType::int32, i)) s.min_tokens = checked_int(*v, "min_length", 0, "new tokens >= 0");

@@ -29,10 +29,12 @@ OpenAiSampling read_openai_sampling(const json::object& body, std::initializer_l
   OpenAiSampling out;
   GenerationSettings& s = out.settings;
   s.max_tokens = 16;  // OpenAI's default for completions
+  s.max_tokens_field = std::string(*max_tokens_keys.begin());
   for (std::string_view key : max_tokens_keys) {
     if (auto v = read_int(body, key)) {
       if (*v < 1) throw field_error(key, fmt::format("is {}; expected new tokens >= 1", *v));
-      s.max_tokens = static_cast<int>(std::min<int64_t>(*v, 1'000'000));  // the service clips to the context
+      s.max_tokens = static_cast<int>(std::min<int64_t>(*v, 1'000'000));  // the service refuses more than its context
+      s.max_tokens_field = std::string(key);
       break;
     }
   }

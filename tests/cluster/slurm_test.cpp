@@ -195,3 +195,51 @@ TEST_CASE("cluster: sbatch serve with TP across both nodes answers rankserve-cli
   CHECK(log.find("draining") != std::string::npos);
   CHECK(log.find("server stopped") != std::string::npos);
 }
+
+TEST_CASE("cluster: rankserve-client in an interactive srun --pty session streams answers to typed prompts") {
+  const std::string url_file = fmt::format("{}/jobs/serve-url-pty-{}", kState, ::getpid());
+  std::remove(url_file.c_str());
+  auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out --export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch --tp 2 "
+                                "--http-port 0 --metrics-port -1 --url-file {} --timeout 60 --shutdown-timeout 5",
+                                kInCtl, kState, kBin, kSource, url_file), 30s);
+  REQUIRE_MESSAGE(submit.code == 0, submit.output);
+  const std::string id = submit.output.substr(0, submit.output.find_first_of(";\n"));
+  std::string url;
+  for (int i = 0; i < 600 && url.empty(); ++i) {
+    std::ifstream(url_file) >> url;
+    if (url.empty()) std::this_thread::sleep_for(200ms);
+  }
+  if (url.empty()) run(fmt::format("{} scancel {}", kInCtl, id), 10s);
+  REQUIRE(!url.empty());
+  // `script` gives srun the terminal a user would have. The prompt is typed at once; "exit" only once
+  // the answer is in and the prompt is back (the test creates the `go` file then), and then the
+  // input ends, as when a user types it and closes the terminal.
+  const std::string go = fmt::format("{}/jobs/go-{}", kState, ::getpid());
+  std::remove(go.c_str());
+  Process session(fmt::format("(printf 'The capital of Poland is\\n'; while [ ! -e {} ]; do sleep 0.2; done; printf 'exit\\n') | "
+                              "script -qfec '{} srun -N1 -w n2 --pty {} --url {} --output-len 4' /dev/null",
+                              go, kInCtl, RANKSERVE_CLIENT_BIN, url));
+  auto prompts_shown = [&] {
+    const std::string out = session.output();
+    const size_t start = out.find("type a prompt");
+    size_t count = 0;
+    for (size_t at = out.find("> ", start); start != std::string::npos && at != std::string::npos; at = out.find("> ", at + 2)) ++count;
+    return count;
+  };
+  for (int i = 0; i < 600 && prompts_shown() < 2; ++i) std::this_thread::sleep_for(200ms);
+  std::ofstream(go) << "go\n";
+  const auto code = session.wait_for(60s);
+  const std::string out = session.output();
+  run(fmt::format("{} scancel {}", kInCtl, id), 10s);
+  INFO(out);
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+  CHECK(out.find("type a prompt") != std::string::npos);    // it knew it was on a terminal
+  // Typed-ahead input is echoed by the terminal before the client prints its prompt; the answer
+  // (random words from the built-in model) follows the first "> ".
+  CHECK(prompts_shown() >= 2);
+  const size_t answer = out.find("> ", out.find("type a prompt"));
+  REQUIRE(answer != std::string::npos);
+  CHECK(out.substr(answer + 2, out.find('\n', answer) - answer - 2).find_first_not_of(" \r") != std::string::npos);
+  CHECK(out.find("Not using a pseudo-terminal") == std::string::npos);
+}

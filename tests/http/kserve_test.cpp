@@ -110,6 +110,7 @@ TEST_CASE("a GPT infer with only prompts uses NeMo's defaults for every optional
   CHECK(s.keep_stop);
   CHECK(s.min_tokens == 0);
   CHECK(s.max_tokens == 30);
+  CHECK(s.max_tokens_field == "input 'max_length'");
   const json::value body = r.json();
   CHECK(body.at("model_name") == "GPT");
   CHECK(body.at("model_version") == "1");

@@ -120,6 +120,7 @@ TEST_CASE("a chat completion renders the documented template and answers as the 
   CHECK(req.prompt == "system: Be brief.\nuser: Hi there\nassistant:");
   CHECK(req.settings.greedy);
   CHECK(req.settings.max_tokens == 2);
+  CHECK(req.settings.max_tokens_field == "max_completion_tokens");
   CHECK(std::find(req.settings.stop.begin(), req.settings.stop.end(), "\nuser:") != req.settings.stop.end());
   const json::value body = r.json();
   CHECK(std::string(body.at("id").as_string()).rfind("chatcmpl-", 0) == 0);

@@ -171,7 +171,13 @@ TEST_CASE("metrics use the Prometheus text format with the Triton and rankserve 
   REQUIRE(t.post("/v2/models/GPT/infer", R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[2,1],"data":["a","b"]}]})").status == 200);
   REQUIRE(t.post("/v2/models/GPT/infer", R"({"inputs":[]})").status == 400);
   REQUIRE(t.post("/v1/completions", R"({"prompt":"a","max_tokens":3})").status == 200);
-  const Reply r = send_request(t.server.metrics_port(), "GET", "/metrics");
+  // A request is counted right after its answer is written: poll until the last one shows.
+  Reply r;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  do {
+    r = send_request(t.server.metrics_port(), "GET", "/metrics");
+  } while (r.body.find("rankserve_http_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 1\n") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline);
   CHECK(r.status == 200);
   CHECK(r.header("Content-Type").find("text/plain; version=0.0.4") == 0);
   const std::string& m = r.body;

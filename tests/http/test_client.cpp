@@ -35,10 +35,9 @@ std::string Reply::header(const std::string& name) const {
 
 Reply send_request(int port, const std::string& method, const std::string& target, const std::string& body,
                    const std::map<std::string, std::string>& headers, std::chrono::milliseconds timeout) {
+  // Asynchronous operations, because beast::tcp_stream applies its deadline only to those.
   asio::io_context io;
   beast::tcp_stream stream(io);
-  stream.expires_after(timeout);
-  stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
   http::request<http::string_body> request{http::string_to_verb(method), target, 11};
   request.set(http::field::host, "127.0.0.1");
   bool has_type = false;
@@ -49,11 +48,29 @@ Reply send_request(int port, const std::string& method, const std::string& targe
   if (!body.empty() && !has_type) request.set(http::field::content_type, "application/json");
   request.body() = body;
   request.prepare_payload();
-  http::write(stream, request);
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64u << 20);
-  http::read(stream, buffer, parser);
+  beast::error_code error;
+  std::string step = "connect";
+  stream.expires_after(timeout);  // connect, write and read together
+  stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)), [&](beast::error_code ec) {
+    if (ec) {
+      error = ec;
+      return;
+    }
+    step = "write";
+    http::async_write(stream, request, [&](beast::error_code ec, size_t) {
+      if (ec) {
+        error = ec;
+        return;
+      }
+      step = "read";
+      http::async_read(stream, buffer, parser, [&](beast::error_code ec, size_t) { error = ec; });
+    });
+  });
+  io.run();
+  if (error) throw std::runtime_error(method + " " + target + ": " + step + " failed: " + error.message());
   Reply reply;
   reply.status = static_cast<int>(parser.get().result_int());
   for (const auto& field : parser.get()) {
