@@ -75,7 +75,7 @@ void run_generate(const Options& options, const runtime::ProcessGroups& groups, 
   std::vector<std::vector<int32_t>> prompts;
   int eos = -1;
   if (!options.prompt.empty()) {
-    tokenizer = runtime::load_tokenizer_folder(tokenizer_folder_of(options));
+    tokenizer = load_tokenizer(options);
     prompts.push_back(tokenizer->encode(options.prompt));
     eos = random_model_eos(options, *tokenizer);
   } else {

@@ -9,6 +9,8 @@
 #include <filesystem>
 
 #include "runtime/core/log.h"
+#include "runtime/model/nemo_tokenizer.h"
+#include "runtime/tokenizer/tokenizer_folder.h"
 
 namespace rankserve::launcher {
 
@@ -24,6 +26,17 @@ std::string tokenizer_folder_of(const Options& options) {
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   return (exe.parent_path() / ".." / "share" / "rankserve" / "gpt2").lexically_normal().string();
+}
+
+runtime::BpeTokenizer load_tokenizer(const Options& options) {
+  const std::string model = model_path_of(options);
+  if (options.tokenizer.empty() && model.rfind("random/", 0) != 0 && runtime::is_nemo_path(model)) {
+    const runtime::NemoTokenizerTexts t = runtime::read_nemo_tokenizer(model);
+    // NeMo's GPT-2 BPE matches <|endoftext|> whole, as Megatron's tokenizer does.
+    const std::string specials[] = {"<|endoftext|>"};
+    return runtime::BpeTokenizer::from_texts({t.vocab_json, t.vocab_origin}, {t.merges_txt, t.merges_origin}, specials);
+  }
+  return runtime::load_tokenizer_folder(tokenizer_folder_of(options));
 }
 
 int random_model_eos(const Options& options, const runtime::BpeTokenizer& tokenizer) {

@@ -24,6 +24,10 @@ std::string model_path_of(const Options& options);
 // GPT-2 vocabulary installed beside the binary (<bin>/../share/rankserve/gpt2).
 std::string tokenizer_folder_of(const Options& options);
 
+// The tokenizer `generate --prompt` and `serve` use: tokenizer_folder_of(options), or the vocab and
+// merges a NeMo checkpoint carries when --tokenizer is not given. Throws Error(load).
+runtime::BpeTokenizer load_tokenizer(const Options& options);
+
 // random/<size> weights have no tokenizer of their own: the tokenizer's end-of-text id ("</s>" in OPT's
 // vocabulary, "<|endoftext|>" in GPT-2's) serves as their EOS and BOS. -1 for checkpoints (their config
 // decides) or a tokenizer with neither.

@@ -93,7 +93,7 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   const bool head = topology.rank == 0;
   // Rank 0 tokenizes; it loads the tokenizer before the shards so a missing one fails fast.
   std::optional<runtime::BpeTokenizer> tokenizer;
-  if (head) tokenizer = runtime::load_tokenizer_folder(tokenizer_folder_of(options));
+  if (head) tokenizer = load_tokenizer(options);
   // Every rank must sample from the same vocabulary: rank 0's sizes reach the others.
   std::array<int32_t, 2> vocab{tokenizer ? tokenizer->vocab_size() : 0, tokenizer ? random_model_eos(options, *tokenizer) : -1};
   groups.world->broadcast(std::as_writable_bytes(std::span(vocab)), 0);

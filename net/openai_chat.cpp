@@ -118,12 +118,9 @@ Task<void> openai_chat_completions(ServerContext& context, Exchange& exchange) {
             {"finish_reason", openai_finish_reason(s.finish.reason)}});
       }
       ServerResponse r;
-      r.body = json::serialize(json::object{{"id", id},
-                                            {"object", "chat.completion"},
-                                            {"created", created},
-                                            {"model", model},
-                                            {"choices", std::move(choices)},
-                                            {"usage", openai_usage(generation.samples(), sampling.n)}});
+      json::object body = openai_envelope(id, "chat.completion", created, model, std::move(choices));
+      body["usage"] = openai_usage(generation.samples(), sampling.n);
+      r.body = json::serialize(body);
       return r;
     }();
     co_await exchange.respond(std::move(response));
@@ -131,14 +128,11 @@ Task<void> openai_chat_completions(ServerContext& context, Exchange& exchange) {
   }
 
   auto chunk = [&](size_t index, json::object delta, json::value logprobs_value, json::value finish_reason) {
-    json::object c{{"id", id},
-                   {"object", "chat.completion.chunk"},
-                   {"created", created},
-                   {"model", model},
-                   {"choices", json::array{json::object{{"index", index},
-                                                        {"delta", std::move(delta)},
-                                                        {"logprobs", std::move(logprobs_value)},
-                                                        {"finish_reason", std::move(finish_reason)}}}}};
+    json::object c = openai_envelope(id, "chat.completion.chunk", created, model,
+                                     json::array{json::object{{"index", index},
+                                                              {"delta", std::move(delta)},
+                                                              {"logprobs", std::move(logprobs_value)},
+                                                              {"finish_reason", std::move(finish_reason)}}});
     if (sampling.include_usage) c["usage"] = nullptr;
     return c;
   };

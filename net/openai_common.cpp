@@ -133,4 +133,9 @@ Task<void> write_event(Exchange& exchange, const json::object& value) {
   co_await exchange.write_chunk(sse_frame(json::serialize(value)));
 }
 
+json::object openai_envelope(std::string_view id, std::string_view object, int64_t created, std::string_view model,
+                             json::array choices) {
+  return json::object{{"id", id}, {"object", object}, {"created", created}, {"model", model}, {"choices", std::move(choices)}};
+}
+
 }  // namespace rankserve::net

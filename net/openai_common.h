@@ -2,6 +2,7 @@
 // model check, ids, usage and finish reasons. Used by openai_completions.cpp and openai_chat.cpp.
 #pragma once
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
 #include <string>
@@ -40,6 +41,11 @@ std::string_view openai_finish_reason(FinishReason reason);  // "stop" or "lengt
 
 // usage of choices from `num_prompts` prompts, n each: prompt tokens count once per prompt.
 boost::json::object openai_usage(const std::vector<SampleState>& samples, int n);
+
+// The fields every completion and chunk carries: {"id", "object", "created", "model", "choices"}.
+// Plain function (not a coroutine body): see the GCC 12 note in openai_completions.cpp.
+boost::json::object openai_envelope(std::string_view id, std::string_view object, int64_t created, std::string_view model,
+                                    boost::json::array choices);
 
 // Writes one SSE event with `value` serialized.
 Task<void> write_event(Exchange& exchange, const boost::json::object& value);

@@ -111,12 +111,9 @@ Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
             {"finish_reason", openai_finish_reason(s.finish.reason)}});
       }
       ServerResponse r;
-      r.body = json::serialize(json::object{{"id", id},
-                                            {"object", "text_completion"},
-                                            {"created", created},
-                                            {"model", model},
-                                            {"choices", std::move(choices)},
-                                            {"usage", openai_usage(generation.samples(), sampling.n)}});
+      json::object body = openai_envelope(id, "text_completion", created, model, std::move(choices));
+      body["usage"] = openai_usage(generation.samples(), sampling.n);
+      r.body = json::serialize(body);
       return r;
     }();
     co_await exchange.respond(std::move(response));
@@ -124,14 +121,11 @@ Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
   }
 
   auto chunk = [&](size_t index, std::string_view text, json::value logprobs, json::value finish_reason) {
-    json::object c{{"id", id},
-                   {"object", "text_completion"},
-                   {"created", created},
-                   {"model", model},
-                   {"choices", json::array{json::object{{"index", index},
-                                                        {"text", text},
-                                                        {"logprobs", std::move(logprobs)},
-                                                        {"finish_reason", std::move(finish_reason)}}}}};
+    json::object c = openai_envelope(id, "text_completion", created, model,
+                                     json::array{json::object{{"index", index},
+                                                              {"text", text},
+                                                              {"logprobs", std::move(logprobs)},
+                                                              {"finish_reason", std::move(finish_reason)}}});
     if (sampling.include_usage) c["usage"] = nullptr;
     return c;
   };

@@ -209,6 +209,28 @@ ModelConfig read_nemo_config(const std::string& path) {
   return c;
 }
 
+NemoTokenizerTexts read_nemo_tokenizer(const std::string& path) {
+  const NemoFiles files(path);
+  const std::string file = files.display("model_config.yaml");
+  YAML::Node y;
+  try {
+    y = YAML::Load(files.read_text("model_config.yaml"));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::load, fmt::format("load: {}: not YAML: {}", file, e.what()));
+  }
+  const YAML::Node t = y["tokenizer"];
+  for (const char* k : {"vocab_file", "merge_file"}) {
+    if (!t || !t[k] || t[k].IsNull()) {
+      throw Error(ErrorCode::load, fmt::format("tokenizer: {}: \"tokenizer.{}\" is missing; expected GPT-2 BPE files "
+                                               "(pass --tokenizer FOLDER)", file, k));
+    }
+  }
+  const std::string vocab = artifact(t["vocab_file"].as<std::string>()), merges = artifact(t["merge_file"].as<std::string>());
+  return {files.read_text(vocab), files.display(vocab), files.read_text(merges), files.display(merges)};
+}
+
 std::unique_ptr<WeightSource> open_nemo_source(const std::string& path, const ModelConfig& config) {
   return std::make_unique<NemoSource>(path, config.checkpoint_tp_size);
 }

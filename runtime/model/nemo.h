@@ -7,12 +7,10 @@
 #include <string>
 
 #include "runtime/model/model_config.h"
+#include "runtime/model/nemo_tokenizer.h"
 #include "runtime/model/weight_source.h"
 
 namespace rankserve::runtime {
-
-// A folder holding model_config.yaml, or a file (taken as a .nemo archive).
-bool is_nemo_path(const std::string& path);
 
 // Reads model_config.yaml; the vocabulary size comes from the tokenizer's vocab file it references.
 // Throws Error(load) naming the file and key, also for layouts not supported yet (gzip archives,

@@ -40,8 +40,7 @@ std::string shown(const json::value& value) {
   return text.size() > 40 ? text.substr(0, 37) + "..." : text;
 }
 
-json::value parse_json(const std::string& path, std::string_view expected) {
-  std::string text = read_file(path);
+json::value parse_json_text(const std::string& text, std::string_view path, std::string_view expected) {
   json::parser parser;
   boost::system::error_code ec;
   std::size_t consumed = parser.write(text.data(), text.size(), ec);
@@ -54,6 +53,8 @@ json::value parse_json(const std::string& path, std::string_view expected) {
   }
   return parser.release();
 }
+
+json::value parse_json(const std::string& path, std::string_view expected) { return parse_json_text(read_file(path), path, expected); }
 
 const json::object& as_object(const json::value& value, std::string_view file, std::string_view key) {
   if (!value.is_object()) fail_load(file, fmt::format("{} is {}; expected an object", key, shown(value)));
@@ -75,8 +76,7 @@ std::unordered_map<std::string, int32_t> vocab_from_json(const json::value& valu
 }
 
 // merges.txt: an optional "#version" line, then one "left right" pair per line, highest priority first.
-std::vector<std::pair<std::string, std::string>> merges_from_text(const std::string& path) {
-  std::string text = read_file(path);
+std::vector<std::pair<std::string, std::string>> merges_from_text(const std::string& text, std::string_view path) {
   std::vector<std::pair<std::string, std::string>> merges;
   std::size_t line_number = 0;
   for (std::size_t start = 0; start < text.size();) {
@@ -198,17 +198,23 @@ void check_supported(const json::object& root, const json::object& model, std::s
 
 BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt,
                                       std::span<const std::string> special_tokens) {
+  return from_texts({read_file(vocab_json), vocab_json}, {read_file(merges_txt), merges_txt}, special_tokens);
+}
+
+BpeTokenizer BpeTokenizer::from_texts(const NamedText& vocab_json, const NamedText& merges_txt,
+                                      std::span<const std::string> special_tokens) {
   BpeModel model;
-  model.vocab_origin = vocab_json;
-  model.merges_origin = merges_txt;
-  model.vocab = vocab_from_json(parse_json(vocab_json, "an object of token -> id"), vocab_json, "the top level");
-  model.merges = merges_from_text(merges_txt);
+  model.vocab_origin = vocab_json.origin;
+  model.merges_origin = merges_txt.origin;
+  model.vocab = vocab_from_json(parse_json_text(vocab_json.text, vocab_json.origin, "an object of token -> id"),
+                                vocab_json.origin, "the top level");
+  model.merges = merges_from_text(merges_txt.text, merges_txt.origin);
   for (const std::string& special : special_tokens) {
     std::string spelling;
     byte_level::append_spelling(spelling, special);
     auto it = model.vocab.find(spelling);
     if (it == model.vocab.end()) {
-      fail_load(vocab_json,
+      fail_load(vocab_json.origin,
                 fmt::format("special token {:?} is not in the vocabulary; expected one of its tokens", special));
     }
     model.added_tokens.push_back(AddedToken{special, it->second});

@@ -42,6 +42,14 @@ class BpeTokenizer {
   static BpeTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt,
                                  std::span<const std::string> special_tokens = {});
 
+  // The same from the files' contents (e.g. members of a .nemo archive); `origin` names each in errors.
+  struct NamedText {
+    std::string text;
+    std::string origin;
+  };
+  static BpeTokenizer from_texts(const NamedText& vocab_json, const NamedText& merges_txt,
+                                 std::span<const std::string> special_tokens = {});
+
   // Loads a Hugging Face tokenizer.json whose model is BPE over the ByteLevel pre-tokenizer (GPT-2,
   // OPT); merges as "a b" strings or ["a", "b"] pairs; added_tokens become whole-text matches. The
   // post-processor is not applied: callers add BOS/EOS ids themselves. Throws Error(load) naming the

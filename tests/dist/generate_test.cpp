@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "tests/support/process.h"
+#include "tests/support/tiny_checkpoint.h"
 
 using namespace std::chrono_literals;
 using rankserve::testing::run;
@@ -268,4 +269,27 @@ TEST_CASE("a gzip-compressed .nemo is refused with the way to extract it") {
   fs::remove_all(source);
   fs::remove_all(source + "-nemo");
   fs::remove(source + ".nemo");
+}
+
+TEST_CASE("a .nemo carries its own tokenizer: --prompt needs no --tokenizer and matches the same weights in HF form") {
+  const fs::path hf = fs::temp_directory_path() / fmt::format("rankserve-nemo-tok-{}", ::getpid());
+  fs::create_directories(hf);
+  rankserve::testing::make_text_checkpoint("gpt2", hf.string());
+  reference(fmt::format("make-nemo {} {}-nemo 2", hf.string(), hf.string()));
+  reference(fmt::format("pack-nemo {}-nemo {}.nemo tar", hf.string(), hf.string()));
+  auto from = [&](const std::string& model) {
+    auto r = run(fmt::format("{} generate --gpus 2 --tp 2 --model-path {} --prompt 'Hello, world! 1 2 3' --max-tokens 5 --json "
+                             "--log-level warn --timeout 60", kBin, model), 120s);
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    return json::parse(r.output.substr(r.output.rfind("{\"")));
+  };
+  const json::value nemo = from(hf.string() + ".nemo");
+  const json::value folder = from(hf.string());
+  CHECK(nemo.at("prompt_ids") == folder.at("prompt_ids"));
+  CHECK(nemo.at("generated_ids") == folder.at("generated_ids"));
+  CHECK(nemo.at("text") == folder.at("text"));
+  fs::remove_all(hf);
+  fs::remove_all(hf.string() + "-nemo");
+  fs::remove(hf.string() + ".nemo");
 }

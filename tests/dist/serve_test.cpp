@@ -134,3 +134,17 @@ TEST_CASE("serve: with two data-parallel copies both copies run requests") {
   server.process->signal(SIGTERM);
   CHECK(server.process->wait_for(30s) == std::optional<int>(0));
 }
+
+TEST_CASE("serve: a second SIGTERM during the drain exits at once, non-zero, leaving no rank behind") {
+  LiveServer server("--gpus 2 --tp 2 --shutdown-timeout 60");
+  auto request = server.start_request(200);
+  std::this_thread::sleep_for(1500ms);
+  server.process->signal(SIGTERM);
+  REQUIRE(server.process->wait_for_output("draining", 10s));
+  server.process->signal(SIGTERM);
+  const auto code = server.process->wait_for(10s);  // not the 60 s the drain would allow
+  INFO(server.process->output());
+  REQUIRE(code.has_value());
+  CHECK(*code != 0);
+  CHECK(run(fmt::format("pgrep -P {}", server.process->pid()), 10s).code != 0);
+}

@@ -12,6 +12,7 @@
                                        saved at tensor parallelism TP (mp_rank_XX/model_weights.ckpt when TP > 1)
 """
 import json
+import shutil
 import math
 import struct
 import sys
@@ -207,9 +208,14 @@ def make_nemo(src, dst, tp):
         folder = dst if tp == 1 else f"{dst}/mp_rank_{r:02d}"
         os.makedirs(folder, exist_ok=True)
         torch.save(state, f"{folder}/model_weights.ckpt")
-    # The tokenizer's vocabulary only needs its size here: a JSON object with one key per token.
-    with open(f"{dst}/0123456789abcdef0123456789abcdef_vocab.json", "w") as f:
-        json.dump({f"t{i}": i for i in range(vocab)}, f)
+    # The tokenizer's files as NeMo stores them (nemo:<hash>_<name>): the source's own GPT-2 vocab.json
+    # and merges.txt when it has them, else a stand-in vocabulary of the right size and no merges.
+    if os.path.exists(f"{src}/vocab.json") and os.path.exists(f"{src}/merges.txt"):
+        shutil.copy(f"{src}/vocab.json", f"{dst}/0123456789abcdef0123456789abcdef_vocab.json")
+        shutil.copy(f"{src}/merges.txt", f"{dst}/0123456789abcdef0123456789abcdef_merges.txt")
+    else:
+        with open(f"{dst}/0123456789abcdef0123456789abcdef_vocab.json", "w") as f:
+            json.dump({f"t{i}": i for i in range(vocab)}, f)
     gelu = "openai_gelu: false\nbias_activation_fusion: false" if cfg.get("activation_function") == "gelu" else "bias_activation_fusion: true"
     with open(f"{dst}/model_config.yaml", "w") as f:
         f.write(f"""precision: 16
