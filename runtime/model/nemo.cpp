@@ -78,6 +78,16 @@ std::string artifact(const std::string& reference) {
   return fs::path(name).filename().string();
 }
 
+YAML::Node load_model_config(const NemoFiles& files) {
+  try {
+    return YAML::Load(files.read_text("model_config.yaml"));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::load, fmt::format("load: {}: not YAML: {}", files.display("model_config.yaml"), e.what()));
+  }
+}
+
 int count_vocab(const NemoFiles& files, const std::string& name) {
   try {
     return static_cast<int>(boost::json::parse(files.read_text(name)).as_object().size());
@@ -171,14 +181,7 @@ bool is_nemo_path(const std::string& path) {
 ModelConfig read_nemo_config(const std::string& path) {
   const NemoFiles files(path);
   const std::string file = files.display("model_config.yaml");
-  YAML::Node y;
-  try {
-    y = YAML::Load(files.read_text("model_config.yaml"));
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::load, fmt::format("load: {}: not YAML: {}", file, e.what()));
-  }
+  const YAML::Node y = load_model_config(files);
   if (files.has_prefix("model_weights/")) {
     throw Error(ErrorCode::load, fmt::format("load: {}: a distributed (mcore) checkpoint; only the legacy layout "
                                              "(model_weights.ckpt) is supported", path));
@@ -212,14 +215,7 @@ ModelConfig read_nemo_config(const std::string& path) {
 NemoTokenizerTexts read_nemo_tokenizer(const std::string& path) {
   const NemoFiles files(path);
   const std::string file = files.display("model_config.yaml");
-  YAML::Node y;
-  try {
-    y = YAML::Load(files.read_text("model_config.yaml"));
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(ErrorCode::load, fmt::format("load: {}: not YAML: {}", file, e.what()));
-  }
+  const YAML::Node y = load_model_config(files);
   const YAML::Node t = y["tokenizer"];
   for (const char* k : {"vocab_file", "merge_file"}) {
     if (!t || !t[k] || t[k].IsNull()) {
