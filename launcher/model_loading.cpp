@@ -47,13 +47,18 @@ int random_model_eos(const Options& options, const runtime::BpeTokenizer& tokeni
   return -1;
 }
 
-LoadedModel load_model(const Options& options, const runtime::ProcessGroups& groups, int sampleable_vocab, int eos_token_id) {
-  const auto start = std::chrono::steady_clock::now();
+runtime::EngineOptions engine_options_of(const Options& options, int sampleable_vocab, int eos_token_id) {
   runtime::EngineOptions engine_options;
   engine_options.model_path = model_path_of(options);
   engine_options.seed = options.weights_seed;
   engine_options.sampleable_vocab = sampleable_vocab;
   engine_options.eos_token_id = eos_token_id;
+  return engine_options;
+}
+
+LoadedModel load_model(const Options& options, const runtime::ProcessGroups& groups, int sampleable_vocab, int eos_token_id) {
+  const auto start = std::chrono::steady_clock::now();
+  const runtime::EngineOptions engine_options = engine_options_of(options, sampleable_vocab, eos_token_id);
   LoadedModel loaded;
   loaded.engine = runtime::Engine::load(engine_options, groups);
   runtime::Engine& engine = *loaded.engine;

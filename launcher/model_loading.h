@@ -33,6 +33,10 @@ runtime::BpeTokenizer load_tokenizer(const Options& options);
 // decides) or a tokenizer with neither.
 int random_model_eos(const Options& options, const runtime::BpeTokenizer& tokenizer);
 
+// What Engine::load gets for these options. `sampleable_vocab`/`eos_token_id`: from the tokenizer when
+// one is used (0 / -1: the model's).
+runtime::EngineOptions engine_options_of(const Options& options, int sampleable_vocab, int eos_token_id);
+
 struct LoadedModel {
   std::unique_ptr<runtime::Engine> engine;
   uint64_t max_kv_cache_bytes_per_token = 0;  // the largest over every rank (PP stages may differ)

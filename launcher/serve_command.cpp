@@ -97,39 +97,39 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   // Every rank must sample from the same vocabulary: rank 0's sizes reach the others.
   std::array<int32_t, 2> vocab{tokenizer ? tokenizer->vocab_size() : 0, tokenizer ? random_model_eos(options, *tokenizer) : -1};
   groups.world->broadcast(std::as_writable_bytes(std::span(vocab)), 0);
-  LoadedModel loaded = load_model(options, groups, vocab[0], vocab[1]);
-  runtime::Engine& engine = *loaded.engine;
-  const bool opt = engine.config().family == runtime::ModelFamily::opt;
-  const int max_batch = options.max_batch_size > 0 ? options.max_batch_size : (opt ? 256 : 128);
   if (!head) {
+    LoadedModel loaded = load_model(options, groups, vocab[0], vocab[1]);
     // A first signal changes nothing here: rank 0 drains and its shutdown plan ends every rank at the
     // same iteration (the watchdog covers a head that dies instead).
     SignalWatch signals([](int sig) { log::info("received {}; waiting for rank 0's shutdown plan", strsignal(sig)); });
-    runtime::follow_plans(engine, groups);
+    runtime::follow_plans(*loaded.engine, groups);
     return;
   }
 
+  // Rank 0 starts its HTTP server before the shards load: ports in use fail at once, and during a
+  // long load the server answers live (200) and ready (503, "loading").
+  const runtime::ModelConfig config = runtime::read_model_config(engine_options_of(options, vocab[0], vocab[1]));
+  const bool opt = config.family == runtime::ModelFamily::opt;
   // Every id the tokenizer can produce must be a row of the model: a prompt can then never fail on a rank.
-  if (tokenizer->vocab_size() > engine.config().vocab_size) {
+  if (tokenizer->vocab_size() > config.vocab_size) {
     throw Error(ErrorCode::load, fmt::format("tokenizer: {} has {} tokens but the model's vocabulary has {} (pass the model's own "
                                              "tokenizer with --tokenizer)", tokenizer_folder_of(options), tokenizer->vocab_size(),
-                                             engine.config().vocab_size));
+                                             config.vocab_size));
   }
   runtime::SchedulerOptions so;
   so.model.name = !options.model_name.empty() ? options.model_name : (opt ? "OPT" : "GPT");
-  so.model.family = family_name(engine.config().family);
+  so.model.family = family_name(config.family);
   so.model.source = model_path_of(options);
-  so.model.max_context = engine.max_context();
+  so.model.max_context = config.max_position_embeddings;
   so.model.vocab_size = tokenizer->vocab_size();
-  so.model.max_batch_size = max_batch;
-  so.model.eos_token_id = engine.config().eos_token_id;
+  so.model.max_batch_size = options.max_batch_size > 0 ? options.max_batch_size : (opt ? 256 : 128);
+  so.model.eos_token_id = config.eos_token_id;
   // add_BOS (NeMo) prepends <|endoftext|> when the model names no BOS of its own (GPT-2).
-  so.bos_token_id = vocab[1] >= 0 ? vocab[1] : engine.config().bos_token_id;
+  so.bos_token_id = vocab[1] >= 0 ? vocab[1] : config.bos_token_id;
   if (so.bos_token_id < 0) so.bos_token_id = tokenizer->token_id("<|endoftext|>").value_or(-1);
   so.add_bos_by_default = opt;
   so.num_copies = groups.dp->size();
   so.max_queue_size = options.max_queue_size;
-  so.kv_cache_tokens = static_cast<int64_t>(options.kv_cache_gb * 1e9 / static_cast<double>(std::max<uint64_t>(loaded.max_kv_cache_bytes_per_token, 1)));
   so.prompt_token_budget = options.max_prefill_tokens;
   runtime::Scheduler scheduler(so, *tokenizer);
   if (hook.heartbeat_ages) {
@@ -173,12 +173,22 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
       scheduler.stop(fmt::format("--shutdown-timeout={} s passed", options.shutdown_timeout_s));
     }
   });
+  // Whatever way this function leaves, the watcher stops waiting before it is joined.
+  struct DoneOnExit {
+    std::function<void()> done;
+    ~DoneOnExit() { done(); }
+  } done_on_exit{set_done};
   const std::string url = fmt::format("http://{}:{}", topology.hostname, server.http_port());
-  log::info("model {} ({}) served as '{}': {} copies x {} sequences, KV budget {} tokens per copy, context {}",
-            so.model.source, so.model.family, so.model.name, so.num_copies, max_batch, so.kv_cache_tokens, so.model.max_context);
   log::info("Server http url {}", url);
   if (server.metrics_port() > 0) log::info("Server metrics url http://{}:{}/metrics", topology.hostname, server.metrics_port());
   if (!options.url_file.empty()) write_url_file(options.url_file, url);
+
+  LoadedModel loaded = load_model(options, groups, vocab[0], vocab[1]);
+  runtime::Engine& engine = *loaded.engine;
+  const int64_t kv_tokens = static_cast<int64_t>(options.kv_cache_gb * 1e9 / static_cast<double>(std::max<uint64_t>(loaded.max_kv_cache_bytes_per_token, 1)));
+  scheduler.set_kv_cache_tokens(kv_tokens);
+  log::info("model {} ({}) served as '{}': {} copies x {} sequences, KV budget {} tokens per copy, context {}",
+            so.model.source, so.model.family, so.model.name, so.num_copies, so.model.max_batch_size, kv_tokens, engine.max_context());
   try {
     scheduler.run(engine, groups);
   } catch (const Error& e) {

@@ -37,22 +37,27 @@ struct Engine::Impl {
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
+ModelConfig read_model_config(const EngineOptions& options) {
+  ModelConfig config;
+  if (options.model_path.rfind("random/", 0) == 0) config = random_model_config(options.model_path);
+  else if (is_nemo_path(options.model_path)) config = read_nemo_config(options.model_path);
+  else config = read_hf_config(options.model_path);
+  if (options.eos_token_id >= 0) config.eos_token_id = options.eos_token_id;
+  return config;
+}
+
 std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const ProcessGroups& groups) {
   Communicator& tp = *groups.tp;
   Communicator& pp = *groups.pp;
   auto impl = std::make_unique<Impl>();
-  ModelConfig config;
+  ModelConfig config = read_model_config(options);
   if (options.model_path.rfind("random/", 0) == 0) {
-    config = random_model_config(options.model_path);
     impl->source = random_source(options.seed);
   } else if (is_nemo_path(options.model_path)) {
-    config = read_nemo_config(options.model_path);
     impl->source = open_nemo_source(options.model_path, config);
   } else {
-    config = read_hf_config(options.model_path);
     impl->source = open_checkpoint_source(options.model_path);
   }
-  if (options.eos_token_id >= 0) config.eos_token_id = options.eos_token_id;
   impl->tp = &tp;
   impl->pp = &pp;
   impl->max_context = options.max_context > 0 ? options.max_context : config.max_position_embeddings;

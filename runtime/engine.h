@@ -48,6 +48,10 @@ struct Generation {
   std::vector<float> logprobs;   // log-probability of each generated token
 };
 
+// The model's architecture as Engine::load will see it (with eos_token_id applied), read from the
+// checkpoint's config only: cheap, no weights. Throws Error(load) or Error(usage) like load().
+ModelConfig read_model_config(const EngineOptions& options);
+
 class Engine {
  public:
   // Loads this rank's TP shard. Throws Error(load) naming file and tensor, Error(usage) on a bad layout.

@@ -136,6 +136,11 @@ void Scheduler::stop(const std::string& reason) {
   wake_.notify_one();
 }
 
+void Scheduler::set_kv_cache_tokens(int64_t tokens) {
+  std::lock_guard lock(mutex_);
+  options_.kv_cache_tokens = tokens;
+}
+
 void Scheduler::set_health_probe(HealthProbe probe) {
   std::lock_guard lock(mutex_);
   health_probe_ = std::move(probe);

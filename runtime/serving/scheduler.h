@@ -58,6 +58,9 @@ class Scheduler final : public GenerationService {
   // Error(unavailable). Any thread; for the failure path when the engine cannot go on.
   void fail_all(const std::string& reason);
 
+  // The KV-cache budget per copy in tokens, known once the shards are loaded; before run(). 0: no limit.
+  void set_kv_cache_tokens(int64_t tokens);
+
   // Extra readiness conditions the launcher knows (heartbeats): called by status(). Any thread.
   using HealthProbe = std::function<std::string()>;  // "" healthy, else the reason
   void set_health_probe(HealthProbe probe);

@@ -148,3 +148,21 @@ TEST_CASE("serve: a second SIGTERM during the drain exits at once, non-zero, lea
   CHECK(*code != 0);
   CHECK(run(fmt::format("pgrep -P {}", server.process->pid()), 10s).code != 0);
 }
+
+TEST_CASE("serve: ports in use are all named, before any shard is loaded, with the usage code") {
+  // Two listening sockets held by another process.
+  Process holder("exec /usr/bin/python3 -c 'import socket, sys, time\n"
+                 "ss = [socket.socket() for _ in range(2)]\n"
+                 "[s.bind((\"0.0.0.0\", 0)) or s.listen() for s in ss]\n"
+                 "print(\"ports\", *[s.getsockname()[1] for s in ss], flush=True)\ntime.sleep(300)'");
+  REQUIRE(holder.wait_for_output("ports", 10s));
+  std::istringstream in(holder.output().substr(holder.output().find("ports") + 5));
+  int http = 0, metrics = 0;
+  in >> http >> metrics;
+  auto r = run(fmt::format("{} serve --gpus 2 --tp 2 --http-port {} --metrics-port {} --timeout 60", kBin, http, metrics), 60s);
+  INFO(r.output);
+  CHECK(r.code == 2);
+  CHECK(r.output.find(fmt::format(":{} (--http-port)", http)) != std::string::npos);
+  CHECK(r.output.find(fmt::format(":{} (--metrics-port)", metrics)) != std::string::npos);
+  CHECK(r.output.find("loaded random/125M") == std::string::npos);  // rank 0 never loaded its shard
+}
