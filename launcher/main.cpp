@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -22,6 +23,8 @@
 #include "runtime/dist/communicator.h"
 #include "runtime/dist/devices.h"
 #include "runtime/dist/rendezvous.h"
+#include "runtime/engine.h"
+#include "runtime/model/nemo_tokenizer.h"
 
 namespace rankserve::launcher {
 namespace {
@@ -168,6 +171,18 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   return 0;
 }
 
+// A NeMo checkpoint's saved tensor-parallel size is the run's default (--tp or RANKSERVE_TP overrides;
+// any TP works, the shards are re-sharded on load).
+void apply_checkpoint_defaults(ParsedOptions& parsed) {
+  Options& o = parsed.options;
+  const auto& set = parsed.set_by_user;
+  if ((o.command != "generate" && o.command != "serve") || o.model_path.empty() || o.model_path.rfind("random/", 0) == 0) return;
+  if (std::find(set.begin(), set.end(), "tp") != set.end() || !runtime::is_nemo_path(o.model_path)) return;
+  runtime::EngineOptions engine_options;
+  engine_options.model_path = o.model_path;
+  o.tp_size = runtime::read_model_config(engine_options).checkpoint_tp_size;
+}
+
 int run(int argc, char** argv) {
   const EnvMap env = capture_environment();
   const std::vector<std::string> args(argv + 1, argv + argc);
@@ -180,6 +195,7 @@ int run(int argc, char** argv) {
     std::puts("rankserve " RANKSERVE_VERSION);
     return 0;
   }
+  apply_checkpoint_defaults(parsed);
   const Options& options = parsed.options;
   log::Config log_config;
   log_config.level = log::parse_level(options.log_level, "--log-level");

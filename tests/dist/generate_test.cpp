@@ -293,3 +293,22 @@ TEST_CASE("a .nemo carries its own tokenizer: --prompt needs no --tokenizer and 
   fs::remove_all(hf.string() + "-nemo");
   fs::remove(hf.string() + ".nemo");
 }
+
+TEST_CASE("a NeMo checkpoint's saved TP is the default; --tp overrides it") {
+  const fs::path dir = fs::path(make_model("gpt2"));
+  reference(fmt::format("make-nemo {} {}-nemo 2", dir.string(), dir.string()));
+  const std::string nemo = dir.string() + "-nemo";
+  auto plain = run(fmt::format("{} generate --gpus 2 --model-path {} --prompt-ids 1,2 --dry-run", kBin, nemo), 60s);
+  INFO(plain.output);
+  CHECK(plain.code == 0);
+  CHECK(plain.output.find("\ntp = 2\n") != std::string::npos);
+  auto forced = run(fmt::format("{} generate --gpus 2 --tp 1 --model-path {} --prompt-ids 1,2 --dry-run", kBin, nemo), 60s);
+  INFO(forced.output);
+  CHECK(forced.output.find("\ntp = 1\n") != std::string::npos);
+  // The saved TP needs that many ranks: with one, the layout is refused before anything starts.
+  auto alone = run(fmt::format("{} generate --gpus 1 --model-path {} --prompt-ids 1,2 --dry-run", kBin, nemo), 60s);
+  INFO(alone.output);
+  CHECK(alone.code == 3);
+  fs::remove_all(dir);
+  fs::remove_all(nemo);
+}
