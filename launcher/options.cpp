@@ -72,6 +72,9 @@ void describe(Description& d, Options& o) {
     ("json", po::bool_switch(&o.json), "generate: print JSON with the prompt ids, generated ids and log-probabilities.")
     ("no-kv-cache", po::bool_switch(&o.no_kv_cache), "generate: recompute the whole sequence at every step.")
     ("weights-seed", po::value<uint64_t>(&o.weights_seed)->default_value(o.weights_seed), "Seed of random/<size> weights.")
+    ("dtype", po::value<std::string>(&o.dtype)->default_value(o.dtype),
+     "generate, serve: compute dtype of weights, activations and the KV cache: fp32, bf16 or fp16 (fp16 needs GPUs). "
+     "Checkpoint tensors of any type are converted on load; logits, sampling and collectives stay fp32.")
     ("sample", po::bool_switch(&o.sample), "generate: sample the next token instead of taking the most likely one.")
     ("temperature", po::value<float>(&o.temperature)->default_value(o.temperature), "generate --sample: logits divided by this (> 0).")
     ("top-k", po::value<int>(&o.top_k)->default_value(o.top_k), "generate --sample: keep the k most likely tokens (0: all).")

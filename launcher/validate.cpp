@@ -40,6 +40,9 @@ void check_options(const Options& o, std::vector<Problem>& out) {
     if (!(o.request_timeout_s > 0)) usage(fmt::format("options: --request-timeout={} must be > 0 seconds", o.request_timeout_s));
     if (!(o.shutdown_timeout_s >= 0)) usage(fmt::format("options: --shutdown-timeout={} must be >= 0 seconds", o.shutdown_timeout_s));
   }
+  if (o.dtype != "fp32" && o.dtype != "bf16" && o.dtype != "fp16") {
+    usage(fmt::format("options: --dtype={} is not one of fp32, bf16, fp16", o.dtype));
+  }
   if (o.tp_size < 1) usage(fmt::format("options: --tp={} must be at least 1", o.tp_size));
   if (o.pp_size < 1) usage(fmt::format("options: --pp={} must be at least 1", o.pp_size));
   if (o.nodes < 0) usage(fmt::format("options: --nodes={} must be at least 1", o.nodes));
@@ -87,6 +90,10 @@ void check_layout(const Options& o, const Topology& t, const GpuSelection& gpus,
 
 void check_devices(const Options& o, const Topology& t, const GpuSelection& gpus, int num_visible_gpus,
                    std::vector<Problem>& out) {
+  if (num_visible_gpus <= 0 && o.dtype == "fp16") {
+    out.push_back({ErrorCode::usage, "options: --dtype=fp16 needs GPUs (CPU matrix products in fp16 are not supported); "
+                                     "use --dtype bf16 or fp32 on CPU"});
+  }
   if (num_visible_gpus <= 0) return;  // without GPUs --gpus counts ranks per node
   for (int id : gpus.ids) {
     if (id >= num_visible_gpus) {

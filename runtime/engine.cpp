@@ -62,7 +62,10 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
   impl->pp = &pp;
   impl->max_context = options.max_context > 0 ? options.max_context : config.max_position_embeddings;
   impl->sampleable_vocab = options.sampleable_vocab > 0 ? std::min(options.sampleable_vocab, config.vocab_size) : config.vocab_size;
-  impl->model = std::make_unique<GptModel>(config, *impl->source, ShardSpec{tp.rank(), tp.size(), pp.rank(), pp.size()}, tp, pp);
+  const at::ScalarType dtype = options.dtype == ComputeDtype::bf16   ? at::kBFloat16
+                               : options.dtype == ComputeDtype::fp16 ? at::kHalf
+                                                                     : at::kFloat;
+  impl->model = std::make_unique<GptModel>(config, *impl->source, ShardSpec{tp.rank(), tp.size(), pp.rank(), pp.size(), dtype}, tp, pp);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 

@@ -14,12 +14,16 @@
 
 namespace rankserve::runtime {
 
+// The type of weights, activations and the KV cache (logits, sampling and collectives stay float32).
+enum class ComputeDtype { fp32, bf16, fp16 };
+
 struct EngineOptions {
   std::string model_path;  // a Hugging Face folder (config.json + safetensors), or random/<size>
   uint64_t seed = 0;       // random/<size> weights
   int max_context = 0;     // tokens per sequence; 0: the model's max_position_embeddings
   int sampleable_vocab = 0;  // the tokenizer's size: ids at or past it (padded rows) are never picked; 0: all
   int eos_token_id = -1;     // the tokenizer's EOS when it differs from the model's (random/<size>); -1: the model's
+  ComputeDtype dtype = ComputeDtype::fp32;  // checkpoint tensors of any type are converted to it on load
 };
 
 struct GenerationRequest {

@@ -161,7 +161,7 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
   const int multiple = kVocabMultiple * shard.tp_size;
   padded_vocab_ = (c.vocab_size + multiple - 1) / multiple * multiple;
   const int64_t rows = padded_vocab_ / shard.tp_size;
-  Loader l{c, source, shard};
+  Loader l{c, source, shard, shard.dtype};
   const int64_t H = c.hidden_size, E = c.embed_dim(), P = c.max_position_embeddings + c.position_offset;
   if (c.family == ModelFamily::gpt2) {
     const std::string p = source.contains("transformer.wte.weight") ? "transformer." : "";
@@ -217,23 +217,24 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
 }
 
 uint64_t GptModel::kv_cache_bytes_per_token() const {
-  return 2 * layers_.size() * static_cast<uint64_t>(local_heads_) * config_.head_dim() * sizeof(float);
+  return 2 * layers_.size() * static_cast<uint64_t>(local_heads_) * config_.head_dim() * at::elementSize(shard_.dtype);
 }
 
 KvCache GptModel::new_cache(int64_t max_tokens) const {
   KvCache cache;
   for (size_t i = 0; i < std::max<size_t>(layers_.size(), 1); ++i) {
-    cache.k.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, at::kFloat));
-    cache.v.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, at::kFloat));
+    cache.k.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, shard_.dtype));
+    cache.v.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, shard_.dtype));
   }
   return cache;
 }
 
 at::Tensor GptModel::all_reduce(at::Tensor x) {
   if (shard_.tp_size == 1) return x;
-  x = x.contiguous();
-  tp_.all_reduce_sum(std::span<float>(x.data_ptr<float>(), static_cast<size_t>(x.numel())));
-  return x;
+  // The communicators sum float32: a half-precision activation is summed in float32 and converted back.
+  at::Tensor sum = x.to(at::kFloat).contiguous();
+  tp_.all_reduce_sum(std::span<float>(sum.data_ptr<float>(), static_cast<size_t>(sum.numel())));
+  return sum.to(x.scalar_type());
 }
 
 at::Tensor GptModel::embed(std::span<const SequenceStep> batch, int64_t num_tokens) {
@@ -249,7 +250,7 @@ at::Tensor GptModel::embed(std::span<const SequenceStep> batch, int64_t num_toke
   const int64_t rows = word_embeddings_.size(0), start = shard_.tp_rank * rows;
   at::Tensor local = at::tensor(tokens, at::kLong).sub(start);
   at::Tensor mine = local.ge(0).logical_and(local.lt(rows));
-  at::Tensor x = at::embedding(word_embeddings_, local.clamp(0, rows - 1)).mul(mine.unsqueeze(1).to(at::kFloat));
+  at::Tensor x = at::embedding(word_embeddings_, local.clamp(0, rows - 1)).mul(mine.unsqueeze(1).to(word_embeddings_.scalar_type()));
   x = all_reduce(x);
   if (project_in_.defined()) x = at::linear(x, project_in_);
   return x.add(at::embedding(position_embeddings_, at::tensor(positions, at::kLong)));
@@ -288,7 +289,7 @@ at::Tensor GptModel::mlp(const LayerWeights& w, const at::Tensor& x) {
 
 at::Tensor GptModel::logits(const at::Tensor& hidden) {
   const at::Tensor& output = output_weights_.defined() ? output_weights_ : word_embeddings_;
-  at::Tensor local = at::linear(hidden, output).contiguous();  // [n, rows]
+  at::Tensor local = at::linear(hidden, output).to(at::kFloat).contiguous();  // [n, rows], float32 for sampling
   if (shard_.tp_size == 1) return local.narrow(1, 0, config_.vocab_size);
   at::Tensor gathered = at::empty({shard_.tp_size, local.size(0), local.size(1)}, at::kFloat);
   tp_.all_gather(std::span<const float>(local.data_ptr<float>(), static_cast<size_t>(local.numel())),
@@ -325,12 +326,12 @@ at::Tensor GptModel::forward(std::span<const SequenceStep> batch) {
     num_tokens += n;
     last_rows.push_back(num_tokens - 1);
   }
-  at::Tensor x = shard_.pp_rank == 0 ? embed(batch, num_tokens) : at::empty({num_tokens, config_.hidden_size}, at::kFloat);
+  at::Tensor x = shard_.pp_rank == 0 ? embed(batch, num_tokens) : at::empty({num_tokens, config_.hidden_size}, shard_.dtype);
   // Stage s runs its layers, then hands the activations to stage s + 1 (a broadcast over the PP group).
   for (int stage = 0; stage < shard_.pp_size; ++stage) {
     if (stage == shard_.pp_rank) x = run_layers(x, batch).contiguous();
     if (stage + 1 < shard_.pp_size) {
-      pp_.broadcast(std::as_writable_bytes(std::span<float>(x.data_ptr<float>(), static_cast<size_t>(x.numel()))), stage);
+      pp_.broadcast(std::span<std::byte>(static_cast<std::byte*>(x.data_ptr()), x.nbytes()), stage);
     }
   }
   for (const SequenceStep& s : batch) s.cache->length += static_cast<int64_t>(s.ids.size());

@@ -20,6 +20,7 @@ struct ShardSpec {
   int tp_size = 1;
   int pp_rank = 0;  // pipeline stage: layers are split into pp_size consecutive runs
   int pp_size = 1;
+  at::ScalarType dtype = at::kFloat;  // weights, activations and KV cache; logits and collectives stay float32
 };
 
 struct LayerWeights {
