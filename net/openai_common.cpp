@@ -138,4 +138,17 @@ json::object openai_envelope(std::string_view id, std::string_view object, int64
   return json::object{{"id", id}, {"object", object}, {"created", created}, {"model", model}, {"choices", std::move(choices)}};
 }
 
+json::object openai_with_usage(std::string_view id, std::string_view object, int64_t created, std::string_view model,
+                               json::array choices, const std::vector<SampleState>& samples, int n) {
+  json::object body = openai_envelope(id, object, created, model, std::move(choices));
+  body["usage"] = openai_usage(samples, n);
+  return body;
+}
+
+Task<void> end_openai_stream(Exchange& exchange, std::optional<json::object> usage_chunk) {
+  if (usage_chunk) co_await write_event(exchange, *usage_chunk);
+  co_await exchange.write_chunk(std::string(kSseDone));
+  co_await exchange.end_stream();
+}
+
 }  // namespace rankserve::net

@@ -5,6 +5,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,15 @@ boost::json::object openai_usage(const std::vector<SampleState>& samples, int n)
 // Plain function (not a coroutine body): see the GCC 12 note in openai_completions.cpp.
 boost::json::object openai_envelope(std::string_view id, std::string_view object, int64_t created, std::string_view model,
                                     boost::json::array choices);
+
+// The envelope with "usage" of `samples` (n per prompt): a whole response's body, or a stream's
+// usage chunk (with no choices).
+boost::json::object openai_with_usage(std::string_view id, std::string_view object, int64_t created, std::string_view model,
+                                      boost::json::array choices, const std::vector<SampleState>& samples, int n);
+
+// Ends an OpenAI SSE stream: the usage chunk when given (stream_options.include_usage), then
+// `data: [DONE]`, then the end of the chunked body.
+Task<void> end_openai_stream(Exchange& exchange, std::optional<boost::json::object> usage_chunk);
 
 // Writes one SSE event with `value` serialized.
 Task<void> write_event(Exchange& exchange, const boost::json::object& value);

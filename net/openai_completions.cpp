@@ -111,9 +111,7 @@ Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
             {"finish_reason", openai_finish_reason(s.finish.reason)}});
       }
       ServerResponse r;
-      json::object body = openai_envelope(id, "text_completion", created, model, std::move(choices));
-      body["usage"] = openai_usage(generation.samples(), sampling.n);
-      r.body = json::serialize(body);
+      r.body = json::serialize(openai_with_usage(id, "text_completion", created, model, std::move(choices), generation.samples(), sampling.n));
       return r;
     }();
     co_await exchange.respond(std::move(response));
@@ -154,15 +152,9 @@ Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
       co_await write_event(exchange, chunk(e.sample, e.finish.text, nullptr, json::value(openai_finish_reason(e.finish.reason))));
     }
   }
-  if (sampling.include_usage) {
-    const json::object usage = [&] {
-      return json::object{{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-                          {"choices", json::array{}}, {"usage", openai_usage(generation.samples(), sampling.n)}};
-    }();
-    co_await write_event(exchange, usage);
-  }
-  co_await exchange.write_chunk(std::string(kSseDone));
-  co_await exchange.end_stream();
+  std::optional<json::object> usage;
+  if (sampling.include_usage) usage = openai_with_usage(id, "text_completion", created, model, json::array(), generation.samples(), sampling.n);
+  co_await end_openai_stream(exchange, std::move(usage));
 }
 
 }  // namespace rankserve::net

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <random>
 
 #include "runtime/core/error.h"
@@ -28,6 +29,9 @@ struct Scheduler::Request {
 
   Request(const BpeTokenizer& tokenizer, const GenerationSettings& settings)
       : text(tokenizer, settings.stop, settings.keep_stop) {}
+
+  // The KV-cache capacity it holds while running, in tokens.
+  int64_t kv_tokens() const { return static_cast<int64_t>(prompt.size()) + max_new_tokens; }
 };
 
 Scheduler::Scheduler(SchedulerOptions options, const BpeTokenizer& tokenizer)
@@ -175,6 +179,10 @@ void Scheduler::fail_all(const std::string& reason) {
   wake_.notify_one();
 }
 
+bool Scheduler::any_running() const {
+  return std::any_of(running_.begin(), running_.end(), [](const auto& copy) { return !copy.empty(); });
+}
+
 StepPlan Scheduler::build_plan() {
   StepPlan plan;
   plan.prompt_token_budget = options_.prompt_token_budget;
@@ -182,8 +190,7 @@ StepPlan Scheduler::build_plan() {
   std::vector<std::pair<std::shared_ptr<Request>, FinishEvent>> ended;  // finished outside the lock
   std::unique_lock lock(mutex_);
   auto idle = [&] {
-    bool any_running = std::any_of(running_.begin(), running_.end(), [](const auto& c) { return !c.empty(); });
-    return queue_.empty() && !any_running && pending_leaves_.empty() && !stopping_ && !draining_ && failure_.empty();
+    return queue_.empty() && !any_running() && pending_leaves_.empty() && !stopping_ && !draining_ && failure_.empty();
   };
   if (idle()) wake_.wait_for(lock, options_.idle_tick, [&] { return !idle(); });
 
@@ -208,7 +215,7 @@ StepPlan Scheduler::build_plan() {
     for (auto it = copy.begin(); it != copy.end();) {
       if (auto e = end_reason(**it)) {
         plan.leaves.push_back((*it)->id);
-        copy_kv_tokens_[c] -= static_cast<int64_t>((*it)->prompt.size()) + (*it)->max_new_tokens;
+        copy_kv_tokens_[c] -= (*it)->kv_tokens();
         ended.emplace_back(*it, *e);
         it = copy.erase(it);
       } else {
@@ -228,7 +235,7 @@ StepPlan Scheduler::build_plan() {
   // Joins: the oldest requests first, each to the least-loaded copy with a free slot and KV room.
   while (!queue_.empty() && !stopping_) {
     auto& r = queue_.front();
-    const int64_t need = static_cast<int64_t>(r->prompt.size()) + r->max_new_tokens;
+    const int64_t need = r->kv_tokens();
     int best = -1;
     for (int c = 0; c < options_.num_copies; ++c) {
       const auto& copy = running_[static_cast<size_t>(c)];
@@ -246,11 +253,11 @@ StepPlan Scheduler::build_plan() {
     log::debug("request {} ({} prompt tokens, up to {} new) to copy {}", r->id, r->prompt.size(), r->max_new_tokens, best);
     queue_.pop_front();
   }
-  const bool any_running = std::any_of(running_.begin(), running_.end(), [](const auto& c) { return !c.empty(); });
-  if (stopping_ || (draining_ && queue_.empty() && !any_running) || (!failure_.empty() && !any_running)) {
+  const bool running = any_running();
+  if (stopping_ || (draining_ && queue_.empty() && !running) || (!failure_.empty() && !running)) {
     plan.command = PlanCommand::shutdown;
   }
-  plan.run = plan.command == PlanCommand::step && any_running;
+  plan.run = plan.command == PlanCommand::step && running;
   step_in_progress_ = plan.run;
   last_progress_ = Clock::now();
   lock.unlock();
@@ -277,32 +284,24 @@ void Scheduler::deliver(const StepResults& results) {
       if (token < 0 || r.finished) continue;
       ++r.num_generated;
       ++generated;
-      FinishEvent end;
-      bool ends = false;
+      // EOS counts as a generated token with its log-probability, but carries no text.
       const bool eos = token == options_.model.eos_token_id && !r.ignore_eos;
+      TokenEvent event{token, results.logprob(static_cast<int>(c), static_cast<int>(slot)), "", ""};
+      std::optional<FinishReason> end;
       if (eos) {
-        end.reason = FinishReason::stop;
-        ends = true;
+        end = FinishReason::stop;
       } else {
-        TokenEvent event{token, results.logprob(static_cast<int>(c), static_cast<int>(slot)), tokenizer_.decode(std::span(&token, 1)), {}};
+        event.token = tokenizer_.decode(std::span(&token, 1));
         TextStream::Piece piece = r.text.push(token);
         event.text = std::move(piece.text);
-        r.sink->on_token(event);
-        if (piece.stopped) {
-          end.reason = FinishReason::stop;
-          ends = true;
-        }
+        if (piece.stopped) end = FinishReason::stop;
       }
-      if (eos) {
-        // EOS still counts as a generated token with its log-probability, but carries no text.
-        r.sink->on_token(TokenEvent{token, results.logprob(static_cast<int>(c), static_cast<int>(slot)), "", ""});
-      }
-      if (!ends && r.num_generated >= r.max_new_tokens) {
-        end.reason = FinishReason::length;
-        ends = true;
-      }
-      if (ends) {
-        finish(r, end);
+      r.sink->on_token(event);
+      if (!end && r.num_generated >= r.max_new_tokens) end = FinishReason::length;
+      if (end) {
+        FinishEvent finished;
+        finished.reason = *end;
+        finish(r, finished);
         done.push_back(copies[c][slot]);
       }
     }
@@ -312,7 +311,7 @@ void Scheduler::deliver(const StepResults& results) {
   for (const auto& r : done) {
     auto& copy = running_[static_cast<size_t>(r->copy)];
     std::erase(copy, r);
-    copy_kv_tokens_[static_cast<size_t>(r->copy)] -= static_cast<int64_t>(r->prompt.size()) + r->max_new_tokens;
+    copy_kv_tokens_[static_cast<size_t>(r->copy)] -= r->kv_tokens();
     pending_leaves_.push_back(r->id);
   }
 }

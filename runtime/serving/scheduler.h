@@ -71,6 +71,7 @@ class Scheduler final : public GenerationService {
  private:
   struct Request;
   StepPlan build_plan();
+  bool any_running() const;  // under mutex_
   void deliver(const StepResults& results);
   void finish(Request& request, FinishEvent event);
 

@@ -31,19 +31,52 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
+// Waits (deadline: `tries` x 200 ms) until job `id` has left the queue; false if it has not.
+bool wait_until_left(const std::string& id, int tries) {
+  for (int i = 0; i < tries; ++i) {
+    auto queue = run(fmt::format("{} squeue -h -j {}", kInCtl, id), 10s);
+    if (queue.code == 0 && queue.output.find(id) == std::string::npos) return true;
+    std::this_thread::sleep_for(200ms);
+  }
+  return false;
+}
+
 // Submits a batch job and waits (deadline) until it has left the queue; returns its id.
 std::string sbatch_and_wait(const std::string& args) {
   auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out {}", kInCtl, kState, args), 30s);
   REQUIRE_MESSAGE(submit.code == 0, submit.output);
   std::string id = submit.output.substr(0, submit.output.find_first_of(";\n"));
-  for (int i = 0; i < 600; ++i) {
-    auto queue = run(fmt::format("{} squeue -h -j {}", kInCtl, id), 10s);
-    if (queue.code == 0 && queue.output.find(id) == std::string::npos) return id;
-    std::this_thread::sleep_for(200ms);
-  }
+  if (wait_until_left(id, 600)) return id;
   run(fmt::format("{} scancel {}", kInCtl, id), 10s);
   FAIL("job " << id << " still queued or running after 120 s");
   return id;
+}
+
+// A running sbatch/serve.sbatch job (the built-in model) and the URL its rank 0 wrote.
+struct ServeJob {
+  std::string id, url, log_path;
+};
+
+// Submits sbatch/serve.sbatch with `flags` and waits (deadline) for rank 0 to write its URL, which it
+// does once its port is bound. Cancels the job and stops the test when no URL comes.
+ServeJob start_serve_job(const std::string& flags) {
+  static int count = 0;
+  const std::string url_file = fmt::format("{}/jobs/serve-url-{}-{}", kState, ::getpid(), ++count);
+  std::remove(url_file.c_str());
+  auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out --export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch {} "
+                                "--http-port 0 --metrics-port -1 --url-file {} --timeout 60",
+                                kInCtl, kState, kBin, kSource, flags, url_file), 30s);
+  REQUIRE_MESSAGE(submit.code == 0, submit.output);
+  ServeJob job;
+  job.id = submit.output.substr(0, submit.output.find_first_of(";\n"));
+  job.log_path = fmt::format("{}/jobs/{}.out", kState, job.id);
+  for (int i = 0; i < 600 && job.url.empty(); ++i) {
+    std::ifstream(url_file) >> job.url;
+    if (job.url.empty()) std::this_thread::sleep_for(200ms);
+  }
+  if (job.url.empty()) run(fmt::format("{} scancel {}", kInCtl, job.id), 10s);
+  REQUIRE_MESSAGE(!job.url.empty(), read_file(job.log_path));
+  return job;
 }
 
 std::string job_exit_code(const std::string& id) {
@@ -158,22 +191,9 @@ TEST_CASE("cluster: a rank killed on one node makes every other rank exit within
 }
 
 TEST_CASE("cluster: sbatch serve with TP across both nodes answers rankserve-client from the controller and drains on scancel") {
-  const std::string url_file = fmt::format("{}/jobs/serve-url-{}", kState, ::getpid());
-  std::remove(url_file.c_str());
-  auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out --export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch --tp 4 "
-                                "--http-port 0 --metrics-port -1 --url-file {} --timeout 60 --shutdown-timeout 10",
-                                kInCtl, kState, kBin, kSource, url_file), 30s);
-  REQUIRE_MESSAGE(submit.code == 0, submit.output);
-  const std::string id = submit.output.substr(0, submit.output.find_first_of(";\n"));
-  const std::string log_path = fmt::format("{}/jobs/{}.out", kState, id);
-  // Rank 0 writes the URL once its port is bound (the built-in model loads in seconds).
-  std::string url;
-  for (int i = 0; i < 600 && url.empty(); ++i) {
-    std::ifstream(url_file) >> url;
-    if (url.empty()) std::this_thread::sleep_for(200ms);
-  }
-  if (url.empty()) run(fmt::format("{} scancel {}", kInCtl, id), 10s);
-  REQUIRE_MESSAGE(!url.empty(), read_file(log_path));
+  const ServeJob job = start_serve_job("--tp 4 --shutdown-timeout 10");
+  const std::string& url = job.url;
+  const std::string& id = job.id;
   CHECK(url.rfind("http://n1:", 0) == 0);  // a name the other hosts resolve, not localhost
   auto client = run(fmt::format("{} {} --server-url {} --init-timeout-s 60 --input 'The capital of Poland is' --output-length 3",
                                 kInCtl, RANKSERVE_CLIENT_BIN, url), 120s);
@@ -182,13 +202,8 @@ TEST_CASE("cluster: sbatch serve with TP across both nodes answers rankserve-cli
   CHECK(client.output.find("output: ['The capital of Poland is") != std::string::npos);
 
   run(fmt::format("{} scancel {}", kInCtl, id), 10s);
-  bool left = false;
-  for (int i = 0; i < 300 && !left; ++i) {
-    auto queue = run(fmt::format("{} squeue -h -j {}", kInCtl, id), 10s);
-    left = queue.code == 0 && queue.output.find(id) == std::string::npos;
-    if (!left) std::this_thread::sleep_for(200ms);
-  }
-  const std::string log = read_file(log_path);
+  const bool left = wait_until_left(id, 300);
+  const std::string log = read_file(job.log_path);
   INFO(log);
   CHECK(left);
   CHECK(log.find("Server http url http://n1:") != std::string::npos);
@@ -197,20 +212,9 @@ TEST_CASE("cluster: sbatch serve with TP across both nodes answers rankserve-cli
 }
 
 TEST_CASE("cluster: rankserve-client in an interactive srun --pty session streams answers to typed prompts") {
-  const std::string url_file = fmt::format("{}/jobs/serve-url-pty-{}", kState, ::getpid());
-  std::remove(url_file.c_str());
-  auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out --export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch --tp 2 "
-                                "--http-port 0 --metrics-port -1 --url-file {} --timeout 60 --shutdown-timeout 5",
-                                kInCtl, kState, kBin, kSource, url_file), 30s);
-  REQUIRE_MESSAGE(submit.code == 0, submit.output);
-  const std::string id = submit.output.substr(0, submit.output.find_first_of(";\n"));
-  std::string url;
-  for (int i = 0; i < 600 && url.empty(); ++i) {
-    std::ifstream(url_file) >> url;
-    if (url.empty()) std::this_thread::sleep_for(200ms);
-  }
-  if (url.empty()) run(fmt::format("{} scancel {}", kInCtl, id), 10s);
-  REQUIRE(!url.empty());
+  const ServeJob job = start_serve_job("--tp 2 --shutdown-timeout 5");
+  const std::string& url = job.url;
+  const std::string& id = job.id;
   // `script` gives srun the terminal a user would have. The prompt is typed at once; "exit" only once
   // the answer is in and the prompt is back (the test creates the `go` file then), and then the
   // input ends, as when a user types it and closes the terminal.

