@@ -171,16 +171,19 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   return 0;
 }
 
-// A NeMo checkpoint's saved tensor-parallel size is the run's default (--tp or RANKSERVE_TP overrides;
-// any TP works, the shards are re-sharded on load).
+// A NeMo checkpoint's saved tensor- and pipeline-parallel sizes are the run's defaults (--tp / --pp
+// or their variables override; any layout works, the shards are re-sharded on load).
 void apply_checkpoint_defaults(ParsedOptions& parsed) {
   Options& o = parsed.options;
   const auto& set = parsed.set_by_user;
+  auto given = [&](const char* name) { return std::find(set.begin(), set.end(), name) != set.end(); };
   if ((o.command != "generate" && o.command != "serve") || o.model_path.empty() || o.model_path.rfind("random/", 0) == 0) return;
-  if (std::find(set.begin(), set.end(), "tp") != set.end() || !runtime::is_nemo_path(o.model_path)) return;
+  if ((given("tp") && given("pp")) || !runtime::is_nemo_path(o.model_path)) return;
   runtime::EngineOptions engine_options;
   engine_options.model_path = o.model_path;
-  o.tp_size = runtime::read_model_config(engine_options).checkpoint_tp_size;
+  const runtime::ModelConfig saved = runtime::read_model_config(engine_options);
+  if (!given("tp")) o.tp_size = saved.checkpoint_tp_size;
+  if (!given("pp")) o.pp_size = saved.checkpoint_pp_size;
 }
 
 int run(int argc, char** argv) {

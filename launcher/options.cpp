@@ -50,9 +50,9 @@ void describe(Description& d, Options& o) {
     ("store-port", po::value<int>(&o.store_port),
      "TCP port of the rendezvous store on the head. Default: 15000 + the last four digits of the job id "
      "(so two jobs on one node do not collide), or a free port when rankserve spawns its workers.")
-    ("tp", po::value<int>(&o.tp_size)->default_value(o.tp_size), "Tensor-parallel size.")
+    ("tp", po::value<int>(&o.tp_size)->default_value(o.tp_size), "Tensor-parallel size (a NeMo checkpoint's saved size when not given).")
     ("pp", po::value<int>(&o.pp_size)->default_value(o.pp_size),
-     "Pipeline-parallel size. Data-parallel copies = world size / (tp x pp).")
+     "Pipeline-parallel size (a NeMo checkpoint's saved size when not given). Data-parallel copies = world size / (tp x pp).")
     ("timeout", po::value<double>(&o.timeout_s)->default_value(o.timeout_s),
      "Deadline in seconds of each rendezvous phase and of each collective. On expiry every rank exits "
      "naming the ranks and hosts that never arrived.")

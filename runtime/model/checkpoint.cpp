@@ -69,8 +69,13 @@ TensorFile::TensorFile(const std::string& path, uint64_t offset, uint64_t length
   }
 }
 
+TensorFile::TensorFile(std::string bytes, const std::string& name) : path_(name), size_(bytes.size()), owned_(std::move(bytes)) {
+  if (size_ == 0) fail("the file is empty");
+  map_ = owned_.data();
+}
+
 TensorFile::~TensorFile() {
-  if (map_) ::munmap(map_, mapped_);
+  if (map_ && owned_.empty()) ::munmap(map_, mapped_);
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -181,6 +186,15 @@ MappedCheckpoint MappedCheckpoint::open_member(const std::string& archive, uint6
   MappedCheckpoint checkpoint;
   checkpoint.origin_ = name;
   auto opened = std::make_shared<TensorFile>(archive, offset, length, name);
+  parse_torch_zip(*opened);
+  for (const auto& [tensor, entry] : opened->entries()) checkpoint.by_tensor_[tensor] = opened;
+  return checkpoint;
+}
+
+MappedCheckpoint MappedCheckpoint::open_bytes(std::string bytes, const std::string& name) {
+  MappedCheckpoint checkpoint;
+  checkpoint.origin_ = name;
+  auto opened = std::make_shared<TensorFile>(std::move(bytes), name);
   parse_torch_zip(*opened);
   for (const auto& [tensor, entry] : opened->entries()) checkpoint.by_tensor_[tensor] = opened;
   return checkpoint;

@@ -31,6 +31,9 @@ class MappedCheckpoint {
   // member), named `name` in messages.
   static MappedCheckpoint open_member(const std::string& archive, uint64_t offset, uint64_t length, const std::string& name);
 
+  // A torch.save zip held in memory (a member decompressed from a gzip .nemo), named `name`.
+  static MappedCheckpoint open_bytes(std::string bytes, const std::string& name);
+
   bool contains(const std::string& name) const;
   // Throws Error(load) naming the file when `name` is missing or its shape is not `shape`.
   void expect(const std::string& name, const std::vector<int64_t>& shape) const;

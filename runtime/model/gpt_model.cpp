@@ -24,7 +24,7 @@ struct Loader {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_report = start;
 
-  int64_t local_width() const { return c.hidden_size / shard.tp_size; }   // this rank's heads x head_dim
+  int64_t local_width() const { return c.attention_width() / shard.tp_size; }  // this rank's heads x head_dim
   int64_t local_ffn() const { return c.ffn_hidden_size / shard.tp_size; }
 
   at::Tensor read(const std::string& name, std::vector<int64_t> shape, TensorSlice slice = {0, 0, -1}, Init init = Init::normal) {
@@ -47,52 +47,97 @@ struct Loader {
   }
 };
 
-LayerWeights load_gpt2_layer(Loader& l, const std::string& p) {
-  const int64_t H = l.c.hidden_size, F = l.c.ffn_hidden_size, w = l.local_width(), f = l.local_ffn();
-  const int64_t r = l.shard.tp_rank;
-  LayerWeights x;
-  x.ln1_w = l.vector(p + "ln_1.weight", H, Init::ones);
-  x.ln1_b = l.vector(p + "ln_1.bias", H);
-  // Conv1D weights are [in, out]; c_attn's output is q | k | v, each split by heads.
-  std::vector<at::Tensor> qkv_w, qkv_b;
-  for (int64_t part = 0; part < 3; ++part) {
-    qkv_w.push_back(l.read(p + "attn.c_attn.weight", {H, 3 * H}, {1, part * H + r * w, w}));
-    qkv_b.push_back(l.vector_part(p + "attn.c_attn.bias", 3 * H, part * H + r * w, w));
+// How a family names and lays out its tensors. Linear weights are [out, in] (torch.nn.Linear) or
+// [in, out] (GPT-2's Conv1D); QKV comes as three tensors, or fused: q | k | v along the output
+// (GPT-2), or per head (NeMo: (head, {q,k,v}, dim) rows).
+enum class Qkv { separate, fused_parts, fused_heads };
+
+struct LayerLayout {
+  std::string norm1, norm2;           // layer norms ("<name>.weight" / ".bias")
+  Qkv qkv;
+  std::vector<std::string> qkv_names; // q, k, v; or the fused one
+  std::string out, fc1, fc2;          // attention output, MLP in and out ("<name>.weight" / ".bias")
+  bool conv1d = false;
+};
+
+struct ModelLayout {
+  std::string word_embeddings, position_embeddings, project_in, project_out, final_norm, output_layer;
+  std::string head_embeddings;  // a pipeline's last stage's copy of tied word embeddings (NeMo), if any
+  std::string layers;           // prefix of layer i: fmt::format(layers, i)
+  LayerLayout layer;
+};
+
+// The names in `source` (each family has two prefix variants: the newer and the older file layout).
+ModelLayout layout_of(const ModelConfig& c, const WeightSource& source) {
+  auto pick = [&](const std::string& a, const std::string& b, const std::string& probe) { return source.contains(a + probe) ? a : b; };
+  if (c.family == ModelFamily::gpt2) {
+    const std::string p = pick("transformer.", "", "wte.weight");
+    return {p + "wte.weight", p + "wpe.weight", "", "", p + "ln_f", "", "", p + "h.{}.",
+            {"ln_1", "ln_2", Qkv::fused_parts, {"attn.c_attn"}, "attn.c_proj", "mlp.c_fc", "mlp.c_proj", true}};
   }
-  x.qkv_w = at::cat(qkv_w, 1).t().contiguous();
-  x.qkv_b = at::cat(qkv_b, 0);
-  x.out_w = l.read(p + "attn.c_proj.weight", {H, H}, {0, r * w, w}).t().contiguous();
-  x.out_b = l.vector(p + "attn.c_proj.bias", H);
-  x.ln2_w = l.vector(p + "ln_2.weight", H, Init::ones);
-  x.ln2_b = l.vector(p + "ln_2.bias", H);
-  x.fc1_w = l.read(p + "mlp.c_fc.weight", {H, F}, {1, r * f, f}).t().contiguous();
-  x.fc1_b = l.vector_part(p + "mlp.c_fc.bias", F, r * f, f);
-  x.fc2_w = l.read(p + "mlp.c_proj.weight", {F, H}, {0, r * f, f}).t().contiguous();
-  x.fc2_b = l.vector(p + "mlp.c_proj.bias", H);
-  return x;
+  if (c.family == ModelFamily::opt) {
+    const std::string p = pick("decoder.", "model.decoder.", "embed_tokens.weight");
+    return {p + "embed_tokens.weight", p + "embed_positions.weight", p + "project_in.weight", p + "project_out.weight",
+            c.pre_layer_norm ? p + "final_layer_norm" : "", "", "", p + "layers.{}.",
+            {"self_attn_layer_norm", "final_layer_norm", Qkv::separate,
+             {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, "self_attn.out_proj", "fc1", "fc2"}};
+  }
+  // NeMo: "model.module." when saved with megatron_amp_O2.
+  const std::string m = pick("model.module.", "model.", "language_model.embedding.word_embeddings.weight"), p = m + "language_model.";
+  return {p + "embedding.word_embeddings.weight", p + "embedding.position_embeddings.weight", "", "", p + "encoder.final_layernorm",
+          c.tied_output ? "" : p + "output_layer.weight", m + "word_embeddings.weight", p + "encoder.layers.{}.",
+          {"input_layernorm", "post_attention_layernorm", Qkv::fused_heads, {"self_attention.query_key_value"},
+           "self_attention.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"}};
 }
 
-LayerWeights load_opt_layer(Loader& l, const std::string& p) {
-  const int64_t H = l.c.hidden_size, F = l.c.ffn_hidden_size, w = l.local_width(), f = l.local_ffn();
+// A column-parallel linear layer: this rank's `rows` output rows from `start` of [out, in], with bias.
+std::pair<at::Tensor, at::Tensor> column_parallel(Loader& l, const std::string& name, bool conv1d, int64_t out, int64_t in,
+                                                  int64_t start, int64_t rows) {
+  at::Tensor w = conv1d ? l.read(name + ".weight", {in, out}, {1, start, rows}).t().contiguous()
+                        : l.read(name + ".weight", {out, in}, {0, start, rows});
+  return {w, l.vector_part(name + ".bias", out, start, rows)};
+}
+
+// A row-parallel linear layer: this rank's `cols` input columns of [out, in]; the bias is added
+// once, after the all-reduce.
+std::pair<at::Tensor, at::Tensor> row_parallel(Loader& l, const std::string& name, bool conv1d, int64_t out, int64_t in,
+                                               int64_t start, int64_t cols) {
+  at::Tensor w = conv1d ? l.read(name + ".weight", {in, out}, {0, start, cols}).t().contiguous()
+                        : l.read(name + ".weight", {out, in}, {1, start, cols});
+  return {w, l.vector(name + ".bias", out)};
+}
+
+// This rank's heads of q, k and v as one [3 x local width, hidden] weight, rows q | k | v.
+std::pair<at::Tensor, at::Tensor> qkv_of(Loader& l, const LayerLayout& t, const std::string& p) {
+  const int64_t H = l.c.hidden_size, A = l.c.attention_width(), w = l.local_width(), r = l.shard.tp_rank, d = l.c.head_dim();
+  std::vector<at::Tensor> weights, biases;
+  if (t.qkv == Qkv::fused_heads) {  // this rank's heads are consecutive rows; regroup them as q | k | v
+    auto [qkv_w, qkv_b] = column_parallel(l, p + t.qkv_names[0], false, 3 * A, H, r * 3 * w, 3 * w);
+    const int64_t heads = w / d;
+    return {qkv_w.reshape({heads, 3, d, H}).permute({1, 0, 2, 3}).reshape({3 * w, H}).contiguous(),
+            qkv_b.reshape({heads, 3, d}).permute({1, 0, 2}).reshape({3 * w}).contiguous()};
+  }
+  for (int64_t part = 0; part < 3; ++part) {
+    auto [weight, bias] = t.qkv == Qkv::separate ? column_parallel(l, p + t.qkv_names[part], t.conv1d, A, H, r * w, w)
+                                                 : column_parallel(l, p + t.qkv_names[0], t.conv1d, 3 * A, H, part * A + r * w, w);
+    weights.push_back(weight);
+    biases.push_back(bias);
+  }
+  return {at::cat(weights, 0), at::cat(biases, 0)};
+}
+
+LayerWeights load_layer(Loader& l, const LayerLayout& t, const std::string& p) {
+  const int64_t H = l.c.hidden_size, F = l.c.ffn_hidden_size, A = l.c.attention_width(), w = l.local_width(), f = l.local_ffn();
   const int64_t r = l.shard.tp_rank;
   LayerWeights x;
-  x.ln1_w = l.vector(p + "self_attn_layer_norm.weight", H, Init::ones);
-  x.ln1_b = l.vector(p + "self_attn_layer_norm.bias", H);
-  std::vector<at::Tensor> qkv_w, qkv_b;
-  for (const char* part : {"q_proj", "k_proj", "v_proj"}) {
-    qkv_w.push_back(l.read(p + "self_attn." + part + ".weight", {H, H}, {0, r * w, w}));
-    qkv_b.push_back(l.vector_part(p + "self_attn." + part + ".bias", H, r * w, w));
-  }
-  x.qkv_w = at::cat(qkv_w, 0);
-  x.qkv_b = at::cat(qkv_b, 0);
-  x.out_w = l.read(p + "self_attn.out_proj.weight", {H, H}, {1, r * w, w});
-  x.out_b = l.vector(p + "self_attn.out_proj.bias", H);
-  x.ln2_w = l.vector(p + "final_layer_norm.weight", H, Init::ones);
-  x.ln2_b = l.vector(p + "final_layer_norm.bias", H);
-  x.fc1_w = l.read(p + "fc1.weight", {F, H}, {0, r * f, f});
-  x.fc1_b = l.vector_part(p + "fc1.bias", F, r * f, f);
-  x.fc2_w = l.read(p + "fc2.weight", {H, F}, {1, r * f, f});
-  x.fc2_b = l.vector(p + "fc2.bias", H);
+  x.ln1_w = l.vector(p + t.norm1 + ".weight", H, Init::ones);
+  x.ln1_b = l.vector(p + t.norm1 + ".bias", H);
+  std::tie(x.qkv_w, x.qkv_b) = qkv_of(l, t, p);
+  std::tie(x.out_w, x.out_b) = row_parallel(l, p + t.out, t.conv1d, H, A, r * w, w);
+  x.ln2_w = l.vector(p + t.norm2 + ".weight", H, Init::ones);
+  x.ln2_b = l.vector(p + t.norm2 + ".bias", H);
+  std::tie(x.fc1_w, x.fc1_b) = column_parallel(l, p + t.fc1, t.conv1d, F, H, r * f, f);
+  std::tie(x.fc2_w, x.fc2_b) = row_parallel(l, p + t.fc2, t.conv1d, H, F, r * f, f);
   return x;
 }
 
@@ -104,29 +149,6 @@ void report_progress(Loader& l, int layer) {
   const double seconds = std::chrono::duration<double>(now - l.start).count();
   log::info("loading: layer {}/{}, {:.1f} MB of this rank's shard, {:.2f} GB/s", layer + 1, l.c.num_layers, l.bytes / 1e6,
             l.bytes / 1e9 / seconds);
-}
-
-// NeMo (legacy Megatron) layer: Linear weights [out, in]; the fused QKV rows are (head, q/k/v, dim).
-LayerWeights load_nemo_layer(Loader& l, const std::string& p) {
-  const int64_t H = l.c.hidden_size, F = l.c.ffn_hidden_size, w = l.local_width(), f = l.local_ffn();
-  const int64_t r = l.shard.tp_rank, d = l.c.head_dim(), heads = w / d;
-  LayerWeights x;
-  x.ln1_w = l.vector(p + "input_layernorm.weight", H, Init::ones);
-  x.ln1_b = l.vector(p + "input_layernorm.bias", H);
-  // This rank's heads are consecutive rows; regroup them as q | k | v like the other families.
-  x.qkv_w = l.read(p + "self_attention.query_key_value.weight", {3 * H, H}, {0, r * 3 * w, 3 * w})
-                .reshape({heads, 3, d, H}).permute({1, 0, 2, 3}).reshape({3 * w, H}).contiguous();
-  x.qkv_b = l.vector_part(p + "self_attention.query_key_value.bias", 3 * H, r * 3 * w, 3 * w)
-                .reshape({heads, 3, d}).permute({1, 0, 2}).reshape({3 * w}).contiguous();
-  x.out_w = l.read(p + "self_attention.dense.weight", {H, H}, {1, r * w, w});
-  x.out_b = l.vector(p + "self_attention.dense.bias", H);
-  x.ln2_w = l.vector(p + "post_attention_layernorm.weight", H, Init::ones);
-  x.ln2_b = l.vector(p + "post_attention_layernorm.bias", H);
-  x.fc1_w = l.read(p + "mlp.dense_h_to_4h.weight", {F, H}, {0, r * f, f});
-  x.fc1_b = l.vector_part(p + "mlp.dense_h_to_4h.bias", F, r * f, f);
-  x.fc2_w = l.read(p + "mlp.dense_4h_to_h.weight", {H, F}, {1, r * f, f});
-  x.fc2_b = l.vector(p + "mlp.dense_4h_to_h.bias", H);
-  return x;
 }
 
 at::Tensor activate(const at::Tensor& x, Activation a) {
@@ -162,56 +184,26 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
   padded_vocab_ = (c.vocab_size + multiple - 1) / multiple * multiple;
   const int64_t rows = padded_vocab_ / shard.tp_size;
   Loader l{c, source, shard, shard.dtype};
+  const ModelLayout m = layout_of(c, source);
   const int64_t H = c.hidden_size, E = c.embed_dim(), P = c.max_position_embeddings + c.position_offset;
-  if (c.family == ModelFamily::gpt2) {
-    const std::string p = source.contains("transformer.wte.weight") ? "transformer." : "";
-    // The output layer is tied to the word embeddings: the first and the last stage hold them.
-    if (first_stage || last_stage) word_embeddings_ = l.vocab_rows(p + "wte.weight", c.vocab_size, H, shard.tp_rank * rows, rows);
-    if (first_stage) position_embeddings_ = l.read(p + "wpe.weight", {P, H});
-    for (int i = first_layer_; i < first_layer_ + num_local_layers; ++i) {
-      layers_.push_back(load_gpt2_layer(l, fmt::format("{}h.{}.", p, i)));
-      report_progress(l, i);
-    }
-    if (last_stage) {
-      ln_f_w_ = l.vector(p + "ln_f.weight", H, Init::ones);
-      ln_f_b_ = l.vector(p + "ln_f.bias", H);
-    }
-  } else if (c.family == ModelFamily::opt) {
-    const std::string p = source.contains("decoder.embed_tokens.weight") ? "decoder." : "model.decoder.";
-    if (first_stage || last_stage) {
-      word_embeddings_ = l.vocab_rows(p + "embed_tokens.weight", c.vocab_size, E, shard.tp_rank * rows, rows);
-    }
-    if (first_stage) position_embeddings_ = l.read(p + "embed_positions.weight", {P, H});
-    if (E != H && first_stage) project_in_ = l.read(p + "project_in.weight", {H, E});
-    if (E != H && last_stage) project_out_ = l.read(p + "project_out.weight", {E, H});
-    for (int i = first_layer_; i < first_layer_ + num_local_layers; ++i) {
-      layers_.push_back(load_opt_layer(l, fmt::format("{}layers.{}.", p, i)));
-      report_progress(l, i);
-    }
-    if (c.pre_layer_norm && last_stage) {
-      ln_f_w_ = l.vector(p + "final_layer_norm.weight", H, Init::ones);
-      ln_f_b_ = l.vector(p + "final_layer_norm.bias", H);
-    }
-  } else {
-    const std::string p = source.contains("model.module.language_model.embedding.word_embeddings.weight")
-                              ? "model.module.language_model."
-                              : "model.language_model.";
-    const int64_t V = c.checkpoint_vocab_rows;
-    if (first_stage || (last_stage && c.tied_output)) {
-      word_embeddings_ = l.vocab_rows(p + "embedding.word_embeddings.weight", V, H, shard.tp_rank * rows, rows, c.vocab_size);
-    }
-    if (last_stage && !c.tied_output) {
-      output_weights_ = l.vocab_rows(p + "output_layer.weight", V, H, shard.tp_rank * rows, rows, c.vocab_size);
-    }
-    if (first_stage) position_embeddings_ = l.read(p + "embedding.position_embeddings.weight", {P, H});
-    for (int i = first_layer_; i < first_layer_ + num_local_layers; ++i) {
-      layers_.push_back(load_nemo_layer(l, fmt::format("{}encoder.layers.{}.", p, i)));
-      report_progress(l, i);
-    }
-    if (last_stage) {
-      ln_f_w_ = l.vector(p + "encoder.final_layernorm.weight", H, Init::ones);
-      ln_f_b_ = l.vector(p + "encoder.final_layernorm.bias", H);
-    }
+  // The checkpoint's vocabulary rows (NeMo pads them); rows past the tokenizer's stay zero.
+  const int64_t V = c.checkpoint_vocab_rows > 0 ? c.checkpoint_vocab_rows : c.vocab_size, first_row = shard.tp_rank * rows;
+  if (first_stage) word_embeddings_ = l.vocab_rows(m.word_embeddings, V, E, first_row, rows, c.vocab_size);
+  if (last_stage && !first_stage && c.tied_output) {  // the output layer is the word embeddings
+    const bool copy = !m.head_embeddings.empty() && source.contains(m.head_embeddings);
+    word_embeddings_ = l.vocab_rows(copy ? m.head_embeddings : m.word_embeddings, V, E, first_row, rows, c.vocab_size);
+  }
+  if (last_stage && !c.tied_output) output_weights_ = l.vocab_rows(m.output_layer, V, H, first_row, rows, c.vocab_size);
+  if (first_stage) position_embeddings_ = l.read(m.position_embeddings, {P, H});
+  if (E != H && first_stage) project_in_ = l.read(m.project_in, {H, E});
+  if (E != H && last_stage) project_out_ = l.read(m.project_out, {E, H});
+  for (int i = first_layer_; i < first_layer_ + num_local_layers; ++i) {
+    layers_.push_back(load_layer(l, m.layer, fmt::format(fmt::runtime(m.layers), i)));
+    report_progress(l, i);
+  }
+  if (last_stage && !m.final_norm.empty()) {
+    ln_f_w_ = l.vector(m.final_norm + ".weight", H, Init::ones);
+    ln_f_b_ = l.vector(m.final_norm + ".bias", H);
   }
   weight_bytes_ = l.bytes;
 }

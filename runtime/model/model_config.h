@@ -23,13 +23,18 @@ struct ModelConfig {
   bool pre_layer_norm = true;       // false: OPT-350m's post-LN (and no final layer norm)
   int word_embed_proj_dim = 0;      // OPT: != hidden_size means project_in / project_out
   int bos_token_id = -1;            // prepended to prompts (OPT's </s>), -1 none
-  // NeMo: the checkpoint's padded vocabulary rows, its TP size, and an untied output layer.
+  int kv_channels = 0;              // per-head width; 0: hidden_size / heads (NeMo may set another)
+  // NeMo: the checkpoint's padded vocabulary rows, its TP and PP sizes, an untied output layer, and
+  // megatron_legacy's fused QKV rows ({q,k,v}, head, dim) per TP shard instead of (head, {q,k,v}, dim).
   int checkpoint_vocab_rows = 0;
   int checkpoint_tp_size = 1;
+  int checkpoint_pp_size = 1;
   bool tied_output = true;
+  bool qkv_parts_first = false;
   int eos_token_id = 50256;
 
-  int head_dim() const { return hidden_size / num_attention_heads; }
+  int head_dim() const { return kv_channels > 0 ? kv_channels : hidden_size / num_attention_heads; }
+  int attention_width() const { return num_attention_heads * head_dim(); }  // the width of q, k and v
   int embed_dim() const { return word_embed_proj_dim > 0 ? word_embed_proj_dim : hidden_size; }
 };
 

@@ -7,8 +7,10 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 #include "runtime/core/error.h"
+#include "runtime/core/log.h"
 #include "runtime/model/tar_archive.h"
 
 namespace rankserve::runtime {
@@ -31,11 +33,12 @@ T key_or(const YAML::Node& node, const char* name, T fallback, const std::string
   return node[name] && !node[name].IsNull() ? key<T>(node, name, file) : fallback;
 }
 
-// The files of a checkpoint, in an extracted folder or in place inside an uncompressed .nemo tar.
+// The files of a checkpoint: an extracted folder, an uncompressed .nemo tar (read in place) or a
+// gzip-compressed one (decompressed as it is read; its listing is made once per process).
 class NemoFiles {
  public:
   explicit NemoFiles(const std::string& path) : path_(path), archive_(!fs::is_directory(path)) {
-    if (archive_) members_ = list_tar(path);
+    if (archive_) listing_ = listing_of(path);
   }
 
   std::string display(const std::string& name) const {
@@ -43,18 +46,18 @@ class NemoFiles {
   }
 
   bool exists(const std::string& name) const {
-    return archive_ ? members_.count(name) > 0 : fs::exists(fs::path(path_) / name);
+    return archive_ ? listing_->members.count(name) > 0 : fs::exists(fs::path(path_) / name);
   }
 
   bool has_prefix(const std::string& prefix) const {
     if (!archive_) return fs::exists(fs::path(path_) / prefix);
-    auto it = members_.lower_bound(prefix);
-    return it != members_.end() && it->first.rfind(prefix, 0) == 0;
+    auto it = listing_->members.lower_bound(prefix);
+    return it != listing_->members.end() && it->first.rfind(prefix, 0) == 0;
   }
 
   std::string read_text(const std::string& name) const {
     if (!exists(name)) throw Error(ErrorCode::load, fmt::format("load: {}: missing", display(name)));
-    if (archive_) return read_tar_member(path_, members_.at(name));
+    if (archive_) return read_tar_member(path_, *listing_, name);
     std::ifstream in(fs::path(path_) / name);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   }
@@ -62,14 +65,28 @@ class NemoFiles {
   MappedCheckpoint open_checkpoint(const std::string& name) const {
     if (!exists(name)) throw Error(ErrorCode::load, fmt::format("load: {}: missing", display(name)));
     if (!archive_) return MappedCheckpoint::open((fs::path(path_) / name).string());
-    const TarMember& m = members_.at(name);
+    if (listing_->gzip) {
+      log::info("loading: decompressing {} (extract the .nemo once with tar xzf for faster starts)", display(name));
+      return MappedCheckpoint::open_bytes(read_tar_member(path_, *listing_, name), display(name));
+    }
+    const TarMember& m = listing_->members.at(name);
     return MappedCheckpoint::open_member(path_, m.offset, m.size, display(name));
   }
 
  private:
+  // The config is read several times at start-up: a gzip archive is listed (decompressed) once.
+  static std::shared_ptr<const TarListing> listing_of(const std::string& path) {
+    static std::mutex mutex;
+    static std::map<std::string, std::shared_ptr<const TarListing>> listings;
+    std::lock_guard lock(mutex);
+    auto& slot = listings[fs::absolute(path).string()];
+    if (!slot) slot = std::make_shared<const TarListing>(list_tar(path, uint64_t{64} << 20));
+    return slot;
+  }
+
   std::string path_;
   bool archive_;
-  std::map<std::string, TarMember> members_;
+  std::shared_ptr<const TarListing> listing_;
 };
 
 // "nemo:<hash>_<name>" names a file stored beside model_config.yaml.
@@ -98,11 +115,13 @@ int count_vocab(const NemoFiles& files, const std::string& name) {
   }
 }
 
+bool ends_with(const std::string& name, std::string_view suffix) {
+  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 // The dimension Megatron splits a tensor along (-1: every rank holds all of it).
 int partition_dim(const std::string& name) {
-  auto ends = [&](std::string_view suffix) {
-    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
+  auto ends = [&](std::string_view suffix) { return ends_with(name, suffix); };
   if (ends("query_key_value.weight") || ends("query_key_value.bias") || ends("dense_h_to_4h.weight") ||
       ends("dense_h_to_4h.bias") || ends("word_embeddings.weight") || ends("output_layer.weight")) {
     return 0;
@@ -111,33 +130,50 @@ int partition_dim(const std::string& name) {
   return -1;
 }
 
+// Where a tensor lies in a checkpoint saved with PP stages: the stage, and its name there (each
+// stage numbers its layers from 0; the final layer norm, an output layer and the last stage's copy
+// of tied word embeddings lie in the last stage).
+struct Located {
+  int stage = 0;
+  std::string name;
+};
+
 class NemoSource final : public WeightSource {
  public:
-  NemoSource(const std::string& path, int tp) : files_(path), shards_(static_cast<size_t>(tp)) {}
+  NemoSource(const std::string& path, const ModelConfig& c)
+      : files_(path), tp_(c.checkpoint_tp_size), pp_(c.checkpoint_pp_size), layers_per_stage_(c.num_layers / pp_),
+        heads_(c.num_attention_heads), head_dim_(c.head_dim()), qkv_parts_first_(c.qkv_parts_first),
+        shards_(static_cast<size_t>(tp_ * pp_)) {}
 
-  bool contains(const std::string& name) const override { return shard(0).contains(name); }
+  bool contains(const std::string& name) const override {
+    const Located at = locate(name);
+    return shard(0, at.stage).contains(at.name);
+  }
 
   at::Tensor read(const std::string& name, const std::vector<int64_t>& shape, const TensorSlice& slice,
                   at::ScalarType dtype, Init) const override {
-    const int k = static_cast<int>(shards_.size());
-    const int dim = k == 1 ? -1 : partition_dim(name);
-    if (dim < 0) return checked(0, name, shape).read(name, slice, dtype);
+    const Located at = locate(name);
+    if (qkv_parts_first_ && (ends_with(name, "query_key_value.weight") || ends_with(name, "query_key_value.bias"))) {
+      return read_parts_first_qkv(at, shape, slice, dtype);
+    }
+    const int dim = tp_ == 1 ? -1 : partition_dim(name);
+    if (dim < 0) return checked(0, at, shape).read(at.name, slice, dtype);
     std::vector<int64_t> shard_shape = shape;
-    shard_shape[dim] /= k;
+    shard_shape[dim] /= tp_;
     const int64_t per_shard = shard_shape[dim];
     if (slice.dim != dim) {  // not along the split: assemble the whole tensor, then cut
       std::vector<at::Tensor> parts;
-      for (int j = 0; j < k; ++j) parts.push_back(checked(j, name, shard_shape).read(name, {0, 0, -1}, dtype));
+      for (int j = 0; j < tp_; ++j) parts.push_back(checked(j, at, shard_shape).read(at.name, {0, 0, -1}, dtype));
       const int64_t length = slice.length < 0 ? shape[slice.dim] - slice.start : slice.length;
       return at::cat(parts, dim).narrow(slice.dim, slice.start, length).contiguous();
     }
     const int64_t length = slice.length < 0 ? shape[dim] - slice.start : slice.length;
     std::vector<at::Tensor> parts;
-    for (int64_t at = slice.start; at < slice.start + length;) {  // the pieces of each shard the slice spans
-      const int j = static_cast<int>(at / per_shard);
-      const int64_t local = at - j * per_shard, take = std::min(per_shard - local, slice.start + length - at);
-      parts.push_back(checked(j, name, shard_shape).read(name, {dim, local, take}, dtype));
-      at += take;
+    for (int64_t row = slice.start; row < slice.start + length;) {  // the pieces of each shard the slice spans
+      const int j = static_cast<int>(row / per_shard);
+      const int64_t local = row - j * per_shard, take = std::min(per_shard - local, slice.start + length - row);
+      parts.push_back(checked(j, at, shard_shape).read(at.name, {dim, local, take}, dtype));
+      row += take;
     }
     return parts.size() == 1 ? parts[0] : at::cat(parts, dim);
   }
@@ -149,27 +185,67 @@ class NemoSource final : public WeightSource {
   }
 
  private:
+  Located locate(const std::string& name) const {
+    if (pp_ == 1) return {0, name};
+    static const std::string kLayers = "encoder.layers.";
+    if (const size_t at = name.find(kLayers); at != std::string::npos) {
+      const size_t digits = at + kLayers.size(), dot = name.find('.', digits);
+      const int layer = std::stoi(name.substr(digits, dot - digits));
+      return {layer / layers_per_stage_, name.substr(0, digits) + std::to_string(layer % layers_per_stage_) + name.substr(dot)};
+    }
+    const bool head_copy = ends_with(name, "word_embeddings.weight") && name.find(".embedding.") == std::string::npos;
+    if (head_copy || name.find("encoder.final_layernorm.") != std::string::npos || name.find("output_layer.") != std::string::npos) {
+      return {pp_ - 1, name};
+    }
+    return {0, name};
+  }
+
+  // The fused QKV rows in the (head, {q,k,v}, dim) order the model reads, from megatron_legacy's
+  // ({q,k,v}, head, dim) order within each TP shard. The slice must cover whole heads.
+  at::Tensor read_parts_first_qkv(const Located& at, const std::vector<int64_t>& shape, const TensorSlice& slice,
+                                  at::ScalarType dtype) const {
+    const int64_t head_rows = 3 * head_dim_, heads_per_shard = heads_ / tp_;
+    const int64_t length = slice.length < 0 ? shape[0] - slice.start : slice.length;
+    RANKSERVE_CHECK(slice.dim == 0 && slice.start % head_rows == 0 && length % head_rows == 0, "a QKV slice of whole heads");
+    std::vector<int64_t> shard_shape = shape;
+    shard_shape[0] /= tp_;
+    std::vector<at::Tensor> rows;
+    for (int64_t head = slice.start / head_rows; head < (slice.start + length) / head_rows; ++head) {
+      const int j = static_cast<int>(head / heads_per_shard);
+      const int64_t local = head % heads_per_shard;
+      for (int64_t part = 0; part < 3; ++part) {
+        rows.push_back(checked(j, at, shard_shape).read(at.name, {0, (part * heads_per_shard + local) * head_dim_, head_dim_}, dtype));
+      }
+    }
+    return at::cat(rows, 0);
+  }
+
   // Each rank opens only the shard files its slices come from.
-  const MappedCheckpoint& shard(int j) const {
-    auto& slot = shards_[static_cast<size_t>(j)];
+  const MappedCheckpoint& shard(int j, int stage) const {
+    auto& slot = shards_[static_cast<size_t>(stage * tp_ + j)];
     if (!slot) {
-      const std::string name = shards_.size() == 1 ? "model_weights.ckpt" : fmt::format("mp_rank_{:02d}/model_weights.ckpt", j);
+      const std::string name = pp_ > 1    ? fmt::format("tp_rank_{:02d}_pp_rank_{:03d}/model_weights.ckpt", j, stage)
+                               : tp_ > 1  ? fmt::format("mp_rank_{:02d}/model_weights.ckpt", j)
+                                          : "model_weights.ckpt";
       if (!files_.exists(name)) {
-        throw Error(ErrorCode::load, fmt::format("load: {}: missing (the config says TP {})", files_.display(name), shards_.size()));
+        throw Error(ErrorCode::load, fmt::format("load: {}: missing (the config says TP {} PP {})", files_.display(name), tp_, pp_));
       }
       slot = std::make_unique<MappedCheckpoint>(files_.open_checkpoint(name));
     }
     return *slot;
   }
 
-  const MappedCheckpoint& checked(int j, const std::string& name, const std::vector<int64_t>& shard_shape) const {
-    const MappedCheckpoint& s = shard(j);
-    s.expect(name, shard_shape);
+  const MappedCheckpoint& checked(int j, const Located& at, const std::vector<int64_t>& shard_shape) const {
+    const MappedCheckpoint& s = shard(j, at.stage);
+    s.expect(at.name, shard_shape);
     return s;
   }
 
   NemoFiles files_;
-  mutable std::vector<std::unique_ptr<MappedCheckpoint>> shards_;
+  int tp_, pp_, layers_per_stage_;
+  int64_t heads_, head_dim_;
+  bool qkv_parts_first_;
+  mutable std::vector<std::unique_ptr<MappedCheckpoint>> shards_;  // [stage * tp + tp rank]
 };
 
 }  // namespace
@@ -186,9 +262,22 @@ ModelConfig read_nemo_config(const std::string& path) {
     throw Error(ErrorCode::load, fmt::format("load: {}: a distributed (mcore) checkpoint; only the legacy layout "
                                              "(model_weights.ckpt) is supported", path));
   }
-  if (key_or<int>(y, "pipeline_model_parallel_size", 1, file) != 1) {
-    throw Error(ErrorCode::load, fmt::format("load: {}: pipeline_model_parallel_size > 1 checkpoints are not supported yet", file));
+  if (key_or<bool>(y, "mcore_gpt", false, file)) {
+    throw Error(ErrorCode::load, fmt::format("load: {}: \"mcore_gpt: true\" (Megatron core layout); only the legacy "
+                                             "language_model layout is supported", file));
   }
+  // Architectures this runtime does not implement are refused by name rather than run wrongly.
+  auto require = [&](const char* name, const std::string& fallback, std::initializer_list<const char*> supported) {
+    const std::string value = key_or<std::string>(y, name, fallback, file);
+    for (const char* s : supported) if (value == s) return;
+    throw Error(ErrorCode::load, fmt::format("load: {}: \"{}: {}\" is not supported (supported: {})", file, name, value,
+                                             fmt::join(supported, ", ")));
+  };
+  require("activation", "gelu", {"gelu"});
+  require("normalization", "layernorm", {"layernorm"});
+  require("position_embedding_type", "learned_absolute", {"learned_absolute"});
+  require("transformer_block_type", "pre_ln", {"pre_ln"});
+  if (!key_or<bool>(y, "bias", true, file)) throw Error(ErrorCode::load, fmt::format("load: {}: \"bias: false\" is not supported", file));
   ModelConfig c;
   c.family = ModelFamily::nemo_gpt;
   c.hidden_size = key<int>(y, "hidden_size", file);
@@ -197,18 +286,32 @@ ModelConfig read_nemo_config(const std::string& path) {
   c.ffn_hidden_size = key_or<int>(y, "ffn_hidden_size", 4 * c.hidden_size, file);
   c.max_position_embeddings = key_or<int>(y, "max_position_embeddings", key<int>(y, "encoder_seq_length", file), file);
   c.layernorm_epsilon = key_or<double>(y, "layernorm_epsilon", 1e-5, file);
-  if (key_or<std::string>(y, "activation", "gelu", file) != "gelu") throw Error(ErrorCode::load, fmt::format("load: {}: \"activation\" is not gelu", file));
   // NeMo's "gelu" is the tanh approximation when fused or openai_gelu, else the exact erf form.
   const bool tanh = key_or<bool>(y, "bias_activation_fusion", true, file) || key_or<bool>(y, "openai_gelu", false, file);
   c.activation = tanh ? Activation::gelu_tanh : Activation::gelu_erf;
   c.tied_output = key_or<bool>(y, "share_embeddings_and_output_weights", true, file);
   c.checkpoint_tp_size = key_or<int>(y, "tensor_model_parallel_size", 1, file);
+  c.checkpoint_pp_size = key_or<int>(y, "pipeline_model_parallel_size", 1, file);
+  c.kv_channels = key_or<int>(y, "kv_channels", 0, file);
+  c.qkv_parts_first = key_or<bool>(y, "megatron_legacy", false, file);
+  const int groups = key_or<int>(y, "num_query_groups", c.num_attention_heads, file);
+  if (groups != c.num_attention_heads) {
+    throw Error(ErrorCode::load, fmt::format("load: {}: \"num_query_groups: {}\" (grouped-query attention) is not supported", file, groups));
+  }
+  if (c.checkpoint_tp_size < 1 || c.checkpoint_pp_size < 1 || c.num_layers % c.checkpoint_pp_size != 0 ||
+      c.num_attention_heads % c.checkpoint_tp_size != 0) {
+    throw Error(ErrorCode::load, fmt::format("load: {}: tensor_model_parallel_size {} and pipeline_model_parallel_size {} do not "
+                                             "divide the {} heads and {} layers", file, c.checkpoint_tp_size,
+                                             c.checkpoint_pp_size, c.num_attention_heads, c.num_layers));
+  }
   if (!y["tokenizer"] || !y["tokenizer"]["vocab_file"]) throw Error(ErrorCode::load, fmt::format("load: {}: \"tokenizer.vocab_file\" is missing", file));
   c.vocab_size = count_vocab(files, artifact(y["tokenizer"]["vocab_file"].as<std::string>()));
   const int multiple = key_or<int>(y, "make_vocab_size_divisible_by", 128, file) * c.checkpoint_tp_size;
   c.checkpoint_vocab_rows = (c.vocab_size + multiple - 1) / multiple * multiple;
   c.eos_token_id = 50256;  // GPT-2 BPE's <|endoftext|>
-  if (c.hidden_size % c.num_attention_heads != 0) throw Error(ErrorCode::load, fmt::format("load: {}: heads do not divide hidden_size", file));
+  if (c.kv_channels == 0 && c.hidden_size % c.num_attention_heads != 0) {
+    throw Error(ErrorCode::load, fmt::format("load: {}: num_attention_heads does not divide hidden_size (and kv_channels is not set)", file));
+  }
   return c;
 }
 
@@ -228,7 +331,7 @@ NemoTokenizerTexts read_nemo_tokenizer(const std::string& path) {
 }
 
 std::unique_ptr<WeightSource> open_nemo_source(const std::string& path, const ModelConfig& config) {
-  return std::make_unique<NemoSource>(path, config.checkpoint_tp_size);
+  return std::make_unique<NemoSource>(path, config);
 }
 
 }  // namespace rankserve::runtime

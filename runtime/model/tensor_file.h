@@ -23,6 +23,8 @@ class TensorFile {
   // Maps bytes [offset, offset + length) of `path` (a member of an uncompressed archive), named
   // `name` in messages.
   TensorFile(const std::string& path, uint64_t offset, uint64_t length, const std::string& name);
+  // Owns `bytes` (a member decompressed from a gzip archive), named `name` in messages.
+  TensorFile(std::string bytes, const std::string& name);
   ~TensorFile();
   TensorFile(const TensorFile&) = delete;
   TensorFile& operator=(const TensorFile&) = delete;
@@ -45,6 +47,7 @@ class TensorFile {
   uint64_t mapped_ = 0;  // bytes mapped (the whole file)
   uint64_t base_ = 0;    // where this file's bytes start in the mapping
   uint64_t size_ = 0;
+  std::string owned_;
   std::map<std::string, TensorEntry> entries_;
 };
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "tests/support/process.h"
 #include "tests/support/tiny_checkpoint.h"
@@ -255,18 +256,65 @@ TEST_CASE("NeMo Megatron GPT checkpoints saved at TP 1 or 2 generate what the re
   }
 }
 
-TEST_CASE("a gzip-compressed .nemo is refused with the way to extract it") {
-  const std::string source = make_model("gpt2");
-  reference(fmt::format("make-nemo {} {}-nemo 1", source, source));
-  reference(fmt::format("pack-nemo {}-nemo {}.nemo gz", source, source));
-  auto r = run(fmt::format("{} generate --gpus 1 --model-path {}.nemo --prompt-ids 1,2", kBin, source), 60s);
-  INFO(r.output);
-  CHECK(r.code == 5);
-  CHECK(r.output.find("gzip-compressed .nemo") != std::string::npos);
-  CHECK(r.output.find("tar xzf") != std::string::npos);
+TEST_CASE("NeMo checkpoints with pipeline stages, untied output, kv_channels, megatron_legacy QKV and amp_O2 bf16 weights "
+          "generate what the Megatron reference generates at any run layout, also from a gzip-compressed .nemo") {
+  struct Case {
+    const char* family;  // tests/reference/tiny_models.py megatron options
+    int saved_tp, saved_pp;
+    std::vector<std::string> runs;  // the first runs with the saved layout as the default
+  };
+  const std::vector<Case> cases = {
+      {"megatron-untied-kv-legacy-o2", 2, 2, {"--gpus 4", "--gpus 1 --tp 1 --pp 1", "--gpus 4 --tp 4 --pp 1", "--gpus 4 --tp 1 --pp 4"}},
+      {"megatron-erf", 1, 2, {"--gpus 2", "--gpus 2 --tp 2 --pp 1"}},  // tied: the last stage holds its own copy
+      {"megatron-kv-legacy", 4, 1, {"--gpus 4", "--gpus 2 --tp 1 --pp 2"}},
+  };
+  for (const Case& c : cases) {
+    const std::string source = make_model(c.family);
+    const Output want = reference_generate(source, kPrompt, 10);
+    const std::string nemo = source + "-nemo";
+    reference(fmt::format("make-nemo {} {} {} {}", source, nemo, c.saved_tp, c.saved_pp));
+    for (const std::string& layout : c.runs) {
+      INFO(c.family << " saved at TP " << c.saved_tp << " PP " << c.saved_pp << ", run with " << layout);
+      check_close(generate(nemo, layout), want, 1e-4);
+    }
+    reference(fmt::format("pack-nemo {} {}.nemo gz", nemo, nemo));
+    INFO(c.family << " as a gzip-compressed .nemo");
+    check_close(generate(nemo + ".nemo", c.runs[0]), want, 1e-4);
+    fs::remove_all(source);
+    fs::remove_all(nemo);
+    fs::remove(nemo + ".nemo");
+  }
+}
+
+TEST_CASE("NeMo configs this runtime does not implement are refused naming the file and the key") {
+  const std::string source = make_model("megatron");
+  const std::string nemo = source + "-nemo";
+  reference(fmt::format("make-nemo {} {} 1", source, nemo));
+  const std::string config = nemo + "/model_config.yaml";
+  std::string original;
+  {
+    std::ifstream in(config);
+    original.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  for (const char* line : {"position_embedding_type: rope", "normalization: rmsnorm", "num_query_groups: 2", "mcore_gpt: true",
+                           "bias: false", "activation: swiglu"}) {
+    INFO(line);
+    const std::string key = std::string(line).substr(0, std::string(line).find(':'));
+    std::istringstream lines(original);
+    std::ofstream edited(config);
+    for (std::string l; std::getline(lines, l);) {
+      if (l.rfind(key + ":", 0) != 0) edited << l << "\n";  // the key's own line is replaced
+    }
+    edited << line << "\n";
+    edited.close();
+    auto r = run(fmt::format("{} generate --gpus 1 --model-path {} --prompt-ids 1,2", kBin, nemo), 60s);
+    INFO(r.output);
+    CHECK(r.code == 5);
+    CHECK(r.output.find(config) != std::string::npos);
+    CHECK(r.output.find(key) != std::string::npos);
+  }
   fs::remove_all(source);
-  fs::remove_all(source + "-nemo");
-  fs::remove(source + ".nemo");
+  fs::remove_all(nemo);
 }
 
 TEST_CASE("a .nemo carries its own tokenizer: --prompt needs no --tokenizer and matches the same weights in HF form") {
@@ -292,17 +340,23 @@ TEST_CASE("a .nemo carries its own tokenizer: --prompt needs no --tokenizer and 
   fs::remove(hf.string() + ".nemo");
 }
 
-TEST_CASE("a NeMo checkpoint's saved TP is the default; --tp overrides it") {
+TEST_CASE("a NeMo checkpoint's saved TP and PP are the defaults; --tp and --pp override them") {
   const fs::path dir = fs::path(make_model("gpt2"));
-  reference(fmt::format("make-nemo {} {}-nemo 2", dir.string(), dir.string()));
+  reference(fmt::format("make-nemo {} {}-nemo 2 2", dir.string(), dir.string()));
   const std::string nemo = dir.string() + "-nemo";
-  auto plain = run(fmt::format("{} generate --gpus 2 --model-path {} --prompt-ids 1,2 --dry-run", kBin, nemo), 60s);
+  auto plain = run(fmt::format("{} generate --gpus 4 --model-path {} --prompt-ids 1,2 --dry-run", kBin, nemo), 60s);
   INFO(plain.output);
   CHECK(plain.code == 0);
   CHECK(plain.output.find("\ntp = 2\n") != std::string::npos);
-  auto forced = run(fmt::format("{} generate --gpus 2 --tp 1 --model-path {} --prompt-ids 1,2 --dry-run", kBin, nemo), 60s);
+  CHECK(plain.output.find("\npp = 2\n") != std::string::npos);
+  auto forced = run(fmt::format("{} generate --gpus 4 --tp 1 --model-path {} --prompt-ids 1,2 --dry-run", kBin, nemo), 60s);
   INFO(forced.output);
   CHECK(forced.output.find("\ntp = 1\n") != std::string::npos);
+  CHECK(forced.output.find("\npp = 2\n") != std::string::npos);
+  auto both = run(fmt::format("{} generate --gpus 4 --tp 4 --pp 1 --model-path {} --prompt-ids 1,2 --dry-run", kBin, nemo), 60s);
+  INFO(both.output);
+  CHECK(both.output.find("\ntp = 4\n") != std::string::npos);
+  CHECK(both.output.find("\npp = 1\n") != std::string::npos);
   // The saved TP needs that many ranks: with one, the layout is refused before anything starts.
   auto alone = run(fmt::format("{} generate --gpus 1 --model-path {} --prompt-ids 1,2 --dry-run", kBin, nemo), 60s);
   INFO(alone.output);
