@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include <charconv>
+#include <limits>
 
 #include "net/json_fields.h"
 #include "net/kserve_models.h"
@@ -112,8 +113,8 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
   }
   for (std::string_view key : {"max_tokens", "max_length", "output_length"}) {
     if (auto v = f.integer({key})) {
-      if (*v < 1 || *v > 1'000'000) throw field_error(key, fmt::format("is {}; expected new tokens >= 1", *v));
-      s.max_tokens = static_cast<int>(*v);
+      if (*v < 1) throw field_error(key, fmt::format("is {}; expected new tokens >= 1", *v));
+      s.max_tokens = static_cast<int>(std::min<int64_t>(*v, std::numeric_limits<int>::max()));  // the service refuses more than its context
       s.max_tokens_field = std::string(key);
       break;
     }

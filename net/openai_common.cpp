@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <random>
+#include <limits>
 
 #include "net/json_fields.h"
 #include "net/sse.h"
@@ -33,7 +34,7 @@ OpenAiSampling read_openai_sampling(const json::object& body, std::initializer_l
   for (std::string_view key : max_tokens_keys) {
     if (auto v = read_int(body, key)) {
       if (*v < 1) throw field_error(key, fmt::format("is {}; expected new tokens >= 1", *v));
-      s.max_tokens = static_cast<int>(std::min<int64_t>(*v, 1'000'000));  // the service refuses more than its context
+      s.max_tokens = static_cast<int>(std::min<int64_t>(*v, std::numeric_limits<int>::max()));  // the service refuses more than its context
       s.max_tokens_field = std::string(key);
       break;
     }
