@@ -68,6 +68,23 @@ Output generate(const std::string& model, const std::string& flags) {
   return parse(r.output);
 }
 
+// One run over several prompts (one batch, "a;b;c"): an output per prompt, in order.
+std::vector<Output> generate_all(const std::string& model, const std::vector<std::string>& prompts, const std::string& flags,
+                                 int max_tokens = 10) {
+  std::string joined;
+  for (const std::string& p : prompts) joined += (joined.empty() ? "" : ";") + p;
+  auto r = run(fmt::format("{} generate --model-path {} --prompt-ids '{}' --max-tokens {} --json --log-level warn --timeout 60 {}",
+                           kBin, model, joined, max_tokens, flags), 180s);
+  INFO(flags << "\n" << r.output);
+  REQUIRE(r.code == 0);
+  std::vector<Output> lines;
+  for (size_t at = r.output.find("{\""); at != std::string::npos; at = r.output.find("{\"", at + 1)) {
+    lines.push_back(parse(r.output.substr(at, r.output.find('\n', at) - at)));
+  }
+  REQUIRE(lines.size() == prompts.size());
+  return lines;
+}
+
 void check_close(const Output& got, const Output& want, double tolerance) {
   CHECK(got.ids == want.ids);
   REQUIRE(got.logprobs.size() == want.logprobs.size());
@@ -77,12 +94,17 @@ void check_close(const Output& got, const Output& want, double tolerance) {
 }  // namespace
 
 TEST_CASE("GPT-2, OPT and post-LN OPT generate what the PyTorch reference generates, at TP 1, 2, 4 and PP 2") {
+  const std::vector<std::string> prompts{kPrompt, "7", "100,200,300,400,500,600,700,800,900"};
   for (const char* family : {"gpt2", "opt", "opt-postln"}) {
     const std::string model = make_model(family);
-    const Output want = reference_generate(model, kPrompt, 10);
+    std::vector<Output> want;
+    for (const std::string& p : prompts) want.push_back(reference_generate(model, p, 10));
     for (const char* tp : {"--tp 1", "--tp 2", "--tp 4", "--tp 1 --pp 2", "--tp 2 --pp 2"}) {
-      INFO(family << " " << tp);
-      check_close(generate(model, fmt::format("--gpus 4 {}", tp)), want, 1e-4);
+      const std::vector<Output> got = generate_all(model, prompts, fmt::format("--gpus 4 {}", tp));
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        INFO(family << " " << tp << ", prompt " << prompts[i]);
+        check_close(got[i], want[i], 1e-4);
+      }
     }
     fs::remove_all(model);
   }
@@ -186,15 +208,7 @@ TEST_CASE("a text prompt is tokenized like GPT-2's encoder and the continuation 
 TEST_CASE("a batch of prompts of different lengths equals the same prompts run one by one") {
   const std::string model = make_model("opt-postln");
   const std::vector<std::string> prompts{"5,17,300,42", "7,8", "100,200,300,400,500,600,700"};
-  auto batch = run(fmt::format("{} generate --gpus 4 --tp 2 --pp 2 --model-path {} --prompt-ids '{};{};{}' --max-tokens 8 "
-                               "--json --log-level warn --timeout 60", kBin, model, prompts[0], prompts[1], prompts[2]), 120s);
-  INFO(batch.output);
-  REQUIRE(batch.code == 0);
-  std::vector<Output> lines;
-  for (size_t at = batch.output.find("{\""); at != std::string::npos; at = batch.output.find("{\"", at + 1)) {
-    lines.push_back(parse(batch.output.substr(at, batch.output.find('\n', at) - at)));
-  }
-  REQUIRE(lines.size() == prompts.size());
+  const std::vector<Output> lines = generate_all(model, prompts, "--gpus 4 --tp 2 --pp 2", 8);
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto alone = run(fmt::format("{} generate --gpus 1 --model-path {} --prompt-ids {} --max-tokens 8 --json --log-level warn",
                                  kBin, model, prompts[i]), 120s);
