@@ -294,6 +294,10 @@ ModelConfig read_nemo_config(const std::string& path) {
   c.checkpoint_pp_size = key_or<int>(y, "pipeline_model_parallel_size", 1, file);
   c.kv_channels = key_or<int>(y, "kv_channels", 0, file);
   c.qkv_parts_first = key_or<bool>(y, "megatron_legacy", false, file);
+  if (const int virtual_stages = key_or<int>(y, "virtual_pipeline_model_parallel_size", 1, file); virtual_stages > 1) {
+    throw Error(ErrorCode::load, fmt::format("load: {}: \"virtual_pipeline_model_parallel_size: {}\" (interleaved pipeline "
+                                             "chunks) is not supported", file, virtual_stages));
+  }
   const int groups = key_or<int>(y, "num_query_groups", c.num_attention_heads, file);
   if (groups != c.num_attention_heads) {
     throw Error(ErrorCode::load, fmt::format("load: {}: \"num_query_groups: {}\" (grouped-query attention) is not supported", file, groups));

@@ -311,7 +311,7 @@ TEST_CASE("NeMo configs this runtime does not implement are refused naming the f
     original.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   for (const char* line : {"position_embedding_type: rope", "normalization: rmsnorm", "num_query_groups: 2", "mcore_gpt: true",
-                           "bias: false", "activation: swiglu"}) {
+                           "bias: false", "activation: swiglu", "virtual_pipeline_model_parallel_size: 2"}) {
     INFO(line);
     const std::string key = std::string(line).substr(0, std::string(line).find(':'));
     std::istringstream lines(original);
