@@ -327,6 +327,15 @@ TEST_CASE("NeMo configs this runtime does not implement are refused naming the f
     CHECK(r.output.find(config) != std::string::npos);
     CHECK(r.output.find(key) != std::string::npos);
   }
+  // A distributed (mcore) checkpoint: weights under model_weights/ instead of model_weights.ckpt.
+  std::ofstream(config) << original;
+  fs::create_directories(fs::path(nemo) / "model_weights");
+  std::ofstream(fs::path(nemo) / "model_weights" / "metadata.json") << R"({"sharded_backend": "torch_dist"})";
+  fs::remove(fs::path(nemo) / "model_weights.ckpt");
+  auto r = run(fmt::format("{} generate --gpus 1 --model-path {} --prompt-ids 1,2", kBin, nemo), 60s);
+  INFO(r.output);
+  CHECK(r.code == 5);
+  CHECK(r.output.find("distributed (mcore) checkpoint") != std::string::npos);
   fs::remove_all(source);
   fs::remove_all(nemo);
 }
