@@ -129,6 +129,14 @@ LayerWeights load_nemo_layer(Loader& l, const std::string& p) {
   return x;
 }
 
+// x [n, in] times w [out, in]^T (+ b). One row (batch-1 decode) goes through a matrix-vector
+// product: BLAS gemm would first copy (pack) the whole weight matrix, doubling the bytes read.
+at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) {
+  if (x.size(0) != 1) return at::linear(x, w, b);
+  at::Tensor row = x.squeeze(0);
+  return (b.defined() ? at::addmv(b, w, row) : at::mv(w, row)).unsqueeze(0);
+}
+
 at::Tensor activate(const at::Tensor& x, Activation a) {
   switch (a) {
     case Activation::gelu_tanh: return at::gelu(x, "tanh");
@@ -252,13 +260,13 @@ at::Tensor GptModel::embed(std::span<const SequenceStep> batch, int64_t num_toke
   at::Tensor mine = local.ge(0).logical_and(local.lt(rows));
   at::Tensor x = at::embedding(word_embeddings_, local.clamp(0, rows - 1)).mul(mine.unsqueeze(1).to(word_embeddings_.scalar_type()));
   x = all_reduce(x);
-  if (project_in_.defined()) x = at::linear(x, project_in_);
+  if (project_in_.defined()) x = project(x, project_in_);
   return x.add(at::embedding(position_embeddings_, at::tensor(positions, at::kLong)));
 }
 
 at::Tensor GptModel::attention(const LayerWeights& w, const at::Tensor& x, std::span<const SequenceStep> batch, size_t layer) {
   const int64_t d = config_.head_dim();
-  auto qkv = at::linear(x, w.qkv_w, w.qkv_b).chunk(3, -1);
+  auto qkv = project(x, w.qkv_w, w.qkv_b).chunk(3, -1);
   std::vector<at::Tensor> contexts;
   int64_t offset = 0;
   for (const SequenceStep& s : batch) {
@@ -279,17 +287,17 @@ at::Tensor GptModel::attention(const LayerWeights& w, const at::Tensor& x, std::
     offset += n;
   }
   at::Tensor context = contexts.size() == 1 ? contexts[0] : at::cat(contexts, 0);
-  return all_reduce(at::linear(context, w.out_w)).add(w.out_b);
+  return all_reduce(project(context, w.out_w)).add(w.out_b);
 }
 
 at::Tensor GptModel::mlp(const LayerWeights& w, const at::Tensor& x) {
-  at::Tensor h = activate(at::linear(x, w.fc1_w, w.fc1_b), config_.activation);
-  return all_reduce(at::linear(h, w.fc2_w)).add(w.fc2_b);
+  at::Tensor h = activate(project(x, w.fc1_w, w.fc1_b), config_.activation);
+  return all_reduce(project(h, w.fc2_w)).add(w.fc2_b);
 }
 
 at::Tensor GptModel::logits(const at::Tensor& hidden) {
   const at::Tensor& output = output_weights_.defined() ? output_weights_ : word_embeddings_;
-  at::Tensor local = at::linear(hidden, output).to(at::kFloat).contiguous();  // [n, rows], float32 for sampling
+  at::Tensor local = project(hidden, output).to(at::kFloat).contiguous();  // [n, rows], float32 for sampling
   if (shard_.tp_size == 1) return local.narrow(1, 0, config_.vocab_size);
   at::Tensor gathered = at::empty({shard_.tp_size, local.size(0), local.size(1)}, at::kFloat);
   tp_.all_gather(std::span<const float>(local.data_ptr<float>(), static_cast<size_t>(local.numel())),
@@ -338,7 +346,7 @@ at::Tensor GptModel::forward(std::span<const SequenceStep> batch) {
   if (!is_last_stage()) return {};
   x = x.index_select(0, at::tensor(last_rows, at::kLong));
   if (ln_f_w_.defined()) x = at::layer_norm(x, {config_.hidden_size}, ln_f_w_, ln_f_b_, config_.layernorm_epsilon);
-  if (project_out_.defined()) x = at::linear(x, project_out_);
+  if (project_out_.defined()) x = project(x, project_out_);
   return logits(x);
 }
 
