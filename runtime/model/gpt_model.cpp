@@ -8,6 +8,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
+#include "runtime/model/cpu_kernels.h"
 
 namespace rankserve::runtime {
 namespace {
@@ -129,9 +130,11 @@ LayerWeights load_nemo_layer(Loader& l, const std::string& p) {
   return x;
 }
 
-// x [n, in] times w [out, in]^T (+ b). One row (batch-1 decode) goes through a matrix-vector
-// product: BLAS gemm would first copy (pack) the whole weight matrix, doubling the bytes read.
+// x [n, in] times w [out, in]^T (+ b). BLAS gemm would first copy (pack) the whole weight matrix, which
+// costs as much as the product at decode's few rows: cpu_project streams it once instead, and a
+// matrix-vector product does for one row where it does not apply.
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) {
+  if (cpu_project_applies(x, w)) return cpu_project(x, w, b);
   if (x.size(0) != 1) return at::linear(x, w, b);
   at::Tensor row = x.squeeze(0);
   return (b.defined() ? at::addmv(b, w, row) : at::mv(w, row)).unsqueeze(0);
@@ -265,29 +268,42 @@ at::Tensor GptModel::embed(std::span<const SequenceStep> batch, int64_t num_toke
 }
 
 at::Tensor GptModel::attention(const LayerWeights& w, const at::Tensor& x, std::span<const SequenceStep> batch, size_t layer) {
-  const int64_t d = config_.head_dim();
-  auto qkv = project(x, w.qkv_w, w.qkv_b).chunk(3, -1);
-  std::vector<at::Tensor> contexts;
+  const int64_t width = local_heads_ * config_.head_dim();
+  at::Tensor qkv = project(x, w.qkv_w, w.qkv_b).contiguous();  // [tokens, q | k | v of this rank's heads]
+  at::Tensor context = at::empty({qkv.size(0), width}, qkv.options());
+  // Sequences that run one token go through one call of the decode kernel; the others one by one.
+  std::vector<DecodeAttentionItem> decoding;
   int64_t offset = 0;
   for (const SequenceStep& s : batch) {
-    const int64_t n = static_cast<int64_t>(s.ids.size()), past = s.cache->length, total = past + n;
+    const int64_t n = static_cast<int64_t>(s.ids.size());
     at::Tensor& k_cache = s.cache->k[layer];
-    at::Tensor& v_cache = s.cache->v[layer];
-    at::Tensor q = qkv[0].narrow(0, offset, n).reshape({n, local_heads_, d}).transpose(0, 1);  // [heads, n, d]
-    k_cache.narrow(0, past, n).copy_(qkv[1].narrow(0, offset, n).reshape({n, local_heads_, d}));
-    v_cache.narrow(0, past, n).copy_(qkv[2].narrow(0, offset, n).reshape({n, local_heads_, d}));
-    at::Tensor k = k_cache.narrow(0, 0, total).permute({1, 2, 0});  // [heads, d, total]
-    at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1);     // [heads, total, d]
-    at::Tensor scores = at::matmul(q, k).mul(1.0 / std::sqrt(static_cast<double>(d)));
-    if (n > 1) {  // causal: query i (position past + i) sees keys up to past + i
-      at::Tensor future = at::arange(total, at::kLong).unsqueeze(0).gt(at::arange(past, total, at::kLong).unsqueeze(1));
-      scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+    if (n == 1 && decode_attention_applies(qkv, k_cache)) {
+      decoding.push_back({offset, s.cache->length, &k_cache, &s.cache->v[layer]});
+    } else {
+      context.narrow(0, offset, n).copy_(attend(qkv.narrow(0, offset, n), *s.cache, layer));
     }
-    contexts.push_back(at::matmul(at::softmax(scores, -1), v).transpose(0, 1).reshape({n, local_heads_ * d}));
     offset += n;
   }
-  at::Tensor context = contexts.size() == 1 ? contexts[0] : at::cat(contexts, 0);
+  if (!decoding.empty()) decode_attention(qkv, decoding, local_heads_, config_.head_dim(), context);
   return all_reduce(project(context, w.out_w)).add(w.out_b);
+}
+
+at::Tensor GptModel::attend(const at::Tensor& qkv, KvCache& cache, size_t layer) {
+  const int64_t d = config_.head_dim(), n = qkv.size(0), past = cache.length, total = past + n;
+  auto parts = qkv.chunk(3, -1);
+  at::Tensor& k_cache = cache.k[layer];
+  at::Tensor& v_cache = cache.v[layer];
+  at::Tensor q = parts[0].reshape({n, local_heads_, d}).transpose(0, 1);  // [heads, n, d]
+  k_cache.narrow(0, past, n).copy_(parts[1].reshape({n, local_heads_, d}));
+  v_cache.narrow(0, past, n).copy_(parts[2].reshape({n, local_heads_, d}));
+  at::Tensor k = k_cache.narrow(0, 0, total).permute({1, 2, 0});  // [heads, d, total]
+  at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1);     // [heads, total, d]
+  at::Tensor scores = at::matmul(q, k).mul(1.0 / std::sqrt(static_cast<double>(d)));
+  if (n > 1) {  // causal: query i (position past + i) sees keys up to past + i
+    at::Tensor future = at::arange(total, at::kLong).unsqueeze(0).gt(at::arange(past, total, at::kLong).unsqueeze(1));
+    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  }
+  return at::matmul(at::softmax(scores, -1), v).transpose(0, 1).reshape({n, local_heads_ * d});
 }
 
 at::Tensor GptModel::mlp(const LayerWeights& w, const at::Tensor& x) {
