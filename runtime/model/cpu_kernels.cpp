@@ -17,10 +17,10 @@ namespace rankserve::runtime {
 namespace {
 
 // Only the functions marked RANKSERVE_AVX512 use AVX-512 instructions; callers check the CPU first.
-#define RANKSERVE_AVX512 __attribute__((target("avx512f")))
+#define RANKSERVE_AVX512 __attribute__((target("avx512f,avx512vl")))
 
 bool cpu_has_avx512f() {
-  static const bool has = __builtin_cpu_supports("avx512f");
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
   return has;
 }
 
@@ -33,6 +33,18 @@ constexpr int64_t kBlocksPerTask = 8;  // blocks a thread takes at a time
 constexpr int64_t kChunkRows = 64;   // input rows per pass over the weights
 
 __mmask16 tail_mask(int64_t remaining) { return static_cast<__mmask16>((1u << remaining) - 1); }
+
+// The sums of the 16 lanes of a, b, c and d, in that order.
+RANKSERVE_AVX512 __m128 sum_lanes4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  // Within each 128-bit lane: pairs, then [a, b, c, d] partial sums; then the four lanes.
+  const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  const __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                                    _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m256 half = _mm256_add_ps(_mm512_castps512_ps256(abcd),
+                                    _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
+}
 
 // Runs fn(task) for each task in [0, num_tasks) on the intra-op threads, each thread taking the next
 // task when it finishes one: a thread that the OS or another process slows down holds up no one.
@@ -91,10 +103,19 @@ RANKSERVE_AVX512 void dot_block(const float* w, const float* x, int64_t K, int64
       for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
     }
   }
+  // Four weight rows' sums at a time, stored together.
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
+  for (int c = 0; c < C; ++c) {
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) y[c * ldy + r] = sum_lanes(acc[r][c]) + (b != nullptr ? b[r] : 0.0f);
+    for (int r = 0; r < R; r += 4) {
+      const __m512 zero = _mm512_setzero_ps();
+      const __m128 sums = sum_lanes4(acc[r][c], r + 1 < R ? acc[r + 1][c] : zero, r + 2 < R ? acc[r + 2][c] : zero,
+                                     r + 3 < R ? acc[r + 3][c] : zero);
+      const __mmask8 mask = static_cast<__mmask8>((1u << std::min(4, R - r)) - 1);
+      const __m128 bias = b != nullptr ? _mm_maskz_loadu_ps(mask, b + r) : _mm_setzero_ps();
+      _mm_mask_storeu_ps(y + c * ldy + r, mask, _mm_add_ps(sums, bias));
+    }
+  }
 }
 
 // dot_block<R, rows> for 1 <= rows <= C.
@@ -157,7 +178,60 @@ RANKSERVE_AVX512 void attend_one(const float* q, const float* k_new, const float
   for (int64_t t = 0; t <= past; ++t) add_scaled(out, v_cache + t * token_stride, scores[t] / sum, d);
 }
 
+// e^x for x <= 0 (0 below -87): 2^n x a degree-6 polynomial of x - n ln 2, |x - n ln 2| <= ln 2 / 2
+// (relative error about 1e-7, as float32's).
+RANKSERVE_AVX512 __m512 exp_nonpositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
+  __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);  // ln 2 in two parts, for accuracy
+  f = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), f);
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  for (float c : {1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c));
+  return _mm512_scalef_ps(p, n);
+}
+
+RANKSERVE_AVX512 BestToken best_of(const float* x, int64_t n, int64_t usable) {
+  // Pass 1: the largest value over all (for the normalizer) and the first largest below `usable`.
+  float best = -std::numeric_limits<float>::infinity();
+  int64_t token = 0;
+  __m512 best_v = _mm512_set1_ps(best);
+  int64_t i = 0;
+  for (; i + kLanes <= usable; i += kLanes) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    if (_mm512_cmp_ps_mask(v, best_v, _CMP_GT_OQ) != 0) {  // rare after the first few: find it exactly
+      for (int64_t j = i; j < i + kLanes; ++j) {
+        if (x[j] > best) best = x[j], token = j;
+      }
+      best_v = _mm512_set1_ps(best);
+    }
+  }
+  for (; i < usable; ++i) {
+    if (x[i] > best) best = x[i], token = i;
+  }
+  float top = best;
+  for (int64_t j = usable; j < n; ++j) top = std::max(top, x[j]);
+  // Pass 2: log of the sum of e^(x - top).
+  __m512 sum = _mm512_setzero_ps();
+  const __m512 top_v = _mm512_set1_ps(top);
+  for (int64_t j = 0; j < n; j += kLanes) {
+    const __mmask16 mask = n - j >= kLanes ? static_cast<__mmask16>(0xffff) : tail_mask(n - j);
+    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + j), top_v));
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(mask, e));
+  }
+  return BestToken{token, x[token] - top - std::log(sum_lanes(sum))};
+}
+
 }  // namespace
+
+bool best_token_applies(const at::Tensor& logits) {
+  return logits.dim() == 1 && logits.scalar_type() == at::kFloat && logits.is_cpu() && logits.is_contiguous() &&
+         cpu_has_avx512f();
+}
+
+BestToken best_token(const at::Tensor& logits, int64_t usable) {
+  TORCH_CHECK(usable >= 1 && usable <= logits.numel(), "best_token: usable ", usable, " of ", logits.numel());
+  return best_of(logits.data_ptr<float>(), logits.numel(), usable);
+}
 
 bool cpu_project_applies(const at::Tensor& x, const at::Tensor& w) {
   return x.dim() == 2 && w.dim() == 2 && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && x.is_cpu() &&

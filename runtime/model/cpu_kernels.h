@@ -36,4 +36,16 @@ bool decode_attention_applies(const at::Tensor& qkv, const at::Tensor& k_cache);
 void decode_attention(const at::Tensor& qkv, std::span<const DecodeAttentionItem> items, int64_t heads,
                       int64_t head_dim, at::Tensor& context);
 
+// True when best_token can run on `logits`: a contiguous float32 CPU vector, and AVX-512F.
+bool best_token_applies(const at::Tensor& logits);
+
+struct BestToken {
+  int64_t token = 0;
+  float logprob = 0;  // log_softmax(logits)[token]
+};
+
+// The first id of the largest of logits[0, usable) (greedy decoding), and its log-probability
+// under all of `logits`. Precondition: best_token_applies(logits), 1 <= usable <= logits.numel().
+BestToken best_token(const at::Tensor& logits, int64_t usable);
+
 }  // namespace rankserve::runtime

@@ -70,3 +70,20 @@ TEST_CASE("decode_attention appends each sequence's k and v and attends over its
     }
   }
 }
+
+TEST_CASE("best_token picks the first largest usable logit and its log-probability over all logits") {
+  at::manual_seed(3);
+  for (int64_t n : {1, 15, 16, 17, 1000, 50272}) {
+    for (int64_t usable : {n, std::max<int64_t>(1, n - 9)}) {
+      CAPTURE(n);
+      CAPTURE(usable);
+      at::Tensor logits = at::randn({n}).mul(8);
+      if (n > 20) logits[n - 1] = 100.0f;  // the largest overall may lie past `usable`
+      if (n > 20) logits[7] = logits[3] = 50.0f;  // a tie: the first wins
+      if (!best_token_applies(logits)) return;
+      const BestToken best = best_token(logits, usable);
+      CHECK(best.token == logits.narrow(0, 0, usable).argmax().item<int64_t>());
+      CHECK(best.logprob == doctest::Approx(at::log_softmax(logits, -1)[best.token].item<float>()).epsilon(1e-5));
+    }
+  }
+}
