@@ -1,6 +1,7 @@
 // Float32 kernels for x86 CPUs with AVX-512 that decode steps need: matrix products that stream each
-// weight once per call in its stored layout, and attention of one new token per sequence.
-// Internal to GptModel; each entry point says when it applies, and the caller falls back to ATen.
+// weight once per call in its stored layout, attention of one new token per sequence, and greedy
+// picks. Internal to GptModel and Sampler; each entry point says when it applies, and the caller
+// falls back to ATen otherwise. Any thread; the kernels split their work over the intra-op threads.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -10,7 +11,7 @@
 namespace rankserve::runtime {
 
 // True when cpu_project can run x [n, in] times w [out, in]^T: float32 CPU tensors, w contiguous, and
-// a CPU with AVX-512F.
+// a CPU with AVX-512F and VL.
 bool cpu_project_applies(const at::Tensor& x, const at::Tensor& w);
 
 // x [n, in] times w [out, in]^T (+ b [out], when defined) as a new [n, out] tensor. Reads w once per
@@ -27,7 +28,7 @@ struct DecodeAttentionItem {
   at::Tensor* v_cache = nullptr;
 };
 
-// True when decode_attention can run on these tensors: float32, CPU, contiguous, AVX-512F.
+// True when decode_attention can run on these tensors: float32, CPU, contiguous, AVX-512F and VL.
 bool decode_attention_applies(const at::Tensor& qkv, const at::Tensor& k_cache);
 
 // For each item: writes its k and v at position `past` of its caches, and writes softmax(q k^T /
@@ -36,7 +37,7 @@ bool decode_attention_applies(const at::Tensor& qkv, const at::Tensor& k_cache);
 void decode_attention(const at::Tensor& qkv, std::span<const DecodeAttentionItem> items, int64_t heads,
                       int64_t head_dim, at::Tensor& context);
 
-// True when best_token can run on `logits`: a contiguous float32 CPU vector, and AVX-512F.
+// True when best_token can run on `logits`: a contiguous float32 CPU vector, and AVX-512F and VL.
 bool best_token_applies(const at::Tensor& logits);
 
 struct BestToken {

@@ -1,5 +1,6 @@
 #include "runtime/model/gpt_model.h"
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -132,9 +133,10 @@ LayerWeights load_nemo_layer(Loader& l, const std::string& p) {
 
 // x [n, in] times w [out, in]^T (+ b). BLAS gemm would first copy (pack) the whole weight matrix, which
 // costs as much as the product at decode's few rows: cpu_project streams it once instead, and a
-// matrix-vector product does for one row where it does not apply.
+// matrix-vector product does for one row otherwise. cpu_project runs on the intra-op threads: with
+// only one, BLAS (OpenBLAS runs its own pool) has more cores and wins.
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) {
-  if (cpu_project_applies(x, w)) return cpu_project(x, w, b);
+  if (at::get_num_threads() > 1 && cpu_project_applies(x, w)) return cpu_project(x, w, b);
   if (x.size(0) != 1) return at::linear(x, w, b);
   at::Tensor row = x.squeeze(0);
   return (b.defined() ? at::addmv(b, w, row) : at::mv(w, row)).unsqueeze(0);
