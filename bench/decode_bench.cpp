@@ -1,12 +1,15 @@
 // Decode throughput of one rank on this machine, against the memory-bandwidth bound measured in
 // the same run: every decode step reads all weights once, so tokens/s <= bandwidth / weight bytes
-// at batch 1. Prints ratios, never pass/fail. Usage: decode_bench [random/125M] [new tokens]
+// at batch 1. Prints ratios, never pass/fail.
+// Usage: decode_bench [random/125M] [new tokens] [intra-op threads, default: every core] [batch sizes,
+// default 1,8,32; the ratio to batch 1 needs 1 first]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <chrono>
 #include <string>
+#include <thread>
 
 #include "runtime/dist/communicator.h"
 #include "runtime/engine.h"
@@ -18,17 +21,37 @@ namespace {
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-// Best of several full reads of a buffer much larger than the caches, in bytes per second.
-double read_bandwidth(uint64_t bytes) {
-  at::Tensor buffer = at::ones({static_cast<int64_t>(bytes / 4)}, at::kFloat);
+// Best of several timed runs of `read`, which reads `bytes` once, in bytes per second.
+template <typename Read>
+double best_bandwidth(uint64_t bytes, Read read) {
   double best = 0;
   for (int i = 0; i < 5; ++i) {
     const auto start = Clock::now();
-    volatile float sink = buffer.sum().item<float>();
-    (void)sink;
+    read();
     best = std::max(best, static_cast<double>(bytes) / seconds_since(start));
   }
   return best;
+}
+
+// The best read bandwidth this machine gives the threads decode uses, in bytes per second, over
+// 1 GiB (well past the caches): at::sum on every intra-op thread, and a BLAS matrix-vector product
+// (OpenBLAS runs its own threads). Prints each.
+double read_bandwidth() {
+  constexpr int64_t kColumns = 4096, kRows = (int64_t{1} << 30) / 4 / kColumns;
+  const uint64_t bytes = uint64_t{1} << 30;
+  at::Tensor matrix = at::ones({kRows, kColumns}, at::kFloat);
+  at::Tensor vector = at::ones({kColumns}, at::kFloat);
+  const double sum = best_bandwidth(bytes, [&] {
+    volatile float sink = matrix.sum().item<float>();
+    (void)sink;
+  });
+  const double gemv = best_bandwidth(bytes, [&] {
+    volatile float sink = at::mv(matrix, vector)[0].item<float>();
+    (void)sink;
+  });
+  fmt::print("memory read bandwidth: at::sum on {} threads {:.2f} GB/s, BLAS gemv {:.2f} GB/s (best of 5 reads of "
+             "1 GiB each)\n", at::get_num_threads(), sum / 1e9, gemv / 1e9);
+  return std::max(sum, gemv);
 }
 
 // Seconds per decode step at `batch`: a run of 1 token (prefill only) subtracted from a run of 1 + n.
@@ -58,9 +81,20 @@ double decode_step_seconds(Engine& engine, int batch, int n) {
 int main(int argc, char** argv) {
   const std::string model = argc > 1 ? argv[1] : "random/125M";
   const int n = argc > 2 ? std::stoi(argv[2]) : 32;
-  fmt::print("decode_bench: {} on {} threads, {} decode steps per batch size\n", model, at::get_num_threads(), n);
-  const double bandwidth = read_bandwidth(uint64_t{1} << 30);
-  fmt::print("memory read bandwidth: {:.2f} GB/s (best of 5 reads of 1 GiB)\n", bandwidth / 1e9);
+  const int threads = argc > 3 ? std::stoi(argv[3]) : static_cast<int>(std::thread::hardware_concurrency());
+  std::vector<int> batches{1, 8, 32};
+  if (argc > 4) {
+    batches.clear();
+    for (std::string rest = argv[4]; !rest.empty();) {
+      const size_t comma = rest.find(',');
+      batches.push_back(std::stoi(rest.substr(0, comma)));
+      rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    }
+  }
+  at::set_num_threads(threads);
+  fmt::print("decode_bench: {} on {} intra-op threads, {} decode steps per batch size\n", model, at::get_num_threads(), n);
+  const double bandwidth = read_bandwidth();
+  fmt::print("bound uses the best: {:.2f} GB/s\n", bandwidth / 1e9);
 
   ProcessGroups groups = make_self_groups();
   const auto start = Clock::now();
@@ -69,12 +103,12 @@ int main(int argc, char** argv) {
 
   const double bound = bandwidth / static_cast<double>(engine->weight_bytes());  // steps per second
   double batch1 = 0;
-  for (int batch : {1, 8, 32}) {
+  for (int batch : batches) {
     const double step = decode_step_seconds(*engine, batch, n);
     const double tokens_per_s = batch / step;
-    if (batch == 1) batch1 = tokens_per_s;
+    if (batch1 == 0) batch1 = tokens_per_s;
     fmt::print("batch {:>2}: {:8.1f} tokens/s ({:6.1f} ms/step); {:.2f} of the bandwidth bound ({:.1f} steps/s); "
-               "{:.2f}x batch 1\n", batch, tokens_per_s, step * 1e3, (1.0 / step) / bound, bound, tokens_per_s / batch1);
+               "{:.2f}x batch {}\n", batch, tokens_per_s, step * 1e3, (1.0 / step) / bound, bound, tokens_per_s / batch1, batches[0]);
   }
   return 0;
 }

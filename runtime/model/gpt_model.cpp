@@ -1,5 +1,6 @@
 #include "runtime/model/gpt_model.h"
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -8,6 +9,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
+#include "runtime/model/cpu_kernels.h"
 
 namespace rankserve::runtime {
 namespace {
@@ -151,6 +153,17 @@ void report_progress(Loader& l, int layer) {
             l.bytes / 1e9 / seconds);
 }
 
+// x [n, in] times w [out, in]^T (+ b). BLAS gemm would first copy (pack) the whole weight matrix, which
+// costs as much as the product at decode's few rows: cpu_project streams it once instead, and a
+// matrix-vector product does for one row otherwise. cpu_project runs on the intra-op threads: with
+// only one, BLAS (OpenBLAS runs its own pool) has more cores and wins.
+at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) {
+  if (at::get_num_threads() > 1 && cpu_project_applies(x, w)) return cpu_project(x, w, b);
+  if (x.size(0) != 1) return at::linear(x, w, b);
+  at::Tensor row = x.squeeze(0);
+  return (b.defined() ? at::addmv(b, w, row) : at::mv(w, row)).unsqueeze(0);
+}
+
 at::Tensor activate(const at::Tensor& x, Activation a) {
   switch (a) {
     case Activation::gelu_tanh: return at::gelu(x, "tanh");
@@ -244,44 +257,57 @@ at::Tensor GptModel::embed(std::span<const SequenceStep> batch, int64_t num_toke
   at::Tensor mine = local.ge(0).logical_and(local.lt(rows));
   at::Tensor x = at::embedding(word_embeddings_, local.clamp(0, rows - 1)).mul(mine.unsqueeze(1).to(word_embeddings_.scalar_type()));
   x = all_reduce(x);
-  if (project_in_.defined()) x = at::linear(x, project_in_);
+  if (project_in_.defined()) x = project(x, project_in_);
   return x.add(at::embedding(position_embeddings_, at::tensor(positions, at::kLong)));
 }
 
 at::Tensor GptModel::attention(const LayerWeights& w, const at::Tensor& x, std::span<const SequenceStep> batch, size_t layer) {
-  const int64_t d = config_.head_dim();
-  auto qkv = at::linear(x, w.qkv_w, w.qkv_b).chunk(3, -1);
-  std::vector<at::Tensor> contexts;
+  const int64_t width = local_heads_ * config_.head_dim();
+  at::Tensor qkv = project(x, w.qkv_w, w.qkv_b).contiguous();  // [tokens, q | k | v of this rank's heads]
+  at::Tensor context = at::empty({qkv.size(0), width}, qkv.options());
+  // Sequences that run one token go through one call of the decode kernel; the others one by one.
+  std::vector<DecodeAttentionItem> decoding;
   int64_t offset = 0;
   for (const SequenceStep& s : batch) {
-    const int64_t n = static_cast<int64_t>(s.ids.size()), past = s.cache->length, total = past + n;
+    const int64_t n = static_cast<int64_t>(s.ids.size());
     at::Tensor& k_cache = s.cache->k[layer];
-    at::Tensor& v_cache = s.cache->v[layer];
-    at::Tensor q = qkv[0].narrow(0, offset, n).reshape({n, local_heads_, d}).transpose(0, 1);  // [heads, n, d]
-    k_cache.narrow(0, past, n).copy_(qkv[1].narrow(0, offset, n).reshape({n, local_heads_, d}));
-    v_cache.narrow(0, past, n).copy_(qkv[2].narrow(0, offset, n).reshape({n, local_heads_, d}));
-    at::Tensor k = k_cache.narrow(0, 0, total).permute({1, 2, 0});  // [heads, d, total]
-    at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1);     // [heads, total, d]
-    at::Tensor scores = at::matmul(q, k).mul(1.0 / std::sqrt(static_cast<double>(d)));
-    if (n > 1) {  // causal: query i (position past + i) sees keys up to past + i
-      at::Tensor future = at::arange(total, at::kLong).unsqueeze(0).gt(at::arange(past, total, at::kLong).unsqueeze(1));
-      scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+    if (n == 1 && decode_attention_applies(qkv, k_cache)) {
+      decoding.push_back({offset, s.cache->length, &k_cache, &s.cache->v[layer]});
+    } else {
+      context.narrow(0, offset, n).copy_(attend(qkv.narrow(0, offset, n), *s.cache, layer));
     }
-    contexts.push_back(at::matmul(at::softmax(scores, -1), v).transpose(0, 1).reshape({n, local_heads_ * d}));
     offset += n;
   }
-  at::Tensor context = contexts.size() == 1 ? contexts[0] : at::cat(contexts, 0);
-  return all_reduce(at::linear(context, w.out_w)).add(w.out_b);
+  if (!decoding.empty()) decode_attention(qkv, decoding, local_heads_, config_.head_dim(), context);
+  return all_reduce(project(context, w.out_w)).add(w.out_b);
+}
+
+at::Tensor GptModel::attend(const at::Tensor& qkv, KvCache& cache, size_t layer) {
+  const int64_t d = config_.head_dim(), n = qkv.size(0), past = cache.length, total = past + n;
+  auto parts = qkv.chunk(3, -1);
+  at::Tensor& k_cache = cache.k[layer];
+  at::Tensor& v_cache = cache.v[layer];
+  at::Tensor q = parts[0].reshape({n, local_heads_, d}).transpose(0, 1);  // [heads, n, d]
+  k_cache.narrow(0, past, n).copy_(parts[1].reshape({n, local_heads_, d}));
+  v_cache.narrow(0, past, n).copy_(parts[2].reshape({n, local_heads_, d}));
+  at::Tensor k = k_cache.narrow(0, 0, total).permute({1, 2, 0});  // [heads, d, total]
+  at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1);     // [heads, total, d]
+  at::Tensor scores = at::matmul(q, k).mul(1.0 / std::sqrt(static_cast<double>(d)));
+  if (n > 1) {  // causal: query i (position past + i) sees keys up to past + i
+    at::Tensor future = at::arange(total, at::kLong).unsqueeze(0).gt(at::arange(past, total, at::kLong).unsqueeze(1));
+    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  }
+  return at::matmul(at::softmax(scores, -1), v).transpose(0, 1).reshape({n, local_heads_ * d});
 }
 
 at::Tensor GptModel::mlp(const LayerWeights& w, const at::Tensor& x) {
-  at::Tensor h = activate(at::linear(x, w.fc1_w, w.fc1_b), config_.activation);
-  return all_reduce(at::linear(h, w.fc2_w)).add(w.fc2_b);
+  at::Tensor h = activate(project(x, w.fc1_w, w.fc1_b), config_.activation);
+  return all_reduce(project(h, w.fc2_w)).add(w.fc2_b);
 }
 
 at::Tensor GptModel::logits(const at::Tensor& hidden) {
   const at::Tensor& output = output_weights_.defined() ? output_weights_ : word_embeddings_;
-  at::Tensor local = at::linear(hidden, output).to(at::kFloat).contiguous();  // [n, rows], float32 for sampling
+  at::Tensor local = project(hidden, output).to(at::kFloat).contiguous();  // [n, rows], float32 for sampling
   if (shard_.tp_size == 1) return local.narrow(1, 0, config_.vocab_size);
   at::Tensor gathered = at::empty({shard_.tp_size, local.size(0), local.size(1)}, at::kFloat);
   tp_.all_gather(std::span<const float>(local.data_ptr<float>(), static_cast<size_t>(local.numel())),
@@ -330,7 +356,7 @@ at::Tensor GptModel::forward(std::span<const SequenceStep> batch) {
   if (!is_last_stage()) return {};
   x = x.index_select(0, at::tensor(last_rows, at::kLong));
   if (ln_f_w_.defined()) x = at::layer_norm(x, {config_.hidden_size}, ln_f_w_, ln_f_b_, config_.layernorm_epsilon);
-  if (project_out_.defined()) x = at::linear(x, project_out_);
+  if (project_out_.defined()) x = project(x, project_out_);
   return logits(x);
 }
 

@@ -63,6 +63,8 @@ class GptModel {
  private:
   at::Tensor embed(std::span<const SequenceStep> batch, int64_t num_tokens);
   at::Tensor attention(const LayerWeights& w, const at::Tensor& x, std::span<const SequenceStep> batch, size_t layer);
+  // Attention of one sequence's new tokens (their rows of qkv) over its cache, appending to it.
+  at::Tensor attend(const at::Tensor& qkv, KvCache& cache, size_t layer);
   at::Tensor mlp(const LayerWeights& w, const at::Tensor& x);
   at::Tensor all_reduce(at::Tensor x);
   at::Tensor logits(const at::Tensor& hidden);

@@ -5,6 +5,8 @@
 #include <limits>
 #include <vector>
 
+#include "runtime/model/cpu_kernels.h"
+
 namespace rankserve::runtime {
 
 Sampler::Sampler(const SamplingParams& params, int eos_token_id, int sampleable_vocab)
@@ -12,17 +14,28 @@ Sampler::Sampler(const SamplingParams& params, int eos_token_id, int sampleable_
 
 Sampler::Choice Sampler::pick(const at::Tensor& logits, std::span<const int32_t> sequence, int num_generated) {
   const float minus_inf = -std::numeric_limits<float>::infinity();
-  at::Tensor model_logprobs = at::log_softmax(logits, -1);
+  const int64_t usable = sampleable_vocab_ >= 0 ? std::min<int64_t>(sampleable_vocab_, logits.size(0)) : logits.size(0);
+  const bool penalize = params_.repetition_penalty != 1.0f && !sequence.empty();
+  const bool hold_eos = num_generated < params_.min_length && eos_token_id_ >= 0 && eos_token_id_ < logits.size(0);
+  const auto logprob_of = [&](int64_t token) { return at::log_softmax(logits, -1)[token].item<float>(); };
+  if (params_.greedy && !penalize && !hold_eos) {  // nothing to change: the best usable id, without a copy
+    if (best_token_applies(logits)) {
+      const BestToken best = best_token(logits, usable);
+      return Choice{static_cast<int32_t>(best.token), best.logprob};
+    }
+    const int64_t token = logits.narrow(0, 0, usable).argmax().item<int64_t>();
+    return Choice{static_cast<int32_t>(token), logprob_of(token)};
+  }
   at::Tensor x = logits.clone();
-  if (params_.repetition_penalty != 1.0f && !sequence.empty()) {
+  if (penalize) {
     std::vector<int64_t> seen(sequence.begin(), sequence.end());
     at::Tensor index = at::tensor(seen, at::kLong);
     at::Tensor values = x.index_select(0, index);
     values = at::where(values.gt(0), values.div(params_.repetition_penalty), values.mul(params_.repetition_penalty));
     x.index_put_({index}, values);
   }
-  if (sampleable_vocab_ >= 0 && sampleable_vocab_ < x.size(0)) x.narrow(0, sampleable_vocab_, x.size(0) - sampleable_vocab_).fill_(minus_inf);
-  if (num_generated < params_.min_length && eos_token_id_ >= 0 && eos_token_id_ < x.size(0)) x[eos_token_id_] = minus_inf;
+  if (usable < x.size(0)) x.narrow(0, usable, x.size(0) - usable).fill_(minus_inf);
+  if (hold_eos) x[eos_token_id_] = minus_inf;
 
   int64_t token = 0;
   if (params_.greedy) {
@@ -42,7 +55,7 @@ Sampler::Choice Sampler::pick(const at::Tensor& logits, std::span<const int32_t>
     }
     token = at::multinomial(at::softmax(x, -1), 1, /*replacement=*/false, generator_).item<int64_t>();
   }
-  return Choice{static_cast<int32_t>(token), model_logprobs[token].item<float>()};
+  return Choice{static_cast<int32_t>(token), logprob_of(token)};
 }
 
 }  // namespace rankserve::runtime
