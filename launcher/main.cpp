@@ -3,10 +3,12 @@
 // build the communicators and run the command. Errors become one FATAL line and an exit code.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <thread>
 
@@ -186,6 +188,20 @@ void apply_checkpoint_defaults(ParsedOptions& parsed) {
   if (!given("pp")) o.pp_size = saved.checkpoint_pp_size;
 }
 
+// Compute threads per rank: --cpu-threads, else OMP_NUM_THREADS (libtorch applies it itself: 0 keeps
+// it), else SLURM_CPUS_PER_TASK, else this process's CPUs (its affinity mask) shared by the node's ranks.
+int cpu_threads_for(const Options& o, const Topology& t, const EnvMap& env) {
+  if (o.cpu_threads > 0) return o.cpu_threads;
+  if (lookup(env, "OMP_NUM_THREADS")) return 0;
+  if (auto per_task = lookup(env, "SLURM_CPUS_PER_TASK")) {
+    if (const int n = std::atoi(per_task->c_str()); n > 0) return n;
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int cpus = ::sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  return std::max(1, cpus / std::max(1, t.local_world_size));
+}
+
 int run(int argc, char** argv) {
   const EnvMap env = capture_environment();
   const std::vector<std::string> args(argv + 1, argv + argc);
@@ -243,6 +259,7 @@ int run(int argc, char** argv) {
     if (options.command == "serve") plan.stop_grace_s = static_cast<int>(options.shutdown_timeout_s) + 5;
     return run_workers(plan);
   }
+  parsed.options.cpu_threads = cpu_threads_for(options, topology, env);
   return run_rank(options, topology, pmix.get(), context.num_visible_gpus);
 }
 

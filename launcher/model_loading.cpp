@@ -53,6 +53,7 @@ runtime::EngineOptions engine_options_of(const Options& options, int sampleable_
   engine_options.seed = options.weights_seed;
   engine_options.sampleable_vocab = sampleable_vocab;
   engine_options.eos_token_id = eos_token_id;
+  engine_options.cpu_threads = options.cpu_threads;
   engine_options.dtype = options.dtype == "bf16"   ? runtime::ComputeDtype::bf16
                          : options.dtype == "fp16" ? runtime::ComputeDtype::fp16
                                                    : runtime::ComputeDtype::fp32;

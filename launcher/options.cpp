@@ -72,6 +72,9 @@ void describe(Description& d, Options& o) {
     ("json", po::bool_switch(&o.json), "generate: print JSON with the prompt ids, generated ids and log-probabilities.")
     ("no-kv-cache", po::bool_switch(&o.no_kv_cache), "generate: recompute the whole sequence at every step.")
     ("weights-seed", po::value<uint64_t>(&o.weights_seed)->default_value(o.weights_seed), "Seed of random/<size> weights.")
+    ("cpu-threads", po::value<int>(&o.cpu_threads)->default_value(o.cpu_threads),
+     "generate, serve: CPU threads each rank computes with. 0: OMP_NUM_THREADS when set, else "
+     "SLURM_CPUS_PER_TASK, else the CPUs this process may run on divided by the ranks on its node.")
     ("dtype", po::value<std::string>(&o.dtype)->default_value(o.dtype),
      "generate, serve: compute dtype of weights, activations and the KV cache: fp32, bf16 or fp16 (fp16 needs GPUs). "
      "Checkpoint tensors of any type are converted on load; logits, sampling and collectives stay fp32.")

@@ -40,6 +40,7 @@ struct Options {
   bool no_kv_cache = false;        // recompute the whole sequence each step (checks the KV cache)
   uint64_t weights_seed = 0;       // random/<size> weights
   std::string dtype = "fp32";      // compute dtype: fp32, bf16, fp16 (GPU only)
+  int cpu_threads = 0;             // compute threads per rank; 0: decided at start-up (cpu_threads_for)
   bool sample = false;             // sample instead of greedy decoding
   float temperature = 1.0f;
   int top_k = 0;

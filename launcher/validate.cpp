@@ -43,6 +43,7 @@ void check_options(const Options& o, std::vector<Problem>& out) {
   if (o.dtype != "fp32" && o.dtype != "bf16" && o.dtype != "fp16") {
     usage(fmt::format("options: --dtype={} is not one of fp32, bf16, fp16", o.dtype));
   }
+  if (o.cpu_threads < 0) usage(fmt::format("options: --cpu-threads={} must be >= 0 (0: automatic)", o.cpu_threads));
   if (o.tp_size < 1) usage(fmt::format("options: --tp={} must be at least 1", o.tp_size));
   if (o.pp_size < 1) usage(fmt::format("options: --pp={} must be at least 1", o.pp_size));
   if (o.nodes < 0) usage(fmt::format("options: --nodes={} must be at least 1", o.nodes));

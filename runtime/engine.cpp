@@ -1,11 +1,13 @@
 #include "runtime/engine.h"
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <limits>
 
 #include "runtime/core/error.h"
+#include "runtime/core/log.h"
 #include "runtime/model/gpt_model.h"
 #include "runtime/model/nemo.h"
 #include "runtime/model/sampler.h"
@@ -58,6 +60,8 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
   } else {
     impl->source = open_checkpoint_source(options.model_path);
   }
+  if (options.cpu_threads > 0) at::set_num_threads(options.cpu_threads);
+  log::info("compute threads per rank: {}", at::get_num_threads());
   impl->tp = &tp;
   impl->pp = &pp;
   impl->max_context = options.max_context > 0 ? options.max_context : config.max_position_embeddings;

@@ -24,6 +24,7 @@ struct EngineOptions {
   int sampleable_vocab = 0;  // the tokenizer's size: ids at or past it (padded rows) are never picked; 0: all
   int eos_token_id = -1;     // the tokenizer's EOS when it differs from the model's (random/<size>); -1: the model's
   ComputeDtype dtype = ComputeDtype::fp32;  // checkpoint tensors of any type are converted to it on load
+  int cpu_threads = 0;  // the process's intra-op (compute) threads, set by load; 0: libtorch's default
 };
 
 struct GenerationRequest {
