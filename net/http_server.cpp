@@ -20,6 +20,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
@@ -69,6 +70,7 @@ struct ServerCore {
   struct SessionHandle {
     asio::any_io_executor strand;
     std::shared_ptr<asio::cancellation_signal> signal;
+    std::shared_ptr<std::atomic<bool>> busy;  // between a request's header and the end of its response
   };
 
   ServerCore(const ServerOptions& o, GenerationService& s) : options(o), service(s), io(std::max(o.num_threads, 1)) {}
@@ -87,7 +89,7 @@ struct ServerCore {
   std::condition_variable sessions_changed;
   std::unordered_map<uint64_t, SessionHandle> sessions;
   uint64_t next_session_id = 0;
-  bool stopping = false;
+  std::atomic<bool> stopping = false;  // set once: sessions finish the request they serve, then close
 
   // Declared after everything the coroutines touch, so it is destroyed (with any frames left) first.
   asio::io_context io;
@@ -108,8 +110,9 @@ namespace {
 // One connection: reads requests one after another (keep-alive) and is the Exchange of each.
 class Session final : public Exchange {
  public:
-  Session(ServerCore& server, tcp::socket socket, bool metrics_port)
-      : server_(server), options_(server.options), executor_(socket.get_executor()), stream_(std::move(socket)), metrics_port_(metrics_port) {}
+  Session(ServerCore& server, tcp::socket socket, bool metrics_port, std::shared_ptr<std::atomic<bool>> busy)
+      : server_(server), options_(server.options), executor_(socket.get_executor()), stream_(std::move(socket)),
+        metrics_port_(metrics_port), busy_(std::move(busy)) {}
 
   asio::awaitable<void> run();
 
@@ -135,6 +138,7 @@ class Session final : public Exchange {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   bool metrics_port_;
+  std::shared_ptr<std::atomic<bool>> busy_;
 
   // Per request.
   ServerRequest request_;
@@ -281,6 +285,7 @@ asio::awaitable<void> Session::run() {
         break;
       }
     }
+    busy_->store(true);
     const auto& header = parser.get();
     request_.method = std::string(header.method_string());
     const std::string_view target = header.target();
@@ -320,7 +325,8 @@ asio::awaitable<void> Session::run() {
     request_.body = std::move(message.body());
 
     const bool usable = co_await serve_exchange(server_.context, *this, metrics_port_);
-    if (!usable || !keep_alive_) break;
+    busy_->store(false);
+    if (!usable || !keep_alive_ || server_.stopping) break;
   }
   stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
@@ -329,15 +335,16 @@ asio::awaitable<void> Session::run() {
 
 void ServerCore::spawn_session(tcp::socket socket, bool metrics_port) {
   auto signal = std::make_shared<asio::cancellation_signal>();
+  auto busy = std::make_shared<std::atomic<bool>>(false);
   const asio::any_io_executor strand = socket.get_executor();
   uint64_t id = 0;
   {
     std::lock_guard lock(sessions_mutex);
     if (stopping) return;  // the socket closes here
     id = next_session_id++;
-    sessions.emplace(id, SessionHandle{strand, signal});
+    sessions.emplace(id, SessionHandle{strand, signal, busy});
   }
-  auto session = std::make_shared<Session>(*this, std::move(socket), metrics_port);
+  auto session = std::make_shared<Session>(*this, std::move(socket), metrics_port, busy);
   asio::co_spawn(strand, [session]() -> asio::awaitable<void> { co_await session->run(); },
                  asio::bind_cancellation_slot(signal->slot(), [this, id, signal](std::exception_ptr error) {
                    if (error) {
@@ -446,11 +453,20 @@ void HttpServer::stop() {
   for (RequestId id : impl.inflight.snapshot()) impl.service.cancel(id);
   std::unique_lock lock(impl.sessions_mutex);
   impl.stopping = true;
-  for (auto& [id, handle] : impl.sessions) {
-    asio::post(handle.strand, [signal = handle.signal] { signal->emit(asio::cancellation_type::terminal); });
-  }
+  auto cancel = [&](bool busy_too) {
+    for (auto& [id, handle] : impl.sessions) {
+      if (busy_too || !handle.busy->load()) {
+        asio::post(handle.strand, [signal = handle.signal] { signal->emit(asio::cancellation_type::terminal); });
+      }
+    }
+  };
+  // Idle connections close now; a connection still writing a response (a drained request's last
+  // tokens may still be on their way to it) finishes it first, within the grace.
+  cancel(false);
   if (!impl.sessions_changed.wait_for(lock, kStopGrace, [&] { return impl.sessions.empty(); })) {
     log::warn("http: {} connections did not end within {} s of stop; closing them", impl.sessions.size(), kStopGrace.count());
+    cancel(true);
+    impl.sessions_changed.wait_for(lock, std::chrono::seconds(1), [&] { return impl.sessions.empty(); });
   }
   lock.unlock();
   impl.io.stop();
