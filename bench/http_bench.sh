@@ -4,6 +4,7 @@
 # infer of one token (the built-in model, one rank), and nginx serving a small static file.
 # Prints the ratio rankserve/nginx for requests/s (target: health >= 0.5). Not a test.
 #   bash bench/http_bench.sh [seconds per run, default 5] [connections, default 32]
+# RANKSERVE_BENCH_ARGS: extra `rankserve serve` flags (e.g. "--cpu-threads 1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
@@ -43,7 +44,7 @@ nginx -c "$work/nginx.conf" -p "$work/nginx" &
 pids+=($!)
 
 "$bin" serve --gpus 1 --http-address 127.0.0.1 --http-port 0 --metrics-port -1 --url-file "$work/url" \
-  --log-level warn --max-queue-size 4096 >"$work/server.log" 2>&1 &
+  --log-level warn --max-queue-size 4096 ${RANKSERVE_BENCH_ARGS:-} >"$work/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 600); do [[ -s $work/url ]] && break; sleep 0.2; done
 url=$(sed 's#http://[^:]*:#http://127.0.0.1:#' "$work/url")
