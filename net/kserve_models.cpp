@@ -220,7 +220,7 @@ void check_requested_outputs(const ModelContract& contract, const InferRequest& 
 
 std::string strip_end_of_text(std::string sentence) {
   const std::string_view eot = kGptEndOfText;
-  while (sentence.size() >= eot.size() && sentence.compare(sentence.size() - eot.size(), eot.size(), eot) == 0) {
+  while (sentence.ends_with(eot)) {
     sentence.resize(sentence.size() - eot.size());
   }
   return sentence;

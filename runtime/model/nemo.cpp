@@ -115,13 +115,9 @@ int count_vocab(const NemoFiles& files, const std::string& name) {
   }
 }
 
-bool ends_with(const std::string& name, std::string_view suffix) {
-  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The dimension Megatron splits a tensor along (-1: every rank holds all of it).
 int partition_dim(const std::string& name) {
-  auto ends = [&](std::string_view suffix) { return ends_with(name, suffix); };
+  auto ends = [&](std::string_view suffix) { return name.ends_with(suffix); };
   if (ends("query_key_value.weight") || ends("query_key_value.bias") || ends("dense_h_to_4h.weight") ||
       ends("dense_h_to_4h.bias") || ends("word_embeddings.weight") || ends("output_layer.weight")) {
     return 0;
@@ -153,7 +149,7 @@ class NemoSource final : public WeightSource {
   at::Tensor read(const std::string& name, const std::vector<int64_t>& shape, const TensorSlice& slice,
                   at::ScalarType dtype, Init) const override {
     const Located at = locate(name);
-    if (qkv_parts_first_ && (ends_with(name, "query_key_value.weight") || ends_with(name, "query_key_value.bias"))) {
+    if (qkv_parts_first_ && (name.ends_with("query_key_value.weight") || name.ends_with("query_key_value.bias"))) {
       return read_parts_first_qkv(at, shape, slice, dtype);
     }
     const int dim = tp_ == 1 ? -1 : partition_dim(name);
@@ -193,7 +189,7 @@ class NemoSource final : public WeightSource {
       const int layer = std::stoi(name.substr(digits, dot - digits));
       return {layer / layers_per_stage_, name.substr(0, digits) + std::to_string(layer % layers_per_stage_) + name.substr(dot)};
     }
-    const bool head_copy = ends_with(name, "word_embeddings.weight") && name.find(".embedding.") == std::string::npos;
+    const bool head_copy = name.ends_with("word_embeddings.weight") && name.find(".embedding.") == std::string::npos;
     if (head_copy || name.find("encoder.final_layernorm.") != std::string::npos || name.find("output_layer.") != std::string::npos) {
       return {pp_ - 1, name};
     }

@@ -60,14 +60,6 @@ std::string make_model(const std::string& family) {
   return dir.string();
 }
 
-Output generate(const std::string& model, const std::string& flags) {
-  auto r = run(fmt::format("{} generate --model-path {} --prompt-ids {} --max-tokens 10 --json --log-level warn "
-                           "--timeout 60 {}", kBin, model, kPrompt, flags), 180s);
-  INFO(flags << "\n" << r.output);
-  REQUIRE(r.code == 0);
-  return parse(r.output);
-}
-
 // One run over several prompts (one batch, "a;b;c"): an output per prompt, in order.
 std::vector<Output> generate_all(const std::string& model, const std::vector<std::string>& prompts, const std::string& flags,
                                  int max_tokens = 10) {
@@ -84,6 +76,8 @@ std::vector<Output> generate_all(const std::string& model, const std::vector<std
   REQUIRE(lines.size() == prompts.size());
   return lines;
 }
+
+Output generate(const std::string& model, const std::string& flags) { return generate_all(model, {kPrompt}, flags)[0]; }
 
 void check_close(const Output& got, const Output& want, double tolerance) {
   CHECK(got.ids == want.ids);
