@@ -107,20 +107,13 @@ Task<void> openai_chat_completions(ServerContext& context, Exchange& exchange) {
   if (!sampling.stream) {
     co_await generation.finish_all();
     // Built outside the coroutine body: GCC 12 miscompiles string-literal initializer lists in coroutines.
-    ServerResponse response = [&] {
-      json::array choices;
-      for (size_t i = 0; i < generation.samples().size(); ++i) {
-        const SampleState& s = generation.samples()[i];
-        choices.push_back(json::object{
-            {"index", i},
-            {"message", json::object{{"role", "assistant"}, {"content", s.text}, {"refusal", nullptr}}},
-            {"logprobs", logprobs ? json::value(chat_logprobs(s, 0, s.tokens.size(), num_top)) : json::value(nullptr)},
-            {"finish_reason", openai_finish_reason(s.finish.reason)}});
-      }
-      ServerResponse r;
-      r.body = json::serialize(openai_with_usage(id, "chat.completion", created, model, std::move(choices), generation.samples(), sampling.n));
-      return r;
-    }();
+    ServerResponse response;
+    response.body = json::serialize(openai_response_body(
+        id, "chat.completion", created, model, generation.samples(), sampling.n, [&](size_t, const SampleState& s) {
+          return json::object{
+              {"message", json::object{{"role", "assistant"}, {"content", s.text}, {"refusal", nullptr}}},
+              {"logprobs", logprobs ? json::value(chat_logprobs(s, 0, s.tokens.size(), num_top)) : json::value(nullptr)}};
+        }));
     co_await exchange.respond(std::move(response));
     co_return;
   }

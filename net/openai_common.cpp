@@ -146,6 +146,20 @@ json::object openai_with_usage(std::string_view id, std::string_view object, int
   return body;
 }
 
+json::object openai_response_body(std::string_view id, std::string_view object, int64_t created, std::string_view model,
+                                  const std::vector<SampleState>& samples, int n,
+                                  const std::function<json::object(size_t, const SampleState&)>& choice) {
+  json::array choices;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    json::object c;
+    c["index"] = i;
+    for (auto& [key, value] : choice(i, samples[i])) c[key] = std::move(value);
+    c["finish_reason"] = openai_finish_reason(samples[i].finish.reason);
+    choices.push_back(std::move(c));
+  }
+  return openai_with_usage(id, object, created, model, std::move(choices), samples, n);
+}
+
 Task<void> end_openai_stream(Exchange& exchange, std::optional<json::object> usage_chunk) {
   if (usage_chunk) co_await write_event(exchange, *usage_chunk);
   co_await exchange.write_chunk(std::string(kSseDone));

@@ -5,6 +5,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,12 @@ boost::json::object openai_envelope(std::string_view id, std::string_view object
 // usage chunk (with no choices).
 boost::json::object openai_with_usage(std::string_view id, std::string_view object, int64_t created, std::string_view model,
                                       boost::json::array choices, const std::vector<SampleState>& samples, int n);
+
+// A whole (not streamed) response's body: one choice per sample, {"index", the fields of
+// choice(index, sample), "finish_reason"}, with usage. Plain function (see openai_envelope).
+boost::json::object openai_response_body(std::string_view id, std::string_view object, int64_t created, std::string_view model,
+                                         const std::vector<SampleState>& samples, int n,
+                                         const std::function<boost::json::object(size_t, const SampleState&)>& choice);
 
 // Ends an OpenAI SSE stream: the usage chunk when given (stream_options.include_usage), then
 // `data: [DONE]`, then the end of the chunked body.

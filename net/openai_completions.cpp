@@ -99,21 +99,15 @@ Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
   if (!sampling.stream) {
     co_await generation.finish_all();
     // Built outside the coroutine body: GCC 12 miscompiles string-literal initializer lists in coroutines.
-    ServerResponse response = [&] {
-      json::array choices;
-      for (size_t i = 0; i < generation.samples().size(); ++i) {
-        const SampleState& s = generation.samples()[i];
-        const size_t offset = echo ? prompt_of(i).size() : 0;
-        choices.push_back(json::object{
-            {"index", i},
-            {"text", echo ? prompt_of(i) + s.text : s.text},
-            {"logprobs", num_logprobs >= 0 ? json::value(legacy_logprobs(s, 0, s.tokens.size(), offset, num_logprobs)) : json::value(nullptr)},
-            {"finish_reason", openai_finish_reason(s.finish.reason)}});
-      }
-      ServerResponse r;
-      r.body = json::serialize(openai_with_usage(id, "text_completion", created, model, std::move(choices), generation.samples(), sampling.n));
-      return r;
-    }();
+    ServerResponse response;
+    response.body = json::serialize(openai_response_body(
+        id, "text_completion", created, model, generation.samples(), sampling.n, [&](size_t i, const SampleState& s) {
+          const size_t offset = echo ? prompt_of(i).size() : 0;
+          return json::object{
+              {"text", echo ? prompt_of(i) + s.text : s.text},
+              {"logprobs", num_logprobs >= 0 ? json::value(legacy_logprobs(s, 0, s.tokens.size(), offset, num_logprobs))
+                                             : json::value(nullptr)}};
+        }));
     co_await exchange.respond(std::move(response));
     co_return;
   }
