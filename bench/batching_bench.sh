@@ -7,19 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
 tokens=${2:-32}
-work=$(mktemp -d)
-server=
-cleanup() {
-  [[ -n $server ]] && kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-./build/launcher/rankserve serve --gpus 1 --http-address 127.0.0.1 --http-port 0 --metrics-port -1 --url-file "$work/url" \
-  --log-level warn >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 600); do [[ -s $work/url ]] && break; sleep 0.2; done
-url=$(sed 's#http://[^:]*:#http://127.0.0.1:#' "$work/url")
-./build/launcher/rankserve-client --url "$url" --wait-only --init-timeout-s 120 >/dev/null
+source bench/builtin_server.sh
+start_builtin_server
 declare -A rate
 printf '%-8s %12s %12s %12s %9s\n' clients tokens/s "TTFT p50 s" "TTFT p99 s" requests
 for n in 1 8 32; do

@@ -118,6 +118,16 @@ Generation::~Generation() {
 }
 
 void Generation::submit(std::vector<TextRequest> requests) {
+  // Every sample queues before the first one runs, so a request of more samples than the queue
+  // holds could never be admitted: refused for good (400), not with a 429 to retry.
+  if (requests.size() > 1) {
+    const int limit = context_.service.status().max_queue_size;
+    if (limit > 0 && requests.size() > static_cast<size_t>(limit)) {
+      throw Error(ErrorCode::bad_request, fmt::format("request: {} samples (prompts x n) in one request; the server queues at most {} "
+                                                      "(--max-queue-size {}): split the request",
+                                                      requests.size(), limit, limit));
+    }
+  }
   samples_.reserve(samples_.size() + requests.size());
   for (TextRequest& request : requests) {
     const size_t index = samples_.size();
@@ -200,8 +210,7 @@ void Generation::throw_if_failed(const SampleEvent& event) {
   const FinishEvent& f = event.finish;
   if (f.reason == FinishReason::error) {
     cancel_all();
-    if (f.timed_out) throw Error(ErrorCode::timeout, f.error_message);
-    throw Error(ErrorCode::unavailable, f.error_message.empty() ? "server: the request failed" : f.error_message);
+    throw Error(f.error_code, f.error_message.empty() ? "server: the request failed" : f.error_message);
   }
   if (f.reason == FinishReason::cancelled) {
     cancel_all();

@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "net/http_types.h"
 
@@ -51,6 +52,17 @@ int64_t as_int(const json::value& value, std::string_view field) {
     return static_cast<int64_t>(value.as_double());
   }
   throw field_error(field, fmt::format("is {}; expected an integer", kind_of(value)));
+}
+
+float to_float32(double value, std::string_view field) {
+  const float f = static_cast<float>(value);
+  if (value == 0) return 0.0f;
+  if (!std::isnormal(f)) {
+    throw field_error(field, fmt::format("is {}, which is {} as float32; expected a float32 between {} and {} in magnitude", value,
+                                         std::isnan(f) ? "not a number" : std::isinf(f) ? "infinite" : f == 0 ? "0" : "subnormal",
+                                         std::numeric_limits<float>::min(), std::numeric_limits<float>::max()));
+  }
+  return f;
 }
 
 double as_number(const json::value& value, std::string_view field) {

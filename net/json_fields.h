@@ -29,6 +29,11 @@ const boost::json::object* read_object(const boost::json::object& object, std::s
 std::optional<std::vector<std::string>> read_strings(const boost::json::object& object, std::string_view key,
                                                      std::string_view field = {});
 
+// A sampling value as the sampler uses it (float32). Throws field_error naming `field` when it is NaN,
+// or when float32 would change its meaning: 1e39 becomes infinity, 1e-40 and 5e-324 become subnormal
+// or 0 (0 itself is kept). Range checks stay with the caller.
+float to_float32(double value, std::string_view field);
+
 // The same conversions for a value already found.
 int64_t as_int(const boost::json::value& value, std::string_view field);
 double as_number(const boost::json::value& value, std::string_view field);

@@ -128,19 +128,19 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
   else if (temperature) s.greedy = *temperature == 0;  // a temperature without use_greedy asks for sampling unless 0
   if (temperature) {
     if (*temperature < 0 || (!s.greedy && *temperature == 0)) throw field_error("temperature", fmt::format("is {}; expected > 0", *temperature));
-    if (*temperature > 0) s.temperature = static_cast<float>(*temperature);
+    if (*temperature > 0) s.temperature = to_float32(*temperature, "temperature");
   }
   if (auto v = f.integer({"top_k"})) {
     if (*v < 0) throw field_error("top_k", fmt::format("is {}; expected 0 (no limit) or more", *v));
-    s.top_k = static_cast<int>(*v);
+    s.top_k = static_cast<int>(std::min<int64_t>(*v, std::numeric_limits<int>::max()));
   }
   if (auto v = f.number({"top_p"})) {
     if (*v < 0 || *v > 1) throw field_error("top_p", fmt::format("is {}; expected 0..1", *v));
-    s.top_p = *v == 0 ? 1.0f : static_cast<float>(*v);
+    s.top_p = *v == 0 ? 1.0f : to_float32(*v, "top_p");
   }
   if (auto v = f.number({"repetition_penalty"})) {
     if (!(*v > 0)) throw field_error("repetition_penalty", fmt::format("is {}; expected > 0", *v));
-    s.repetition_penalty = static_cast<float>(*v);
+    s.repetition_penalty = to_float32(*v, "repetition_penalty");
   }
   if (auto v = f.boolean({"add_BOS", "add_bos"})) s.add_bos = *v;
   if (auto v = f.integer({"seed", "random_seed"})) s.seed = static_cast<uint64_t>(*v);

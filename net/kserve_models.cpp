@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "net/http_types.h"
+#include "net/json_fields.h"
 
 namespace rankserve::net {
 
@@ -64,7 +65,7 @@ struct SampleReader {
 };
 
 int checked_int(double value, std::string_view input, int64_t lowest, std::string_view expected) {
-  if (value < static_cast<double>(lowest) || value > std::numeric_limits<int>::max()) {
+  if (!(value >= static_cast<double>(lowest) && value <= std::numeric_limits<int>::max())) {  // NaN too
     throw field_error(fmt::format("input '{}'", input), fmt::format("is {}; expected {}", value, expected));
   }
   return static_cast<int>(value);
@@ -157,11 +158,11 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
       if (request.temperature) {
         if (*request.temperature < 0) throw field_error("parameters.temperature", fmt::format("is {}; expected >= 0 (0: greedy)", *request.temperature));
         s.greedy = *request.temperature == 0;
-        if (!s.greedy) s.temperature = static_cast<float>(*request.temperature);
+        if (!s.greedy) s.temperature = to_float32(*request.temperature, "parameters.temperature");
       }
       if (request.top_p) {
         if (!(*request.top_p > 0) || *request.top_p > 1) throw field_error("parameters.top_p", fmt::format("is {}; expected (0, 1]", *request.top_p));
-        s.top_p = static_cast<float>(*request.top_p);
+        s.top_p = to_float32(*request.top_p, "parameters.top_p");
       }
       out.push_back(std::move(r));
       continue;
@@ -174,17 +175,19 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
     s.min_tokens = std::min(s.min_tokens, s.max_tokens);  // NeMo generates at most max_length whatever min_length says
     if (auto v = read.number("use_greedy", DataType::boolean, i)) s.greedy = *v != 0;
     if (auto v = read.number("temperature", DataType::fp32, i)) {
-      if (!(*v > 0) && !s.greedy) throw field_error("input 'temperature'", fmt::format("is {}; expected > 0 when sampling (use_greedy false)", *v));
-      if (*v > 0) s.temperature = static_cast<float>(*v);
+      if (!(*v >= 0) || (*v == 0 && !s.greedy)) {
+        throw field_error("input 'temperature'", fmt::format("is {}; expected > 0 when sampling (use_greedy false), >= 0 otherwise", *v));
+      }
+      if (*v > 0) s.temperature = to_float32(*v, "input 'temperature'");
     }
     if (auto v = read.number("top_k", DataType::int32, i)) s.top_k = checked_int(*v, "top_k", 0, "0 (no limit) or more");
     if (auto v = read.number("top_p", DataType::fp32, i)) {
       if (*v < 0 || *v > 1) throw field_error("input 'top_p'", fmt::format("is {}; expected 0..1 (0 and 1: off)", *v));
-      s.top_p = *v == 0 ? 1.0f : static_cast<float>(*v);  // NeMo treats top_p 0 as no nucleus filtering
+      s.top_p = *v == 0 ? 1.0f : to_float32(*v, "input 'top_p'");  // NeMo treats top_p 0 as no nucleus filtering
     }
     if (auto v = read.number("repetition_penalty", DataType::fp32, i)) {
       if (!(*v > 0)) throw field_error("input 'repetition_penalty'", fmt::format("is {}; expected > 0 (1: off)", *v));
-      s.repetition_penalty = static_cast<float>(*v);
+      s.repetition_penalty = to_float32(*v, "input 'repetition_penalty'");
     }
     if (auto v = read.number("add_BOS", DataType::boolean, i)) s.add_bos = *v != 0;
     read.number("all_probs", DataType::boolean, i);        // validated; full_logprob is not produced

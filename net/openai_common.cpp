@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <limits>
@@ -51,18 +52,18 @@ OpenAiSampling read_openai_sampling(const json::object& body, std::initializer_l
   const double temperature = read_number(body, "temperature").value_or(1.0);
   if (temperature < 0 || temperature > 2) throw field_error("temperature", fmt::format("is {}; expected 0..2", temperature));
   s.greedy = temperature == 0;
-  if (!s.greedy) s.temperature = static_cast<float>(temperature);
+  if (!s.greedy) s.temperature = to_float32(temperature, "temperature");
   if (auto top_p = read_number(body, "top_p")) {
     if (!(*top_p > 0) || *top_p > 1) throw field_error("top_p", fmt::format("is {}; expected (0, 1]", *top_p));
-    s.top_p = static_cast<float>(*top_p);
+    s.top_p = to_float32(*top_p, "top_p");
   }
   if (auto top_k = read_int(body, "top_k")) {  // vLLM's extension; -1 and 0 mean no limit
     if (*top_k < -1) throw field_error("top_k", fmt::format("is {}; expected -1, 0 (no limit) or more", *top_k));
-    s.top_k = static_cast<int>(std::max<int64_t>(*top_k, 0));
+    s.top_k = static_cast<int>(std::clamp<int64_t>(*top_k, 0, std::numeric_limits<int>::max()));
   }
   if (auto penalty = read_number(body, "repetition_penalty")) {
     if (!(*penalty > 0)) throw field_error("repetition_penalty", fmt::format("is {}; expected > 0 (1: off)", *penalty));
-    s.repetition_penalty = static_cast<float>(*penalty);
+    s.repetition_penalty = to_float32(*penalty, "repetition_penalty");
   }
   for (std::string_view key : {"presence_penalty", "frequency_penalty"}) {
     if (auto v = read_number(body, key); v && *v != 0) {

@@ -156,8 +156,13 @@ std::vector<TokenChoice> Engine::step(int prompt_token_budget) {
       const size_t i = in_batch[b];
       if (!yields[i]) continue;
       Sequence& s = running[i];
-      const auto choice = s.sampler.pick(logits[static_cast<int64_t>(b)], s.tokens, s.num_generated);
-      picked[i] = {choice.token, choice.logprob};
+      try {
+        const auto choice = s.sampler.pick(logits[static_cast<int64_t>(b)], s.tokens, s.num_generated);
+        picked[i] = {choice.token, choice.logprob};
+      } catch (const std::exception& e) {  // this sequence fails; the others and every rank go on
+        log::warn("sequence {}: {}", s.id, e.what());
+        picked[i] = {kSamplingFailed, 0};
+      }
     }
   }
   auto bytes = std::as_writable_bytes(std::span(picked));
@@ -191,6 +196,11 @@ std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& r
   while (!impl_->running.empty()) {
     std::vector<uint64_t> done;
     for (const TokenChoice& c : step()) {
+      if (c.token == kSamplingFailed) {
+        impl_->running.clear();
+        impl_->recompute = false;
+        throw Error(ErrorCode::runtime, fmt::format("generate: no next token could be drawn for prompt {} (see the sampling warning)", c.id));
+      }
       Generation& g = out[c.id];
       g.ids.push_back(c.token);
       g.logprobs.push_back(c.logprob);

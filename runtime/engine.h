@@ -41,10 +41,15 @@ struct SequenceSpec {
   SamplingParams sampling;
 };
 
+// TokenChoice::token values that are not tokens.
+constexpr int32_t kNoToken = -1;         // the sequence is still reading its prompt (chunked prefill)
+constexpr int32_t kSamplingFailed = -2;  // no token could be drawn (non-finite logits or unusable
+                                         // sampling values): the caller ends the sequence with an error
+
 // The token a step chose for one sequence, in the order the sequences joined.
 struct TokenChoice {
   uint64_t id = 0;
-  int32_t token = -1;  // -1: the sequence is still reading its prompt (chunked prefill)
+  int32_t token = kNoToken;  // a token id, kNoToken or kSamplingFailed
   float logprob = 0;
 };
 
@@ -88,13 +93,15 @@ class Engine {
   // sequences still reading their prompt run up to `prompt_token_budget` prompt tokens between them
   // (in the order they joined; <= 0: no limit) and yield a token once their prompt is read.
   // Collective over the model copy; every rank returns the same choices (the last stage's TP rank 0
-  // samples). The engine never ends a sequence by itself: the caller removes it (EOS, length, stop).
+  // samples). The engine never ends a sequence by itself: the caller removes it (EOS, length, stop,
+  // kSamplingFailed; a failed sequence does not advance).
   std::vector<TokenChoice> step(int prompt_token_budget = 0);
 
   // Generates up to each request's max_new_tokens after its prompt, stopping at EOS. Requests of
   // different lengths run as one batch; a sequence leaves the batch when it is done. Collective over
   // the model copy (TP and PP groups); every rank returns the same results. `use_kv_cache` false
-  // recomputes every sequence in full at each step (for checking the cache).
+  // recomputes every sequence in full at each step (for checking the cache). Throws Error(runtime)
+  // naming the prompt when no token can be drawn for it.
   std::vector<Generation> generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache);
 
  private:

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/core/error.h"
+
 namespace rankserve {
 
 using Clock = std::chrono::steady_clock;
@@ -67,7 +69,9 @@ struct FinishEvent {
   int completion_tokens = 0;   // generated tokens, EOS included when sampled
   std::string text;            // any text held back until now (an incomplete character, an end-string prefix)
   std::string error_message;   // reason == error: "<area>: <what happened>" (a rank that failed, a timeout)
-  bool timed_out = false;      // reason == error because the deadline passed
+  // reason == error: what the front end answers (unavailable: a rank failed or the server stops;
+  // timeout: the deadline passed; runtime: this request could not go on, the server does).
+  ErrorCode error_code = ErrorCode::unavailable;
 };
 
 // Receives one request's events. Called on the engine thread, in order: on_token zero or more times,

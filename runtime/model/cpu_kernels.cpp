@@ -210,14 +210,19 @@ RANKSERVE_AVX512 BestToken best_of(const float* x, int64_t n, int64_t usable) {
   }
   float top = best;
   for (int64_t j = usable; j < n; ++j) top = std::max(top, x[j]);
-  // Pass 2: log of the sum of e^(x - top).
+  // Pass 2: log of the sum of e^(x - top), and whether any value is NaN or +inf.
   __m512 sum = _mm512_setzero_ps();
   const __m512 top_v = _mm512_set1_ps(top);
+  const __m512 inf_v = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  __mmask16 unusable = 0;
   for (int64_t j = 0; j < n; j += kLanes) {
     const __mmask16 mask = n - j >= kLanes ? static_cast<__mmask16>(0xffff) : tail_mask(n - j);
-    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + j), top_v));
+    const __m512 v = _mm512_maskz_loadu_ps(mask, x + j);
+    unusable |= _mm512_cmp_ps_mask(v, inf_v, _CMP_NLT_UQ);  // not below +inf: NaN or +inf
+    const __m512 e = exp_nonpositive(_mm512_sub_ps(v, top_v));
     sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(mask, e));
   }
+  if (unusable != 0) return BestToken{token, std::numeric_limits<float>::quiet_NaN()};
   return BestToken{token, x[token] - top - std::log(sum_lanes(sum))};
 }
 

@@ -42,7 +42,7 @@ bool best_token_applies(const at::Tensor& logits);
 
 struct BestToken {
   int64_t token = 0;
-  float logprob = 0;  // log_softmax(logits)[token]
+  float logprob = 0;  // log_softmax(logits)[token]; NaN when any logit is NaN or +inf
 };
 
 // The first id of the largest of logits[0, usable) (greedy decoding), and its log-probability

@@ -21,7 +21,9 @@ class Sampler {
   };
 
   // `logits` [vocab] float32 of one sequence; `sequence` its tokens so far (for the penalty);
-  // `num_generated` tokens generated so far (for min_length).
+  // `num_generated` tokens generated so far (for min_length). Never aborts the process: any logits and
+  // parameters give a token or an Error (runtime for non-finite logits, bad_request for parameters that
+  // leave nothing to draw), which fails this sequence only.
   Choice pick(const at::Tensor& logits, std::span<const int32_t> sequence, int num_generated);
 
  private:

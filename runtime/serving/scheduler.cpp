@@ -203,7 +203,7 @@ StepPlan Scheduler::build_plan() {
     else if (stopping_) e.error_message = fmt::format("server: stopped before the request finished ({})", stop_reason_);
     else if (now >= r.deadline) {
       e.error_message = "request: the deadline passed before generation finished";
-      e.timed_out = true;
+      e.error_code = ErrorCode::timeout;
     } else return std::nullopt;
     return e;
   };
@@ -281,6 +281,16 @@ void Scheduler::deliver(const StepResults& results) {
     for (size_t slot = 0; slot < copies[c].size(); ++slot) {
       Request& r = *copies[c][slot];
       const int32_t token = results.token(static_cast<int>(c), static_cast<int>(slot));
+      if (token == kSamplingFailed && !r.finished) {
+        FinishEvent failed;
+        failed.reason = FinishReason::error;
+        failed.error_code = ErrorCode::runtime;
+        failed.error_message = "sampling: no next token could be drawn for this request (the model's logits are not finite, "
+                               "or its sampling values leave nothing to draw); the server goes on";
+        finish(r, failed);
+        done.push_back(copies[c][slot]);
+        continue;
+      }
       if (token < 0 || r.finished) continue;
       ++r.num_generated;
       ++generated;

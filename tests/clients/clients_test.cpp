@@ -13,68 +13,15 @@
 #include <memory>
 #include <thread>
 
+#include "tests/clients/live_server.h"
 #include "tests/support/process.h"
-#include "tests/support/tiny_checkpoint.h"
 
 using namespace std::chrono_literals;
-using rankserve::testing::Process;
-using rankserve::testing::run;
+using namespace rankserve::testing;
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
 namespace {
-
-const std::string kBin = RANKSERVE_BIN;
-const std::string kClient = RANKSERVE_CLIENT_BIN;
-const std::string kSource = RANKSERVE_SOURCE_DIR;
-
-// Writes a file holding `text` so shells never have to quote it.
-std::string text_file(const std::string& name, const std::string& text) {
-  const fs::path path = fs::temp_directory_path() / fmt::format("rankserve-clients-{}-{}", ::getpid(), name);
-  std::ofstream(path) << text;
-  return path.string();
-}
-
-// A server started once per family for the whole executable, stopped (SIGTERM, then killed) at exit.
-struct Server {
-  std::string family;
-  fs::path dir;
-  std::string url;
-  int metrics_port = 0;
-  std::unique_ptr<Process> process;
-
-  Server(const std::string& family_name, const std::string& layout) : family(family_name) {
-    dir = fs::temp_directory_path() / fmt::format("rankserve-clients-{}-{}", family, ::getpid());
-    fs::create_directories(dir);
-    rankserve::testing::make_text_checkpoint(family, dir.string());
-    const std::string url_file = (dir / "url").string();
-    process = std::make_unique<Process>(fmt::format("exec {} serve {} --model-path {} --http-port 0 --metrics-port 0 "
-                                                    "--url-file {} --timeout 60 --shutdown-timeout 10", kBin, layout,
-                                                    dir.string(), url_file));
-    REQUIRE_MESSAGE(process->wait_for_output("Server metrics url", 120s), process->output());
-    const auto ready = run(fmt::format("{} --url $(cat {}) --init-timeout-s 60", kClient, url_file), 90s);
-    REQUIRE_MESSAGE(ready.code == 0, ready.output << process->output());
-    std::ifstream(url_file) >> url;
-    const std::string log = process->output();
-    const size_t at = log.find("Server metrics url http://");
-    const size_t colon = log.find(':', at + 26);
-    metrics_port = std::stoi(log.substr(colon + 1));
-  }
-  ~Server() {
-    process->signal(SIGTERM);
-    process->wait_for(20s);
-    fs::remove_all(dir);
-  }
-
-  // `rankserve generate` on the same checkpoint: its JSON line for `prompt`.
-  json::value generate(const std::string& prompt, int max_tokens) const {
-    const std::string file = text_file("prompt", prompt);
-    auto r = run(fmt::format("{} generate --gpus 2 --tp 2 --model-path {} --prompt \"$(cat {})\" --max-tokens {} --json "
-                             "--log-level warn --timeout 60", kBin, dir.string(), file, max_tokens), 120s);
-    REQUIRE_MESSAGE(r.code == 0, r.output);
-    return json::parse(r.output.substr(r.output.rfind("{\"")));
-  }
-};
 
 Server& gpt_server() {
   static Server server("gpt2", "--gpus 2 --tp 2");
@@ -84,23 +31,6 @@ Server& gpt_server() {
 Server& opt_server() {
   static Server server("opt", "--gpus 2 --tp 1");  // two data-parallel copies
   return server;
-}
-
-struct Reply {
-  int status = 0;
-  std::string body;
-};
-
-// curl: the status code on the last line, the body before it.
-Reply curl(const std::string& args) {
-  auto r = run(fmt::format("curl -sS --max-time 120 -w '\\n%{{http_code}}' {}", args), 150s);
-  REQUIRE_MESSAGE(r.code == 0, r.output);
-  const size_t newline = r.output.rfind('\n');
-  return {std::stoi(r.output.substr(newline + 1)), r.output.substr(0, newline)};
-}
-
-Reply post_json(const std::string& url, const std::string& body) {
-  return curl(fmt::format("-X POST -H 'Content-Type: application/json' --data-binary @{} {}", text_file("body", body), url));
 }
 
 std::string sentence_of(const Reply& reply, int index = 0) {

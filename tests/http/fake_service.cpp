@@ -137,12 +137,12 @@ void FakeService::run_engine() {
         done = true;
       } else if (now >= r.request.deadline) {
         finish.reason = FinishReason::error;
-        finish.timed_out = true;
+        finish.error_code = ErrorCode::timeout;
         finish.error_message = "request: the deadline passed before generation finished";
         done = true;
       } else if (script_.fail_after_tokens >= 0 && r.generated >= script_.fail_after_tokens) {
         finish.reason = FinishReason::error;
-        finish.timed_out = script_.fail_as_timeout;
+        finish.error_code = script_.fail_as_timeout ? ErrorCode::timeout : ErrorCode::unavailable;
         finish.error_message = script_.fail_as_timeout ? "request: the deadline passed before generation finished"
                                                        : "runtime: rank 1 (host n2) failed: connection reset";
         done = true;

@@ -2,8 +2,12 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
 #include <map>
 #include <set>
+
+#include "runtime/core/error.h"
 
 using namespace rankserve::runtime;
 
@@ -91,4 +95,66 @@ TEST_CASE("padded vocabulary rows past the tokenizer's size are never picked") {
   SamplingParams p = sampling(9);
   Sampler sampled(p, -1, 7);
   for (int i = 0; i < 200; ++i) CHECK(sampled.pick(ramp(), {}, i).token < 7);
+}
+
+TEST_CASE("any finite float32 temperature, top_p and penalty draws a token instead of aborting") {
+  constexpr float tiny = std::numeric_limits<float>::denorm_min(), huge = std::numeric_limits<float>::max();
+  const std::vector<int32_t> seen{9, 3};
+  for (const at::Tensor& logits : {ramp(), ramp().mul(1e30), ramp().sub(5).mul(3e37)}) {
+    for (float temperature : {tiny, std::numeric_limits<float>::min(), 1e-30f, 1.0f, 3e38f, huge}) {
+      for (float top_p : {tiny, 1e-20f, 0.5f, 1.0f}) {
+        for (float penalty : {tiny, 1e-30f, 1.0f, 1e30f, huge}) {
+          SamplingParams p = sampling(11);
+          p.temperature = temperature;
+          p.top_p = top_p;
+          p.repetition_penalty = penalty;
+          Sampler s(p, -1);
+          const auto choice = s.pick(logits, seen, 0);
+          CHECK_MESSAGE((choice.token >= 0 && choice.token < 10), temperature << " " << top_p << " " << penalty);
+          CHECK(std::isfinite(choice.logprob));
+        }
+      }
+    }
+  }
+  // A vanishing temperature is greedy: the best logit alone survives the division.
+  SamplingParams p = sampling(12);
+  p.temperature = tiny;
+  for (int32_t t : draws(p, 20, ramp().mul(1e30))) CHECK(t == 9);
+}
+
+TEST_CASE("unusable sampling values and non-finite logits fail the pick with rankserve's error") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (float temperature : {0.0f, -1.0f, nan, inf}) {
+    SamplingParams p = sampling(13);
+    p.temperature = temperature;
+    CHECK_THROWS_AS(Sampler(p, -1).pick(ramp(), {}, 0), rankserve::Error);
+  }
+  for (float top_p : {0.0f, nan, 1.5f}) {
+    SamplingParams p = sampling(14);
+    p.top_p = top_p;
+    CHECK_THROWS_AS(Sampler(p, -1).pick(ramp(), {}, 0), rankserve::Error);
+  }
+  for (float penalty : {0.0f, nan, inf}) {
+    SamplingParams p;
+    p.repetition_penalty = penalty;
+    CHECK_THROWS_AS(Sampler(p, -1).pick(ramp(), std::vector<int32_t>{1}, 0), rankserve::Error);
+  }
+  for (float bad : {nan, inf}) {
+    at::Tensor logits = ramp();
+    logits[4] = bad;
+    CHECK_THROWS_AS(Sampler(SamplingParams{}, -1).pick(logits, {}, 0), rankserve::Error);
+    CHECK_THROWS_AS(Sampler(sampling(15), -1).pick(logits, {}, 0), rankserve::Error);
+    CHECK_THROWS_AS(Sampler(sampling(15), -1, 4).pick(logits.narrow(0, 0, 6).contiguous(), {}, 0), rankserve::Error);
+  }
+  // A -inf logit only rules its token out; all of them leave nothing to pick.
+  at::Tensor masked = ramp();
+  masked[9] = -inf;
+  CHECK(Sampler(SamplingParams{}, -1).pick(masked, {}, 0).token == 8);
+  CHECK(Sampler(sampling(15), -1).pick(masked, {}, 0).token != 9);
+  CHECK_THROWS_AS(Sampler(SamplingParams{}, -1).pick(at::full({10}, -inf), {}, 0), rankserve::Error);
+  CHECK_THROWS_AS(Sampler(sampling(15), -1).pick(at::full({10}, -inf), {}, 0), rankserve::Error);
+  // Every id excluded (one sampleable id, and it is the EOS min_length holds back).
+  SamplingParams p = sampling(16);
+  p.min_length = 1;
+  CHECK_THROWS_AS(Sampler(p, /*eos_token_id=*/0, /*sampleable_vocab=*/1).pick(ramp(), {}, 0), rankserve::Error);
 }
