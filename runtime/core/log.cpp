@@ -4,7 +4,6 @@
 #include <mutex>
 
 #include "runtime/core/error.h"
-#include "runtime/core/utf8.h"
 
 namespace rankserve::log {
 namespace {
@@ -37,10 +36,7 @@ std::string json_escape(std::string_view text) {
         else out += static_cast<char>(c);
     }
   }
-  if (!invalid_utf8_offset(out)) return out;
-  std::string valid;  // a log line quoting request bytes must still be one JSON object
-  append_utf8_lossy(valid, out, true);
-  return valid;
+  return out;
 }
 
 }  // namespace
