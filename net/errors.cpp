@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "net/json_fields.h"
+
 namespace rankserve::net {
 
 namespace json = boost::json;
@@ -24,7 +26,7 @@ int status_of(ErrorCode code) {
 // OpenAI's error `type` by status, as its API answers them (the SDKs dispatch on the status).
 std::string openai_type(int status) {
   switch (status) {
-    case 400: case 405: case 413: case 431: return "invalid_request_error";
+    case 400: case 405: case 413: case 431: case 501: return "invalid_request_error";
     case 401: return "authentication_error";
     case 404: return "not_found_error";
     case 429: return "rate_limit_error";
@@ -67,13 +69,13 @@ ErrorReply classify_error(std::exception_ptr error, int retry_after_s) {
 }
 
 std::string error_body(Surface surface, const ErrorReply& reply) {
-  if (surface == Surface::kserve) return json::serialize(json::object{{"error", reply.message}});
+  if (surface == Surface::kserve) return serialize_json(json::object{{"error", reply.message}});
   json::object inner;
   inner["message"] = reply.message;
   inner["type"] = reply.type;
   inner["param"] = reply.param.empty() ? json::value(nullptr) : json::value(reply.param);
   inner["code"] = reply.openai_code.empty() ? json::value(nullptr) : json::value(reply.openai_code);
-  return json::serialize(json::object{{"error", std::move(inner)}});
+  return serialize_json(json::object{{"error", std::move(inner)}});
 }
 
 ServerResponse error_response(Surface surface, const ErrorReply& reply) {

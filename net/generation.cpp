@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -91,6 +92,16 @@ class QueueSink final : public GenerationSink {
   size_t sample_;
 };
 
+// Runs `work` on `pool` and resumes the caller on its own executor (the connection's strand), with
+// the exception `work` threw if any. `work` is borrowed: the caller's frame outlives the call.
+template <typename Work>
+Task<void> run_on(asio::thread_pool& pool, Work& work) {
+  co_await asio::co_spawn(pool, [&work]() -> Task<void> {
+    work();
+    co_return;
+  }, asio::use_awaitable);
+}
+
 double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
@@ -117,7 +128,7 @@ Generation::~Generation() {
   cancel_all();
 }
 
-void Generation::submit(std::vector<TextRequest> requests) {
+Task<void> Generation::submit(std::vector<TextRequest> requests) {
   // Every sample queues before the first one runs, so a request of more samples than the queue
   // holds could never be admitted: refused for good (400), not with a 429 to retry.
   if (requests.size() > 1) {
@@ -128,23 +139,38 @@ void Generation::submit(std::vector<TextRequest> requests) {
                                                       requests.size(), limit, limit));
     }
   }
-  samples_.reserve(samples_.size() + requests.size());
-  for (TextRequest& request : requests) {
-    const size_t index = samples_.size();
-    const Clock::time_point deadline = request.deadline;
-    SampleState state;
-    state.submitted_at = Clock::now();
-    try {
-      state.id = context_.service.submit(std::move(request), std::make_shared<QueueSink>(queue_, index));
-    } catch (...) {
-      cancel_all();
-      throw;
+  // The pool thread touches only the service, the queue and the in-flight registry; samples_ is the
+  // strand's and is updated once this coroutine is back on it (next() reads events only after that).
+  const size_t first = samples_.size();
+  std::vector<SampleState> added;
+  std::vector<Clock::time_point> deadlines;
+  std::exception_ptr error;
+  auto submit_all = [&] {
+    for (TextRequest& request : requests) {
+      const Clock::time_point deadline = request.deadline;
+      SampleState state;
+      state.submitted_at = Clock::now();
+      try {
+        state.id = context_.service.submit(std::move(request), std::make_shared<QueueSink>(queue_, first + added.size()));
+      } catch (...) {
+        error = std::current_exception();
+        return;
+      }
+      context_.inflight.add(state.id);
+      added.push_back(std::move(state));
+      deadlines.push_back(deadline);
     }
-    context_.inflight.add(state.id);
-    samples_.push_back(std::move(state));
+  };
+  co_await run_on(context_.work_pool, submit_all);
+  for (size_t i = 0; i < added.size(); ++i) {
+    samples_.push_back(std::move(added[i]));
     const Clock::time_point give_up =
-        deadline >= Clock::time_point::max() - kDeadlineGrace ? Clock::time_point::max() : deadline + kDeadlineGrace;
+        deadlines[i] >= Clock::time_point::max() - kDeadlineGrace ? Clock::time_point::max() : deadlines[i] + kDeadlineGrace;
     give_up_ = std::max(give_up_, give_up);
+  }
+  if (error) {
+    cancel_all();
+    std::rethrow_exception(error);
   }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <memory>
 #include <mutex>
@@ -56,6 +57,7 @@ struct GenerationContext {
   GenerationService& service;
   InflightRequests& inflight;
   Metrics& metrics;
+  boost::asio::thread_pool& work_pool;  // runs GenerationService::submit, off the I/O threads
 };
 
 class EventQueue;
@@ -68,9 +70,10 @@ class Generation {
   Generation(const Generation&) = delete;
   Generation& operator=(const Generation&) = delete;
 
-  // Submits every request in order (samples 0..n-1). When a submit throws, cancels the samples
-  // already submitted and rethrows (Error(overloaded), Error(bad_request), ...).
-  void submit(std::vector<TextRequest> requests);
+  // Submits every request in order (samples 0..n-1) on the work pool (the service tokenizes there,
+  // which takes a while for a multi-megabyte prompt) and resumes on the strand. When a submit throws,
+  // cancels the samples already submitted and rethrows (Error(overloaded), Error(bad_request), ...).
+  Task<void> submit(std::vector<TextRequest> requests);
 
   // Waits for the next engine events and applies them to samples(); returns them in order. Empty
   // when every sample has finished. Throws ClientGone (the samples are cancelled) when the client

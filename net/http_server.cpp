@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -20,13 +21,16 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "net/errors.h"
 #include "net/exchange.h"
@@ -49,6 +53,10 @@ namespace {
 constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
 // Bytes read per read_some while waiting for a request's first byte.
 constexpr size_t kReadChunk = 4096;
+// Threads that run GenerationService::submit (the service tokenizes there: a multi-megabyte prompt
+// takes a while), so the I/O threads keep answering health checks and other connections meanwhile.
+// Two: one long submit does not hold up the next request's, and the engine keeps the other cores.
+constexpr size_t kNumSubmitThreads = 2;
 // How long stop() lets connections unwind after cancelling them, before it stops the threads.
 constexpr auto kStopGrace = std::chrono::seconds(5);
 
@@ -61,6 +69,54 @@ ErrorDetail status_detail(int status) {
   ErrorDetail detail;
   detail.status = status;
   return detail;
+}
+
+struct FramingError {
+  int status = 400;
+  std::string message;
+};
+
+// RFC 9112 §6.1 and §6.3 on a request's Transfer-Encoding, which Beast leaves to us (it frames a
+// body as chunked only when chunked is the last coding, and otherwise ignores the header in favour
+// of Content-Length: a request-smuggling gap behind a proxy that reads it the other way). Accepted:
+// no Transfer-Encoding, or exactly `chunked` without Content-Length. Both headers, an empty list,
+// `chunked` twice or not last: 400. Any other coding (gzip, `gzip, chunked`): 501.
+std::optional<FramingError> transfer_encoding_error(const http::fields& fields) {
+  std::vector<std::string_view> codings;
+  bool present = false;
+  std::string joined;  // every value as sent, for the message
+  const auto [first, last] = fields.equal_range(http::field::transfer_encoding);
+  for (auto it = first; it != last; ++it) {
+    present = true;
+    const std::string_view value = it->value();
+    joined += joined.empty() ? "" : ", ";
+    joined += value;
+    // A list: comma-separated, optional whitespace around elements, empty elements ignored (§5.6.1).
+    for (size_t start = 0; start <= value.size();) {
+      const size_t comma = std::min(value.find(',', start), value.size());
+      std::string_view item = value.substr(start, comma - start);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (!item.empty()) codings.push_back(item);
+      start = comma + 1;
+    }
+  }
+  if (!present) return std::nullopt;
+  if (fields.find(http::field::content_length) != fields.end()) {
+    return FramingError{400, "http: the request has both Transfer-Encoding and Content-Length; expected one of them "
+                             "(RFC 9112 §6.3: send a chunked body without Content-Length)"};
+  }
+  const auto is_chunked = [](std::string_view coding) { return beast::iequals(coding, "chunked"); };
+  const auto num_chunked = std::count_if(codings.begin(), codings.end(), is_chunked);
+  if (codings.empty() || num_chunked > 1 || (num_chunked == 1 && !is_chunked(codings.back()))) {
+    return FramingError{400, fmt::format("http: Transfer-Encoding '{}' does not end in one 'chunked'; expected exactly 'chunked' "
+                                         "(RFC 9112 §6.3)", joined)};
+  }
+  if (codings.size() != 1 || num_chunked != 1) {
+    return FramingError{501, fmt::format("http: Transfer-Encoding '{}' is not supported; expected exactly 'chunked' "
+                                         "(send the body chunked or with Content-Length, uncompressed)", joined)};
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -83,7 +139,7 @@ struct ServerCore {
   GenerationService& service;
   Metrics metrics;
   InflightRequests inflight;
-  ServerContext context{options, service, metrics, inflight};
+  ServerContext context{options, service, metrics, inflight, work_pool};  // work_pool is bound here, built below
 
   std::mutex sessions_mutex;
   std::condition_variable sessions_changed;
@@ -93,6 +149,9 @@ struct ServerCore {
 
   // Declared after everything the coroutines touch, so it is destroyed (with any frames left) first.
   asio::io_context io;
+  // Declared after io, so it is destroyed before it: a submit still queued here (never run once
+  // stop() joined the pool) holds a connection's frame, whose timers belong to io.
+  asio::thread_pool work_pool{kNumSubmitThreads};
   std::optional<tcp::acceptor> http_acceptor;
   std::optional<tcp::acceptor> metrics_acceptor;
   std::vector<std::thread> threads;
@@ -294,6 +353,10 @@ asio::awaitable<void> Session::run() {
     request_.query = question == std::string_view::npos ? "" : std::string(target.substr(question + 1));
     version_ = header.version();
     keep_alive_ = header.keep_alive();
+    if (const std::optional<FramingError> framing = transfer_encoding_error(header)) {
+      co_await reject(status_detail(framing->status), ErrorCode::bad_request, framing->message, request_.path);
+      break;
+    }
 
     const auto length = parser.content_length();
     if (length && *length > options_.max_body_bytes) {
@@ -317,7 +380,18 @@ asio::awaitable<void> Session::run() {
                         fmt::format("http: the body exceeds {} bytes", options_.max_body_bytes), request_.path);
         break;
       }
-      if (ec) break;  // timeout or gone mid-body
+      if (ec == beast::error::timeout || ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+        break;  // slow or gone mid-body: close without a word
+      }
+      if (ec) {
+        // A bad chunk size or extension, a chunk without its CRLF, or a body cut short by the
+        // client's end of stream: the rest of the connection cannot be framed, so answer and close.
+        co_await reject(status_detail(400), ErrorCode::bad_request,
+                        fmt::format("http: the request body is malformed ({}); expected a complete body of its "
+                                    "Content-Length or chunked framing (check the client's body encoding)", ec.message()),
+                        request_.path);
+        break;
+      }
     }
     stream_.expires_never();  // handlers bound their own waits (write timeout, request deadline)
     http::request<http::string_body> message = parser.release();
@@ -469,6 +543,9 @@ void HttpServer::stop() {
     impl.sessions_changed.wait_for(lock, std::chrono::seconds(1), [&] { return impl.sessions.empty(); });
   }
   lock.unlock();
+  // Submits in progress finish (they do not wait on anything but the service's own locks) and
+  // resume their connections, which then end on the stopped io below.
+  impl.work_pool.join();
   impl.io.stop();
   for (std::thread& t : impl.threads) t.join();
   impl.threads.clear();

@@ -18,7 +18,8 @@ struct ServerOptions {
   std::string address = "0.0.0.0";   // --http-address
   int http_port = kDefaultHttpPort;  // --http-port; 0 picks a free port (tests)
   int metrics_port = kDefaultMetricsPort;  // --metrics-port; 0 picks a free port; -1 none (still at /metrics)
-  int num_threads = 4;               // I/O threads; handlers never block them (see GenerationSink)
+  int num_threads = 4;               // I/O threads; handlers never block them (see GenerationSink; submits
+                                     // run on a small pool of their own)
   std::size_t max_body_bytes = 8u << 20;  // larger bodies get 413
   double header_timeout_s = 30;      // a request's header must arrive within this (slowloris)
   double body_timeout_s = 60;        // a request's body must arrive within this once its header has
@@ -40,7 +41,8 @@ class HttpServer {
   int http_port() const;     // the bound port (the chosen one when 0 was asked)
   int metrics_port() const;  // -1 when none
 
-  // Closes the listeners and every connection; in-flight requests are cancelled. Idempotent.
+  // Closes the listeners and every connection; in-flight requests are cancelled. Waits for the
+  // GenerationService::submit calls in progress to return. Idempotent.
   void stop();
 
  private:

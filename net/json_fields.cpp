@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <cmath>
 #include <limits>
 
 #include "net/http_types.h"
+#include "runtime/core/utf8.h"
 
 namespace rankserve::net {
 
@@ -39,6 +41,22 @@ json::object parse_json_object(std::string_view body) {
   if (!value.is_object()) throw field_error("body", fmt::format("is {}; expected a JSON object", kind_of(value)));
   return std::move(value.as_object());
 }
+
+namespace {
+
+std::string valid_utf8(std::string text) {
+  if (!invalid_utf8_offset(text)) return text;
+  // The JSON structure is ASCII and U+FFFD replaces only bytes >= 0x80, so the text stays JSON.
+  std::string valid;
+  append_utf8_lossy(valid, text, true);
+  return valid;
+}
+
+}  // namespace
+
+std::string serialize_json(const json::value& value) { return valid_utf8(json::serialize(value)); }
+
+std::string serialize_json(const json::object& object) { return valid_utf8(json::serialize(object)); }
 
 const json::value* find_field(const json::object& object, std::string_view key) {
   const json::value* value = object.if_contains(key);

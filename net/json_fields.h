@@ -1,5 +1,6 @@
-// Typed reads of JSON request fields that fail with a 400 naming the field (OpenAI's `param`).
-// Used by the KServe and OpenAI handlers. Absent and null fields read as nullopt.
+// Typed reads of JSON request fields that fail with a 400 naming the field (OpenAI's `param`), and
+// the serialization of response bodies. Used by the KServe and OpenAI handlers and the error wrapper.
+// Absent and null fields read as nullopt.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -33,6 +34,12 @@ std::optional<std::vector<std::string>> read_strings(const boost::json::object& 
 // or when float32 would change its meaning: 1e39 becomes infinity, 1e-40 and 5e-324 become subnormal
 // or 0 (0 itself is kept). Range checks stay with the caller.
 float to_float32(double value, std::string_view field);
+
+// `value` as JSON text that is always well-formed UTF-8. Boost.JSON writes a string's bytes as they
+// are; bytes that are not UTF-8 (a partial character of a token, the request path or a header quoted
+// in an error) become U+FFFD here, so a response body is always valid JSON. Every body goes through this.
+std::string serialize_json(const boost::json::value& value);
+std::string serialize_json(const boost::json::object& object);  // without a copy into a value
 
 // The same conversions for a value already found.
 int64_t as_int(const boost::json::value& value, std::string_view field);

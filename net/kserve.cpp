@@ -27,7 +27,7 @@ constexpr std::string_view kBinaryHeader = "Inference-Header-Content-Length";
 ServerResponse json_response(const json::value& value, int status = 200) {
   ServerResponse r;
   r.status = status;
-  r.body = json::serialize(value);
+  r.body = serialize_json(value);
   return r;
 }
 
@@ -61,9 +61,11 @@ std::optional<size_t> binary_header_size(const ServerRequest& request) {
   return value;
 }
 
-Clock::time_point deadline_of(const ServerContext& context, std::optional<int64_t> timeout_us) {
+// A KServe timeout (microseconds) overrides --request-timeout, longer or shorter; one too large for
+// the clock (9223372036854775807, 1e300) saturates to no deadline, as the client asked for no limit.
+Clock::time_point deadline_of(const ServerContext& context, std::optional<double> timeout_us) {
   if (!timeout_us) return context.default_deadline();
-  return Clock::now() + std::chrono::microseconds(*timeout_us);
+  return deadline_after(*timeout_us / 1e6);
 }
 
 // A generate field: top level first (Triton maps top-level keys to inputs), then `parameters`.
@@ -153,7 +155,7 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
   }
   std::erase(s.stop, std::string());
   r.deadline = context.default_deadline();
-  if (auto timeout = f.integer({"timeout"})) {
+  if (auto timeout = f.number({"timeout"})) {
     if (*timeout < 0) throw field_error("timeout", fmt::format("is {}; expected microseconds >= 0", *timeout));
     if (*timeout > 0) r.deadline = deadline_of(context, *timeout);
   }
@@ -252,7 +254,7 @@ Task<void> kserve_infer(ServerContext& context, Exchange& exchange, RouteParams 
   for (const TextRequest& r : requests) prompts.push_back(r.prompt);
 
   Generation generation(context.generation(), exchange);
-  generation.submit(std::move(requests));
+  co_await generation.submit(std::move(requests));
   co_await generation.finish_all();
 
   const EncodedResponse encoded = encode_infer_response(model.name, request.id, build_outputs(contract, request, prompts, generation.samples()));
@@ -273,7 +275,9 @@ Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RoutePara
   TextRequest request = generate_request(context, contract_for(model), root);
 
   Generation generation(context.generation(), exchange);
-  generation.submit({std::move(request)});
+  std::vector<TextRequest> one;
+  one.push_back(std::move(request));
+  co_await generation.submit(std::move(one));
   auto frame = [&](std::string_view text) {
     return json::object{{"model_name", model.name}, {"model_version", "1"}, {"text_output", text}};
   };
@@ -283,7 +287,7 @@ Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RoutePara
     ServerResponse response;
     json::object body = frame(generation.samples()[0].text);
     body["finish_reason"] = to_string(generation.samples()[0].finish.reason);
-    response.body = json::serialize(body);
+    response.body = serialize_json(body);
     co_await exchange.respond(std::move(response));
     co_return;
   }
@@ -294,13 +298,13 @@ Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RoutePara
     for (const SampleEvent& e : events) {
       generation.throw_if_failed(e);
       if (!e.finished) {
-        co_await exchange.write_chunk(sse_frame(json::serialize(frame(e.token.text))));
+        co_await exchange.write_chunk(sse_frame(serialize_json(frame(e.token.text))));
         continue;
       }
       // The last event carries any held-back text and why generation ended.
       json::object last = frame(e.finish.text);
       last["finish_reason"] = to_string(e.finish.reason);
-      co_await exchange.write_chunk(sse_frame(json::serialize(last)));
+      co_await exchange.write_chunk(sse_frame(serialize_json(last)));
     }
   }
   context.metrics.count_inference_success(model.name, 1, micros_since(started));

@@ -8,6 +8,7 @@
 
 #include "net/http_types.h"
 #include "net/json_fields.h"
+#include "runtime/core/utf8.h"
 
 namespace rankserve::net {
 
@@ -25,6 +26,16 @@ void check_datatype(const Tensor& t, const TensorSpec& spec) {
 }
 
 std::string field_of(const Tensor& t) { return fmt::format("input '{}'", t.name); }
+
+// A BYTES input used as text (prompts, end strings) must be UTF-8: a binary tensor carries raw bytes,
+// and the text is tokenized and echoed into JSON outputs.
+void check_text(const Tensor& t) {
+  for (size_t i = 0; i < t.strings.size(); ++i) {
+    if (const auto at = invalid_utf8_offset(t.strings[i])) {
+      throw field_error(field_of(t), fmt::format("element {} is not valid UTF-8 (at byte {}); expected UTF-8 text (encode it as UTF-8)", i, *at));
+    }
+  }
+}
 
 // Elements per sample: the batch is the first dimension of every input.
 int64_t per_sample(const Tensor& t, int64_t batch) {
@@ -132,6 +143,8 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
   const Tensor* prompts = request.find_input(contract.prompt_input);
   if (prompts == nullptr) throw field_error(fmt::format("input '{}'", contract.prompt_input), "is missing; it is required");
   check_datatype(*prompts, contract.inputs[contract.opt ? 0 : 1]);
+  check_text(*prompts);
+  if (const Tensor* ends = request.find_input("end_strings")) check_text(*ends);
   if (prompts->shape.empty()) throw field_error(field_of(*prompts), "has shape []; expected [batch, 1]");
   const int64_t batch = prompts->shape[0];
   check_scalar_per_sample(*prompts, batch);

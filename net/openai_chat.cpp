@@ -19,11 +19,14 @@ namespace {
 constexpr std::string_view kAssistantCue = "assistant:";
 constexpr std::string_view kTurnStop = "\nuser:";
 
+// The message's text. Content is required for every role: rankserve has no tools, so there are no
+// assistant turns made of tool calls only (OpenAI's one case of a null content).
 std::string message_content(const json::object& message, const std::string& field) {
   const json::value* content = find_field(message, "content");
-  if (content == nullptr) return "";  // an assistant turn with tool calls only
+  if (content == nullptr) throw field_error(field, "is missing or null; expected a string or an array of text parts");
   if (content->is_string()) return std::string(content->as_string());
   if (!content->is_array()) throw field_error(field, "is neither a string nor an array of content parts");
+  if (content->as_array().empty()) throw field_error(field, "is an empty array; expected at least one text part");
   std::string out;
   for (size_t i = 0; i < content->as_array().size(); ++i) {
     const json::value& part = content->as_array()[i];
@@ -31,7 +34,9 @@ std::string message_content(const json::object& message, const std::string& fiel
     if (!part.is_object()) throw field_error(where, "is not a content part object");
     const auto type = read_string(part.as_object(), "type", where + ".type");
     if (type != "text") throw field_error(where + ".type", fmt::format("is '{}'; only text parts are supported", type.value_or("")));
-    out += read_string(part.as_object(), "text", where + ".text").value_or("");
+    const auto text = read_string(part.as_object(), "text", where + ".text");
+    if (!text) throw field_error(where + ".text", "is missing; a text part needs its text");
+    out += *text;
   }
   return out;
 }
@@ -102,13 +107,15 @@ Task<void> openai_chat_completions(ServerContext& context, Exchange& exchange) {
   const int64_t created = unix_time_now();
   const std::string& model = context.service.model().name;
   Generation generation(context.generation(), exchange);
-  generation.submit(openai_requests(context, {prompt}, sampling));
+  // Built outside the coroutine body: GCC 12 rejects an initializer list inside a co_await's operand.
+  std::vector<TextRequest> requests = [&] { return openai_requests(context, {prompt}, sampling); }();
+  co_await generation.submit(std::move(requests));
 
   if (!sampling.stream) {
     co_await generation.finish_all();
     // Built outside the coroutine body: GCC 12 miscompiles string-literal initializer lists in coroutines.
     ServerResponse response;
-    response.body = json::serialize(openai_response_body(
+    response.body = serialize_json(openai_response_body(
         id, "chat.completion", created, model, generation.samples(), sampling.n, [&](size_t, const SampleState& s) {
           return json::object{
               {"message", json::object{{"role", "assistant"}, {"content", s.text}, {"refusal", nullptr}}},

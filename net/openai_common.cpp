@@ -132,7 +132,7 @@ json::object openai_usage(const std::vector<SampleState>& samples, int n) {
 }
 
 Task<void> write_event(Exchange& exchange, const json::object& value) {
-  co_await exchange.write_chunk(sse_frame(json::serialize(value)));
+  co_await exchange.write_chunk(sse_frame(serialize_json(value)));
 }
 
 json::object openai_envelope(std::string_view id, std::string_view object, int64_t created, std::string_view model,

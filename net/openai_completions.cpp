@@ -54,7 +54,7 @@ ServerResponse openai_list_models(const ServerContext& context) {
   const ModelInfo& model = context.service.model();
   json::object entry{{"id", model.name}, {"object", "model"}, {"created", 0}, {"owned_by", "rankserve"}};
   ServerResponse r;
-  r.body = json::serialize(json::object{{"object", "list"}, {"data", json::array{std::move(entry)}}});
+  r.body = serialize_json(json::object{{"object", "list"}, {"data", json::array{std::move(entry)}}});
   return r;
 }
 
@@ -68,7 +68,7 @@ ServerResponse openai_retrieve_model(const ServerContext& context, const RoutePa
                     std::move(detail));
   }
   ServerResponse r;
-  r.body = json::serialize(json::object{{"id", model.name}, {"object", "model"}, {"created", 0}, {"owned_by", "rankserve"}});
+  r.body = serialize_json(json::object{{"id", model.name}, {"object", "model"}, {"created", 0}, {"owned_by", "rankserve"}});
   return r;
 }
 
@@ -93,14 +93,14 @@ Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
   const int64_t created = unix_time_now();
   const std::string& model = context.service.model().name;
   Generation generation(context.generation(), exchange);
-  generation.submit(openai_requests(context, prompts, sampling));
+  co_await generation.submit(openai_requests(context, prompts, sampling));
   const auto prompt_of = [&](size_t choice) -> const std::string& { return prompts[choice / static_cast<size_t>(sampling.n)]; };
 
   if (!sampling.stream) {
     co_await generation.finish_all();
     // Built outside the coroutine body: GCC 12 miscompiles string-literal initializer lists in coroutines.
     ServerResponse response;
-    response.body = json::serialize(openai_response_body(
+    response.body = serialize_json(openai_response_body(
         id, "text_completion", created, model, generation.samples(), sampling.n, [&](size_t i, const SampleState& s) {
           const size_t offset = echo ? prompt_of(i).size() : 0;
           return json::object{

@@ -181,7 +181,8 @@ InferRequest decode_infer_request(std::string_view body, std::optional<size_t> j
   if (auto id = read_string(root, "id")) request.id = *id;
   if (const json::object* parameters = read_object(root, "parameters")) {
     request.binary_data_output = read_bool(*parameters, "binary_data_output", "parameters.binary_data_output").value_or(false);
-    if (auto timeout = read_int(*parameters, "timeout", "parameters.timeout")) {
+    // A number, not only an integer: a huge value (1e300) asks for no deadline rather than a 400.
+    if (auto timeout = read_number(*parameters, "timeout", "parameters.timeout")) {
       if (*timeout < 0) throw field_error("parameters.timeout", fmt::format("is {}; expected microseconds >= 0", *timeout));
       if (*timeout > 0) request.timeout_us = *timeout;  // 0: no timeout given, as in Triton
     }
@@ -321,7 +322,7 @@ EncodedResponse encode_infer_response(std::string_view model_name, std::string_v
   }
   root["outputs"] = std::move(list);
   EncodedResponse response;
-  response.body = json::serialize(root);
+  response.body = serialize_json(root);
   if (any_binary) {
     response.json_size = response.body.size();
     response.body += binary;

@@ -38,7 +38,7 @@ struct InferRequest {
   std::vector<Tensor> inputs;
   std::vector<RequestedOutput> outputs;  // empty: every output of the model
   bool binary_data_output = false;       // parameters.binary_data_output: every output binary by default
-  std::optional<int64_t> timeout_us;     // parameters.timeout, microseconds as in Triton's schedule policy
+  std::optional<double> timeout_us;      // parameters.timeout, microseconds as in Triton's schedule policy; > 0
   // rankserve's request parameters (Triton's parameters extension): a sampling seed for every
   // contract, and sampling for the OPT contract, which has no inputs for it.
   std::optional<int64_t> seed;           // parameters.seed

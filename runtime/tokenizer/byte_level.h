@@ -1,6 +1,6 @@
 // GPT-2's byte-level alphabet (each byte spelled as one printable code point, as in openai/gpt-2
-// encoder.py bytes_to_unicode()) and the UTF-8 scanning shared by the tokenizer and its streaming
-// decoder. Internal to rankserve_tokenizer; pure functions, safe from any thread.
+// encoder.py bytes_to_unicode()), and the UTF-8 scanning of runtime/core/utf8.h that the tokenizer
+// and its streaming decoder use. Internal to rankserve_tokenizer; pure functions, safe from any thread.
 #pragma once
 
 #include <cstddef>
@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "runtime/core/utf8.h"
 
 namespace rankserve::runtime::byte_level {
 
@@ -22,24 +24,10 @@ void append_spelling(std::string& out, std::string_view bytes);
 // point outside the 256-symbol alphabet (a vocabulary that is not byte-level, e.g. SentencePiece).
 std::optional<std::string> bytes_of_spelling(std::string_view token);
 
-// One step of UTF-8 scanning at the start of a byte string (Unicode 15, table 3-7).
-enum class Utf8Kind {
-  valid,      // `length` bytes form one well-formed character
-  invalid,    // `length` bytes are one maximal ill-formed subpart: exactly one U+FFFD replaces them
-  truncated,  // all the bytes (length of them) begin a character that more bytes could complete
-};
-struct Utf8Step {
-  Utf8Kind kind;
-  std::size_t length;  // bytes, at least 1
-};
-
-// Precondition: `bytes` is not empty.
-Utf8Step scan_utf8(std::string_view bytes);
-
-// Appends `bytes` to `out` as well-formed UTF-8, each maximal ill-formed subpart replaced by U+FFFD
-// (the "substitution of maximal subparts" practice that Python's errors="replace" and Rust's
-// from_utf8_lossy follow). If `final` is false a trailing truncated character is left out.
-// Returns the number of bytes consumed: bytes.size(), or less by the held-back tail.
-std::size_t append_utf8_lossy(std::string& out, std::string_view bytes, bool final);
+// Declared in runtime/core/utf8.h (the HTTP front end uses them too).
+using rankserve::append_utf8_lossy;
+using rankserve::scan_utf8;
+using rankserve::Utf8Kind;
+using rankserve::Utf8Step;
 
 }  // namespace rankserve::runtime::byte_level

@@ -61,7 +61,13 @@ int FakeService::count_tokens(std::string_view text) const {
 }
 
 RequestId FakeService::submit(TextRequest request, std::shared_ptr<GenerationSink> sink) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
+  if (script_.block_submits) {
+    ++num_blocked_;
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return !script_.block_submits || stop_; });
+    --num_blocked_;
+  }
   if (script_.unavailable) throw Error(ErrorCode::unavailable, "server: shutting down; not accepting new requests");
   if (script_.overloaded) throw Error(ErrorCode::overloaded, "server: the queue is full (16 requests wait; --max-queue-size 16); retry later");
   if (request.prompt.empty()) throw Error(ErrorCode::bad_request, "request: the prompt is empty");
@@ -88,8 +94,11 @@ void FakeService::cancel(RequestId id) {
 }
 
 void FakeService::set_script(const FakeScript& script) {
-  std::lock_guard lock(mutex_);
-  script_ = script;
+  {
+    std::lock_guard lock(mutex_);
+    script_ = script;
+  }
+  changed_.notify_all();
 }
 
 std::vector<TextRequest> FakeService::submitted() const {
@@ -110,6 +119,11 @@ bool FakeService::wait_for_cancels(size_t count, std::chrono::milliseconds deadl
 bool FakeService::wait_for_submits(size_t count, std::chrono::milliseconds deadline) const {
   std::unique_lock lock(mutex_);
   return changed_.wait_for(lock, deadline, [&] { return submitted_.size() >= count; });
+}
+
+bool FakeService::wait_for_blocked_submits(size_t count, std::chrono::milliseconds deadline) const {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, deadline, [&] { return num_blocked_ >= count; });
 }
 
 std::string FakeService::continuation(int n) {

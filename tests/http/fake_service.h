@@ -28,6 +28,7 @@ struct FakeScript {
   bool fail_as_timeout = false;   // the failure above is a deadline (ErrorCode::timeout)
   int max_prompt_words = 1000;    // longer prompts get Error(bad_request) like a full context
   int stop_after_tokens = -1;     // >= 0: finish with reason stop after this many tokens
+  bool block_submits = false;     // submit waits until a script without this is set (or the fake ends)
 };
 
 ModelInfo gpt_model_info();  // family "nemo_gpt", name "GPT"
@@ -51,6 +52,8 @@ class FakeService final : public GenerationService {
   bool wait_for_cancels(size_t count, std::chrono::milliseconds deadline) const;
   // Waits until at least `count` requests were submitted; false at the deadline.
   bool wait_for_submits(size_t count, std::chrono::milliseconds deadline) const;
+  // Waits until at least `count` submit calls are waiting on block_submits; false at the deadline.
+  bool wait_for_blocked_submits(size_t count, std::chrono::milliseconds deadline) const;
 
   // The continuation the fake generates for `n` tokens: " w0 w1 ... w{n-1}".
   static std::string continuation(int n);
@@ -73,6 +76,7 @@ class FakeService final : public GenerationService {
   std::vector<TextRequest> submitted_;
   std::vector<RequestId> cancelled_;
   RequestId next_id_ = 1;
+  size_t num_blocked_ = 0;  // submit calls waiting on block_submits
   bool stop_ = false;
   uint64_t generated_total_ = 0;
   std::thread engine_;

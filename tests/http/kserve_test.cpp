@@ -43,6 +43,19 @@ const json::object& output_named(const json::value& response, const std::string&
 
 std::string error_of(const Reply& r) { return std::string(r.json().at("error").as_string()); }
 
+// An infer request whose `prompts` travel as binary BYTES (raw bytes, no JSON escaping); JSON outputs.
+Reply post_binary_prompts(TestServer& t, const std::vector<std::string>& values) {
+  net::Tensor prompts;
+  prompts.datatype = net::DataType::bytes;
+  prompts.strings = values;
+  const std::string raw = net::encode_tensor_bytes(prompts);
+  const std::string header = json::serialize(json::object{
+      {"inputs", json::array{json::object{{"name", "prompts"}, {"datatype", "BYTES"}, {"shape", {static_cast<int64_t>(values.size()), 1}},
+                                          {"parameters", {{"binary_data_size", raw.size()}}}}}}});
+  return t.post("/v2/models/GPT/infer", header + raw,
+                {{"Inference-Header-Content-Length", std::to_string(header.size())}, {"Content-Type", "application/octet-stream"}});
+}
+
 }  // namespace
 
 TEST_CASE("server metadata names rankserve and its extensions") {
@@ -399,4 +412,43 @@ TEST_CASE("an error in the middle of generate_stream becomes an error event") {
   const auto events = sse_data(r.body);
   REQUIRE(events.size() == 2);
   CHECK(json::parse(events[1]).at("error").as_string().size() > 0);
+}
+
+TEST_CASE("a binary prompt that is not UTF-8 gets 400 naming the input and element, in a body that is JSON") {
+  TestServer t;
+  const Reply r = post_binary_prompts(t, {"fine", "caf\xc3\xa9", std::string("\xff\xfe", 2)});
+  CHECK(r.status == 400);
+  const std::string error = error_of(r);  // fails the test when the body is not JSON
+  CHECK_MESSAGE(error.find("input 'prompts': element 2 is not valid UTF-8") != std::string::npos, error);
+  CHECK(t.service.submitted().empty());
+  CHECK(post_binary_prompts(t, {"caf\xc3\xa9"}).status == 200);
+}
+
+TEST_CASE("request bytes that are not UTF-8 quoted in an error still make a JSON body") {
+  TestServer t;
+  const Reply model = t.get("/v2/models/%ff%fe/ready");  // the model name, percent-decoded, is quoted in the 404
+  CHECK(model.status == 404);
+  CHECK(error_of(model).find("\xEF\xBF\xBD") != std::string::npos);  // U+FFFD in place of each invalid byte
+  const Reply header = t.post("/v2/models/GPT/infer", "{}", {{"Inference-Header-Content-Length", "\xff"}});
+  CHECK(header.status == 400);
+  CHECK(error_of(header).find("Inference-Header-Content-Length") != std::string::npos);
+  // JSON strings cannot carry invalid UTF-8; a lone surrogate escape is refused as invalid JSON.
+  for (const char* body : {R"({"text_input":"\udc80"})", R"({"text_input":"a\ud800b"})"}) {
+    const Reply r = t.post("/v2/models/GPT/generate", body);
+    CHECK_MESSAGE(r.status == 400, body);
+    CHECK(error_of(r).find("body") != std::string::npos);
+  }
+  CHECK(t.service.submitted().empty());
+}
+
+TEST_CASE("a timeout too large for the clock means no deadline rather than one already passed") {
+  TestServer t;
+  for (const char* timeout : {"9223372036854775807", "18446744073709551615", "1e300"}) {
+    const std::string params = std::string(R"({"timeout":)") + timeout + "}";
+    const Reply infer = t.post("/v2/models/GPT/infer", R"({"parameters":)" + params + R"(,"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["a"]}]})");
+    CHECK_MESSAGE(infer.status == 200, timeout << " -> " << infer.body);
+    const Reply generate = t.post("/v2/models/GPT/generate", R"({"text_input":"a","max_tokens":1,"parameters":)" + params + "}");
+    CHECK_MESSAGE(generate.status == 200, timeout << " -> " << generate.body);
+  }
+  for (const TextRequest& r : t.service.submitted()) CHECK(r.deadline == Clock::time_point::max());
 }

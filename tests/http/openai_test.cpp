@@ -253,3 +253,26 @@ TEST_CASE("OpenAI endpoints answer overload with 429 and Retry-After, unavailabi
   CHECK(long_prompt.status == 400);
   CHECK(std::string(long_prompt.json().at("error").at("message").as_string()).find("context") != std::string::npos);
 }
+
+TEST_CASE("a chat message without text gets 400 naming its content") {
+  TestServer t;
+  struct Case {
+    std::string messages;
+    std::string param;
+  };
+  const std::vector<Case> cases = {
+      {R"([{"role":"user"}])", "messages[0].content"},
+      {R"([{"role":"system","content":"Be brief."},{"role":"assistant","content":null}])", "messages[1].content"},
+      {R"([{"role":"user","content":[]}])", "messages[0].content"},
+      {R"([{"role":"user","content":[{"type":"text"}]}])", "messages[0].content[0].text"},
+      {R"([{"role":"user","content":[{"type":"text","text":null}]}])", "messages[0].content[0].text"},
+      {R"([{"content":"x"}])", "messages[0].role"},
+  };
+  for (const Case& c : cases) {
+    const Reply r = t.post("/v1/chat/completions", R"({"messages":)" + c.messages + "}");
+    CHECK_MESSAGE(r.status == 400, c.messages);
+    CHECK_MESSAGE(r.json().at("error").at("param") == json::value(c.param), c.messages << " -> " << r.body);
+  }
+  CHECK(t.service.submitted().empty());
+  CHECK(t.post("/v1/chat/completions", R"({"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":1})").status == 200);
+}

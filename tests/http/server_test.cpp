@@ -1,9 +1,12 @@
 #include "net/http_server.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/json.hpp>
+
+#include <future>
 
 #include "runtime/core/error.h"
 #include "tests/http/test_client.h"
@@ -232,4 +235,87 @@ TEST_CASE("a client that expects 100-continue gets it before sending the body, a
   CHECK(text.rfind("HTTP/1.1 413", 0) == 0);
   CHECK(text.find("\"param\":null") != std::string::npos);  // OpenAI-shaped, as the path is /v1/
   CHECK(closed);
+}
+
+TEST_CASE("a Transfer-Encoding other than exactly chunked gets 501, and one beside Content-Length or not ending in chunked gets 400") {
+  TestServer t;
+  struct Case {
+    std::string headers;
+    std::string body;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"Transfer-Encoding: gzip\r\n", "", 501},
+      {"Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n", 501},
+      {"Transfer-Encoding: chunked;ext=1\r\n", "0\r\n\r\n", 501},
+      {"Transfer-Encoding: chunked, gzip\r\n", "", 400},
+      {"Transfer-Encoding: ,\r\n", "", 400},
+      {"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n", 400},
+      {"Transfer-Encoding: gzip\r\nContent-Length: 0\r\n", "", 400},  // a smuggling attempt: was served by Content-Length
+      {"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n", 400},
+      {"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", "0\r\n\r\n", 400},
+  };
+  for (const Case& c : cases) {
+    const RawReply r = send_raw(t.server.http_port(), "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n" + c.headers + "\r\n" + c.body);
+    CHECK_MESSAGE(r.status() == c.status, c.headers << " -> " << r.text);
+    CHECK_MESSAGE(r.closed, c.headers);
+    boost::json::error_code ec;
+    const json::value body = json::parse(r.body(), ec);
+    CHECK_MESSAGE((!ec && body.at("error").is_string()), c.headers << " -> " << r.text);
+  }
+  // Exactly chunked, in any case, is framed as chunked.
+  const std::string body = R"({"prompt":"a","max_tokens":1})";
+  const RawReply ok = send_raw(t.server.http_port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                                     "Content-Type: application/json\r\nTransfer-Encoding: Chunked\r\n\r\n" +
+                                                         fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", body.size(), body));
+  CHECK_MESSAGE(ok.status() == 200, ok.text);
+}
+
+TEST_CASE("a malformed or truncated body gets 400 with a JSON error and the connection closes") {
+  TestServer t;
+  struct Case {
+    std::string framing;  // the headers that frame the body
+    std::string body;
+    bool end_stream;      // the client half-closes after the bytes
+  };
+  const std::vector<Case> cases = {
+      {"Transfer-Encoding: chunked\r\n", "zz\r\nabc\r\n0\r\n\r\n", false},      // chunk size not hex
+      {"Transfer-Encoding: chunked\r\n", "3\r\nabcXY0\r\n\r\n", false},          // no CRLF after the chunk data
+      {"Transfer-Encoding: chunked\r\n", "a\r\nabc", true},                        // cut short inside a chunk
+      {"Content-Length: 10\r\n", "abc", true},                                     // cut short of its length
+  };
+  for (const Case& c : cases) {
+    const RawReply r = send_raw(t.server.http_port(), "POST /v2/models/GPT/infer HTTP/1.1\r\nHost: x\r\n" + c.framing + "\r\n" + c.body,
+                                c.end_stream);
+    CHECK_MESSAGE(r.status() == 400, c.body << " -> " << r.text);
+    CHECK_MESSAGE(r.closed, c.body);
+    boost::json::error_code ec;
+    const json::value body = json::parse(r.body(), ec);
+    CHECK_MESSAGE((!ec && body.at("error").is_string()), c.body << " -> " << r.text);
+  }
+  CHECK(t.service.submitted().empty());
+}
+
+TEST_CASE("health answers while a request is inside the service's submit, which runs off the I/O threads") {
+  net::ServerOptions o = TestServer::default_options();
+  o.num_threads = 1;  // one I/O thread: a submit (a multi-megabyte prompt's tokenization) run on it would stall every connection
+  TestServer t(gpt_model_info(), o);
+  FakeScript blocked;
+  blocked.block_submits = true;
+  t.service.set_script(blocked);
+  std::future<Reply> request;
+  // Declared after the future, so it is released first however the test ends: stop() waits for submits.
+  struct Release {
+    FakeService& service;
+    ~Release() { service.set_script(FakeScript{}); }
+  } release{t.service};
+  request = std::async(std::launch::async, [&] { return t.post("/v1/completions", R"({"prompt":"a","max_tokens":2})"); });
+  REQUIRE(t.service.wait_for_blocked_submits(1, 10s));
+  // Generous deadlines only to end a hang: with the submit on the I/O thread these never answer.
+  CHECK(send_request(t.server.http_port(), "GET", "/v2/health/ready", "", {}, 10s).status == 200);
+  CHECK(send_request(t.server.http_port(), "GET", "/v2/health/live", "", {}, 10s).status == 200);
+  t.service.set_script(FakeScript{});
+  const Reply r = request.get();
+  CHECK(r.status == 200);
+  CHECK(r.json().at("choices").as_array()[0].at("text").as_string() == FakeService::continuation(2));
 }

@@ -163,6 +163,29 @@ std::string RawConnection::read_until(const std::string& marker, std::chrono::mi
   return out;
 }
 
+void RawConnection::shutdown_send() {
+  beast::error_code ignored;
+  impl_->socket.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+int RawReply::status() const {
+  if (text.rfind("HTTP/1.1 ", 0) != 0 || text.size() < 12) return 0;
+  return std::stoi(text.substr(9, 3));
+}
+
+std::string RawReply::body() const {
+  const size_t end = text.find("\r\n\r\n");
+  return end == std::string::npos ? "" : text.substr(end + 4);
+}
+
+RawReply send_raw(int port, const std::string& bytes, bool end_stream, std::chrono::milliseconds deadline) {
+  RawConnection c(port);
+  c.write(bytes);
+  if (end_stream) c.shutdown_send();
+  auto [text, closed] = c.read_until_close(deadline);
+  return RawReply{std::move(text), closed};
+}
+
 void RawConnection::close() {
   beast::error_code ignored;
   if (impl_ && impl_->socket.is_open()) {

@@ -47,12 +47,25 @@ class RawConnection {
   std::pair<std::string, bool> read_until_close(std::chrono::milliseconds deadline);
   // Reads until `marker` has arrived (or the deadline); returns everything read.
   std::string read_until(const std::string& marker, std::chrono::milliseconds deadline);
+  void shutdown_send();  // ends the stream the server reads (a half-close); replies can still arrive
   void close();
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// What a raw exchange got back: the bytes, and whether the server closed the connection.
+struct RawReply {
+  std::string text;
+  bool closed = false;
+  int status() const;        // from the status line; 0 when there is none
+  std::string body() const;  // after the header; "" when there is none
+};
+
+// Writes `bytes` on a fresh connection, half-closes it when `end_stream`, and reads until the server
+// closes it (or `deadline`). For framing checks Beast's client would refuse to send.
+RawReply send_raw(int port, const std::string& bytes, bool end_stream = false, std::chrono::milliseconds deadline = 5s);
 
 // An in-process server on 127.0.0.1 with free ports over a FakeService.
 struct TestServer {
