@@ -11,6 +11,7 @@
 #include "tests/clients/live_server.h"
 
 using namespace rankserve::testing;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -61,8 +62,44 @@ std::vector<Bad> corpus() {
       {"/v1/completions", R"({"prompt":"a","n":5,"max_tokens":1})", "--max-queue-size 4"},
       {"/v2/models/GPT/infer", R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[5,1],"data":["a","b","c","d","e"]}]})",
        "--max-queue-size 4"},
+      // Raw bytes that are not UTF-8 in a binary prompt (echoed into a response that was then not JSON).
+      binary_request(R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"parameters":{"binary_data_size":6}}]})",
+                     std::string("\x02\0\0\0\xff\xfe", 6), "UTF-8"),
+      // Chat messages with no text (accepted before).
+      {"/v1/chat/completions", R"({"messages":[{"role":"user"}]})", "messages[0].content"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":[]}]})", "messages[0].content"},
   };
   return c;
+}
+
+// Requests whose framing curl would not send: written to the socket as they are.
+struct RawBad {
+  std::string request;
+  int status;
+};
+
+std::vector<RawBad> raw_corpus() {
+  const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+  const std::string body = R"({"prompt":"x","max_tokens":1})";
+  return {
+      // Transfer-Encoding beside Content-Length (a request-smuggling risk behind a proxy; Content-Length won before).
+      {head + "Transfer-Encoding: chunked\r\n" + fmt::format("Content-Length: {}\r\n\r\n", body.size()) + body, 400},
+      // A coding rankserve does not implement (ignored before).
+      {head + fmt::format("Transfer-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", body.size()) + body, 400},
+      {head + "Transfer-Encoding: gzip\r\n\r\n" + body, 501},
+      {head + "Transfer-Encoding: gzip, chunked\r\n\r\n" + fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", body.size(), body), 501},
+      // A malformed chunked body (dropped without an answer before).
+      {head + "Transfer-Encoding: chunked\r\n\r\nzz\r\n" + body + "\r\n0\r\n\r\n", 400},
+  };
+}
+
+// The status line's code of the server's answer to `request` sent raw over TCP (bash's /dev/tcp).
+int send_raw(const std::string& url, const std::string& request) {
+  const std::string host_port = url.substr(url.find("://") + 3);
+  const std::string host = host_port.substr(0, host_port.find(':')), port = host_port.substr(host_port.find(':') + 1);
+  const auto r = run(fmt::format("exec 3<>/dev/tcp/{}/{} && cat {} >&3 && timeout 20 head -c 12 <&3", host, port, text_file("raw", request)), 30s);
+  REQUIRE_MESSAGE(r.output.rfind("HTTP/1.1 ", 0) == 0, r.output);
+  return std::stoi(r.output.substr(9, 3));
 }
 
 Reply send(const Server& s, const Bad& bad) {
@@ -84,7 +121,15 @@ TEST_CASE("a corpus of bad requests each gets a 4xx naming the field; the server
     CHECK(reply.body.find(bad.mentions) != std::string::npos);
     REQUIRE(curl(s.url + "/v2/health/ready").status == 200);
   }
+  for (const RawBad& bad : raw_corpus()) {
+    INFO(bad.request);
+    CHECK(send_raw(s.url, bad.request) == bad.status);
+    REQUIRE(curl(s.url + "/v2/health/ready").status == 200);
+  }
   CHECK(s.num_workers_alive() == workers);
+  // A KServe timeout too large for the clock means no deadline (it expired at once before).
+  const Reply no_deadline = post_json(s.url + "/v2/models/GPT/generate", R"({"text_input":"1 2 3","max_tokens":2,"timeout":9223372036854775807})");
+  CHECK_MESSAGE(no_deadline.status == 200, no_deadline.body);
   const Reply after = post_json(s.url + "/v1/completions", R"({"prompt":"1 2 3","max_tokens":2,"temperature":0.5,"seed":1})");
   CHECK(after.status == 200);
   const Reply queue_full = post_json(s.url + "/v1/completions", R"({"prompt":"a","n":4,"max_tokens":1})");
