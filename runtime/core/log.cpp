@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "runtime/core/error.h"
+#include "runtime/core/utf8.h"
 
 namespace rankserve::log {
 namespace {
@@ -22,7 +23,11 @@ std::string_view level_name(Level level) {
   return "INFO";
 }
 
-std::string json_escape(std::string_view text) {
+// A JSON string's contents; bytes that are not UTF-8 (a request path or header quoted in a message)
+// become U+FFFD, so every line stays valid JSON.
+std::string json_escape(std::string_view raw) {
+  std::string text;
+  append_utf8_lossy(text, raw, /*final=*/true);
   std::string out;
   out.reserve(text.size() + 8);
   for (unsigned char c : text) {
