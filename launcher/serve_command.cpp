@@ -146,7 +146,8 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   if (!head) {
     LoadedModel loaded = load_model(options, groups, vocab[0], vocab[1]);
     // A first signal changes nothing here: rank 0 drains and its shutdown plan ends every rank at the
-    // same iteration (the watchdog covers a head that dies instead).
+    // same iteration (the watchdog covers a head that dies instead). The launcher's SIGTERM after a
+    // worker died stops this rank at once.
     SignalWatch signals([](int sig) { log::info("received {}; waiting for rank 0's shutdown plan", strsignal(sig)); },
                         stop_on_worker_loss(hook, topology));
     runtime::follow_plans(*loaded.engine, groups);

@@ -51,9 +51,6 @@ class Watchdog {
   // first reason wins; later ones are dropped. Returns at once; runs on_abort on the calling thread
   // when the watchdog thread has stopped. Any thread.
   void report(int exit_code, const std::string& reason);
-  // Stops this rank's watchdog and tells every other rank to stop with `exit_code` and `reason`
-  // (this rank's own failure, which it reports itself). Best effort, never throws.
-  void post_abort(int exit_code, const std::string& reason);
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -159,17 +159,18 @@ void kill_rank_under_load(const std::string& layout, int world_size, int victim)
   const auto killed_at = std::chrono::steady_clock::now();
   const auto code = server.process->wait_for(10s);  // a hang guard; the target is 3 s (bench/failover_bench.sh)
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
-  if (code) MESSAGE(fmt::format("{}: every rank gone {:.2f} s after kill -9 of rank {} (launcher exit {})", layout, seconds, victim, *code));
+  readiness.signal(SIGKILL);
+  const std::string polled = readiness.output();
+  const bool named = polled.find(fmt::format("rank {} (host ", victim)) != std::string::npos;
+  if (code) {
+    MESSAGE(fmt::format("{}: every rank gone {:.2f} s after kill -9 of rank {} (launcher exit {}); readiness {}", layout, seconds,
+                        victim, *code, named ? "named the failure" : "went from ready to refusing connections"));
+  }
   INFO(server.process->output());
   REQUIRE(code.has_value());
   CHECK(*code != 0);
   for (pid_t pid : workers) CHECK(::kill(pid, 0) != 0);
-  readiness.signal(SIGKILL);
-  const std::string polled = readiness.output();
-  INFO("readiness:\n" << polled);
-  CHECK(polled.find("draining") == std::string::npos);
-  const bool named = polled.find(fmt::format("rank {} (host ", victim)) != std::string::npos;
-  MESSAGE(fmt::format("readiness {}", named ? "named the failure" : "went from ready to refusing connections"));
+  CHECK_MESSAGE(polled.find("draining") == std::string::npos, "readiness:\n" << polled);
   for (auto& [shape, request] : requests) {
     REQUIRE(request->wait_for(20s).has_value());
     check_failed_answer(*shape, request->output(), victim, world_size);
