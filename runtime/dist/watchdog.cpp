@@ -169,6 +169,10 @@ struct Watchdog::Impl {
       for (const Link& link : links) fds.push_back({link.fd, POLLIN, 0});
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_beat - std::chrono::steady_clock::now());
       ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(left.count(), 0)));
+      if (fds[0].revents != 0) {  // drained before `reported` is looked at: a later report wakes the next poll
+        char drained[64];
+        [[maybe_unused]] const auto n = ::read(wake[0], drained, sizeof(drained));
+      }
       std::optional<Finding> found;
       {
         std::lock_guard lock(mutex);
@@ -177,10 +181,6 @@ struct Watchdog::Impl {
           return;
         }
         found.swap(reported);
-      }
-      if (fds[0].revents != 0) {
-        char drained[64];
-        [[maybe_unused]] const auto n = ::read(wake[0], drained, sizeof(drained));
       }
       const size_t first_link = listener >= 0 ? 2 : 1;
       if (!found && listener >= 0 && fds[1].revents != 0) accept_link();
