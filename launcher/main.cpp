@@ -87,6 +87,22 @@ std::vector<std::string> expected_hosts(const Topology& t) {
   return hosts;
 }
 
+// How long a failed collective waits for the watchdog to name the rank that went away: its verdict
+// comes at once when the rank's link closed; a hung rank shows as a heartbeat that stops.
+constexpr std::chrono::milliseconds kFindCauseWait{2500};
+// The watchdog thread tells the others (rank 0 waits up to 2 s for them to leave) and rank 0 writes
+// its error responses (HttpServer::stop, up to 6 s) before it exits; this bounds the wait for that.
+constexpr std::chrono::seconds kStopDeadline{15};
+
+// This rank's end on a failure: the watchdog thread tells the other ranks, fails rank 0's requests
+// and exits (the handler in run_rank); this thread only waits for that, with a deadline.
+[[noreturn]] void stop_through(runtime::Watchdog& watchdog, int code, const std::string& reason) {
+  watchdog.report(code, reason);  // dropped when the watchdog already stops this rank for another reason
+  std::this_thread::sleep_for(kStopDeadline);
+  log::fatal("{} (the watchdog did not stop this rank within {} s)", reason, kStopDeadline.count());
+  std::_Exit(code);
+}
+
 void log_peer_table(const std::vector<runtime::PeerInfo>& peers) {
   std::string table = "rank  host                     address          pid      device";
   for (const auto& p : peers) {
@@ -124,19 +140,20 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   const auto peers = rendezvous.wait_for_peers();
   if (t.rank == 0) log_peer_table(peers);
 
-  // From here a failing or silent rank stops every rank within seconds (runtime/dist/watchdog.h).
-  // While serving, rank 0 first fails its in-flight requests with the reason (HTTP answers it).
+  // From here a failing or silent rank stops every rank within seconds (runtime/dist/watchdog.h):
+  // every failure goes through the watchdog thread, which tells the other ranks and then runs this
+  // handler. While serving, rank 0 first fails its in-flight requests with the reason and lets the
+  // responses out (the hook's callback returns once they are written).
   FailureHook failure_hook;
-  auto watchdog = rendezvous.start_watchdog([&failure_hook](int code, const std::string& reason) {
+  std::unique_ptr<runtime::Watchdog> watchdog = rendezvous.start_watchdog([&failure_hook](int code, const std::string& reason) {
     log::fatal("{}", reason);
-    if (auto fail = failure_hook.fail_requests) {
-      fail(reason);
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the I/O threads write the error responses
-    }
+    failure_hook.fail_requests(reason);
     std::_Exit(code);
   });
+  // Set here, before any thread that calls them starts (run_serve's), and constant after.
   failure_hook.heartbeat_ages = [&watchdog] { return watchdog->heartbeat_ages(); };
-  failure_hook.find_silent_ranks = [&watchdog] { return watchdog->find_silent_ranks(std::chrono::milliseconds(2500)); };
+  failure_hook.find_silent_ranks = [&watchdog] { return watchdog->find_silent_ranks(kFindCauseWait); };
+  failure_hook.stop_rank = [&watchdog](int code, const std::string& reason) { stop_through(*watchdog, code, reason); };
   const runtime::ParallelLayout layout{t.world_size, options.tp_size, options.pp_size};
   const auto backend = device == "cpu" ? runtime::Backend::gloo : runtime::Backend::nccl;
   runtime::ProcessGroups groups;
@@ -157,8 +174,13 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
     if (options.command == "generate") run_generate(options, groups, t.rank);
     if (options.command == "serve") run_serve(options, groups, t, failure_hook);
   } catch (const Error& e) {
-    watchdog->post_abort(exit_code(e.code()), fmt::format("rank {} (host {}) failed: {}", t.rank, t.hostname, e.what()));
-    throw;
+    std::string reason = fmt::format("rank {} (host {}) failed: {}", t.rank, t.hostname, e.what());
+    if (e.code() == ErrorCode::runtime) {
+      // A failed collective names a connection, not a rank: the watchdog says which rank went away
+      // (and, having a verdict, is already stopping this rank with it).
+      if (const std::string cause = watchdog->find_silent_ranks(kFindCauseWait); !cause.empty()) reason = fmt::format("{}: {}", cause, reason);
+    }
+    stop_through(*watchdog, exit_code(e.code()), reason);
   }
   // Stop beating before the last collective, so that rank 0 (the store) may leave first.
   watchdog->stop();

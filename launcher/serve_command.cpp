@@ -16,6 +16,7 @@
 
 #include "launcher/generate_command.h"
 #include "launcher/model_loading.h"
+#include "launcher/spawn.h"
 #include "net/http_server.h"
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
@@ -27,35 +28,53 @@ namespace {
 
 constexpr double kStaleHeartbeatSeconds = 3;  // heartbeats come every second
 
-// SIGTERM/SIGINT reach a watcher thread through a pipe (the handler only writes a byte); the second
-// signal ends the process at once. The signal count is the one global the style allows.
+// SIGTERM/SIGINT reach a watcher thread through a pipe (the handler only writes a note); the second
+// operator signal ends the process at once. A SIGTERM that the spawning launcher queued after a worker
+// failed (spawn.h) is no operator's and counts as none: it carries the failed worker. The signal count
+// and the pipe are the globals a signal handler needs.
 std::atomic<int> g_signals{0};
 int g_signal_pipe[2] = {-1, -1};
 
-void on_signal(int sig) {
-  if (g_signals.fetch_add(1) >= 1) std::_Exit(128 + sig);
-  const char byte = static_cast<char>(sig);
-  [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &byte, 1);
+struct SignalNote {
+  int signal = 0;            // 0: a wake-up that ends the watcher
+  bool worker_loss = false;  // the launcher's SIGTERM; `loss` is encode_worker_loss's
+  int loss = 0;
+};
+
+void on_signal(int sig, siginfo_t* info, void*) {
+  SignalNote note{sig, false, 0};
+  if (sig == SIGTERM && info != nullptr && info->si_code == SI_QUEUE && info->si_pid == ::getppid()) {
+    note.worker_loss = true;
+    note.loss = info->si_value.sival_int;
+  } else if (g_signals.fetch_add(1) >= 1) {
+    std::_Exit(128 + sig);
+  }
+  [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &note, sizeof(note));  // atomic: < PIPE_BUF
 }
 
 class SignalWatch {
  public:
-  // `on_first(signal)` runs on the watcher thread after the first SIGTERM or SIGINT.
-  explicit SignalWatch(std::function<void(int)> on_first) {
+  // On the watcher thread: `on_first(signal)` after the first operator SIGTERM or SIGINT,
+  // `on_worker_loss(loss)` after the launcher's SIGTERM that names a failed worker.
+  SignalWatch(std::function<void(int)> on_first, std::function<void(const WorkerLoss&)> on_worker_loss) {
     if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw Error(ErrorCode::runtime, "serve: cannot create the signal pipe");
     struct sigaction action {};
-    action.sa_handler = on_signal;
+    action.sa_sigaction = on_signal;
+    action.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&action.sa_mask);
     ::sigaction(SIGTERM, &action, &old_term_);
     ::sigaction(SIGINT, &action, &old_int_);
-    thread_ = std::thread([this, on_first = std::move(on_first)] {
-      char byte = 0;
-      if (::read(g_signal_pipe[0], &byte, 1) == 1 && byte != 0) on_first(byte);
+    thread_ = std::thread([on_first = std::move(on_first), on_worker_loss = std::move(on_worker_loss)] {
+      SignalNote note;
+      while (::read(g_signal_pipe[0], &note, sizeof(note)) == static_cast<ssize_t>(sizeof(note)) && note.signal != 0) {
+        if (note.worker_loss) on_worker_loss(decode_worker_loss(note.loss));
+        else on_first(note.signal);
+      }
     });
   }
   ~SignalWatch() {
-    const char zero = 0;  // wakes the watcher without a signal
-    [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &zero, 1);
+    const SignalNote wake;  // ends the watcher without a signal
+    [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &wake, sizeof(wake));
     thread_.join();
     ::sigaction(SIGTERM, &old_term_, nullptr);
     ::sigaction(SIGINT, &old_int_, nullptr);
@@ -87,7 +106,34 @@ void write_url_file(const std::string& path, const std::string& url) {
   std::rename(temporary.c_str(), path.c_str());  // readers never see half a URL
 }
 
+// Runs `action` when the scope ends, whichever way it ends.
+struct OnScopeExit {
+  std::function<void()> action;
+  ~OnScopeExit() { action(); }
+};
+
+// The launcher's word that a worker failed: this rank stops at once (rank 0 failing its requests).
+std::function<void(const WorkerLoss&)> stop_on_worker_loss(const FailureHook& hook, const Topology& topology) {
+  return [&hook, &topology](const WorkerLoss& loss) {
+    // The launcher that spawned this worker supervises this node's workers only: the rank died here.
+    hook.stop_rank(exit_code(ErrorCode::runtime), fmt::format("runtime: rank {} (host {}) {}; its launcher stops the other workers",
+                                                              loss.rank, topology.hostname, describe_status(loss.wait_status)));
+  };
+}
+
 }  // namespace
+
+void FailureHook::set_fail_requests(std::function<void(const std::string& reason)> fail) {
+  std::lock_guard lock(mutex_);
+  fail_ = std::move(fail);
+}
+
+void FailureHook::clear_fail_requests() { set_fail_requests(nullptr); }
+
+void FailureHook::fail_requests(const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  if (fail_) fail_(reason);
+}
 
 void run_serve(const Options& options, const runtime::ProcessGroups& groups, const Topology& topology, FailureHook& hook) {
   const bool head = topology.rank == 0;
@@ -100,8 +146,10 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   if (!head) {
     LoadedModel loaded = load_model(options, groups, vocab[0], vocab[1]);
     // A first signal changes nothing here: rank 0 drains and its shutdown plan ends every rank at the
-    // same iteration (the watchdog covers a head that dies instead).
-    SignalWatch signals([](int sig) { log::info("received {}; waiting for rank 0's shutdown plan", strsignal(sig)); });
+    // same iteration (the watchdog covers a head that dies instead). The launcher's SIGTERM after a
+    // worker died stops this rank at once.
+    SignalWatch signals([](int sig) { log::info("received {}; waiting for rank 0's shutdown plan", strsignal(sig)); },
+                        stop_on_worker_loss(hook, topology));
     runtime::follow_plans(*loaded.engine, groups);
     return;
   }
@@ -153,7 +201,13 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   server_options.request_timeout_s = options.request_timeout_s;
   server_options.api_key = options.api_key;
   net::HttpServer server(server_options, scheduler);
-  hook.fail_requests = [&scheduler](const std::string& reason) { scheduler.fail_all(reason); };
+  // The watchdog thread's last act on rank 0 (it exits next): every request gets the error, and
+  // stop() returns once the connections have written it (readiness names the reason meanwhile).
+  hook.set_fail_requests([&scheduler, &server](const std::string& reason) {
+    scheduler.fail_all(reason);
+    server.stop();
+  });
+  OnScopeExit clear_hook{[&hook] { hook.clear_fail_requests(); }};  // before the server goes, however run_serve ends
 
   // After the first signal the watcher thread drains, then stops what is left at --shutdown-timeout.
   std::mutex done_mutex;
@@ -172,12 +226,9 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
     if (!done_changed.wait_for(lock, std::chrono::duration<double>(options.shutdown_timeout_s), [&] { return serving_done; })) {
       scheduler.stop(fmt::format("--shutdown-timeout={} s passed", options.shutdown_timeout_s));
     }
-  });
+  }, stop_on_worker_loss(hook, topology));
   // Whatever way this function leaves, the watcher stops waiting before it is joined.
-  struct DoneOnExit {
-    std::function<void()> done;
-    ~DoneOnExit() { done(); }
-  } done_on_exit{set_done};
+  OnScopeExit done_on_exit{set_done};
   const std::string url = fmt::format("http://{}:{}", topology.hostname, server.http_port());
   log::info("Server http url {}", url);
   if (server.metrics_port() > 0) log::info("Server metrics url http://{}:{}/metrics", topology.hostname, server.metrics_port());
@@ -192,15 +243,16 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   try {
     scheduler.run(engine, groups);
   } catch (const Error& e) {
-    hook.fail_requests = nullptr;
-    // A failed collective names a connection, not a rank: the heartbeats say which rank went away.
+    // A failed collective names a connection, not a rank: the watchdog says which rank went away.
     const std::string silent = hook.find_silent_ranks ? hook.find_silent_ranks() : "";
     const std::string reason = silent.empty() ? e.what() : fmt::format("{}: {}", silent, e.what());
+    // Never unwinds past the server: the watchdog thread fails the requests, lets the responses out, exits.
+    if (hook.stop_rank) hook.stop_rank(exit_code(e.code()), reason);
     scheduler.fail_all(reason);
     set_done();
     throw Error(e.code(), reason);
   }
-  hook.fail_requests = nullptr;
+  hook.clear_fail_requests();
   set_done();
   server.stop();
   log::info("server stopped");

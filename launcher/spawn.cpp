@@ -48,17 +48,31 @@ struct Worker {
   ::_exit(exit_code(ErrorCode::runtime));
 }
 
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return fmt::format("exited with code {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
-  return "stopped";
-}
+constexpr int kMaxEncodedRank = 0x7fff;  // the rank takes the upper 15 bits of a positive int
 
 void signal_all(const std::map<pid_t, Worker>& running, int signal) {
   for (const auto& [pid, worker] : running) ::kill(pid, signal);
 }
 
+// SIGTERM to every running worker, telling each which worker failed and how (see spawn.h).
+void announce_loss(const std::map<pid_t, Worker>& running, const WorkerLoss& loss) {
+  if (loss.rank > kMaxEncodedRank) return signal_all(running, SIGTERM);
+  sigval value{};
+  value.sival_int = encode_worker_loss(loss);
+  for (const auto& [pid, worker] : running) ::sigqueue(pid, SIGTERM, value);
+}
+
 }  // namespace
+
+int encode_worker_loss(const WorkerLoss& loss) { return (loss.rank & kMaxEncodedRank) << 16 | (loss.wait_status & 0xffff); }
+
+WorkerLoss decode_worker_loss(int value) { return WorkerLoss{(value >> 16) & kMaxEncodedRank, value & 0xffff}; }
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return fmt::format("exited with code {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  return "stopped";
+}
 
 int run_workers(const SpawnPlan& plan) {
   sigset_t handled, original;
@@ -119,7 +133,7 @@ int run_workers(const SpawnPlan& plan) {
                  worker.local_rank, pid, describe_status(status), running.size());
       result = WIFEXITED(status) ? WEXITSTATUS(status) : exit_code(ErrorCode::runtime);
       stopping = true;
-      signal_all(running, SIGTERM);
+      announce_loss(running, WorkerLoss{worker.rank, status});
     }
   }
   sigprocmask(SIG_SETMASK, &original, nullptr);

@@ -19,6 +19,19 @@ struct SpawnPlan {
   int stop_grace_s = 5;       // after forwarding SIGTERM/SIGINT, SIGKILL the workers still running after this
 };
 
+// When a worker fails, the launcher stops the others with a SIGTERM that carries the failed worker
+// (sigqueue: si_code SI_QUEUE, si_pid the launcher, si_value.sival_int the encoded loss), so that a
+// worker tells it from an operator's SIGTERM: serve stops at once, naming the rank, instead of draining.
+struct WorkerLoss {
+  int rank = 0;         // global rank, 0..32767 (larger ones are sent as a plain SIGTERM)
+  int wait_status = 0;  // as waitpid returned it
+};
+int encode_worker_loss(const WorkerLoss& loss);
+WorkerLoss decode_worker_loss(int value);
+
+// "exited with code 6", "was killed by signal 9 (Killed)".
+std::string describe_status(int wait_status);
+
 // Runs the workers to completion; returns the launcher's exit status: 0 when all exit 0 (also after a
 // forwarded SIGTERM/SIGINT that they handled), 128 + signal when a forwarded signal ended them, else
 // the first failing worker's status (a signal death maps to the runtime code). Main thread only.

@@ -153,6 +153,8 @@ std::unique_ptr<Watchdog> Rendezvous::start_watchdog(Watchdog::AbortHandler on_a
   config.rank = c.rank;
   config.world_size = c.world_size;
   config.hosts = c.expected_hosts;
+  config.address = c.advertise_address;
+  config.link_timeout = c.timeout;
   try {
     return detail::make_watchdog(impl_->fresh_store(), impl_->fresh_store(), config, std::move(on_abort));
   } catch (const std::exception& e) {

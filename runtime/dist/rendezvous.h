@@ -52,7 +52,7 @@ class Rendezvous {
   ProcessGroups create_groups(const ParallelLayout& layout, Backend backend);
 
   // Every rank calls, after wait_for_peers: starts this rank's heartbeat thread on new store
-  // connections (see watchdog.h).
+  // connections, with its link to rank 0 (which listens on its advertised address; see watchdog.h).
   std::unique_ptr<Watchdog> start_watchdog(Watchdog::AbortHandler on_abort);
 
   const RendezvousConfig& config() const;

@@ -30,7 +30,7 @@ std::string group_name(const GroupSpec& spec);
 std::unique_ptr<Communicator> make_gloo_communicator(const c10::intrusive_ptr<c10d::Store>& store, const GroupSpec& spec);
 std::unique_ptr<Communicator> make_nccl_communicator(const c10::intrusive_ptr<c10d::Store>& store, const GroupSpec& spec);
 
-// Starts the watchdog thread on `store` (its own connection); `poster` serves post_abort.
+// Starts the watchdog thread on `store` (its own connection); `poster` serves find_silent_ranks on other threads.
 std::unique_ptr<Watchdog> make_watchdog(const c10::intrusive_ptr<c10d::Store>& store, const c10::intrusive_ptr<c10d::Store>& poster,
                                         const WatchdogConfig& config, Watchdog::AbortHandler on_abort);
 
