@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "runtime/core/error.h"
+#include "runtime/model/config_text.h"
 
 namespace rankserve::runtime {
 namespace json = boost::json;
@@ -74,7 +75,11 @@ ModelConfig read_hf_config(const std::string& folder) {
   const std::string path = (std::filesystem::path(folder) / "config.json").string();
   std::ifstream in(path);
   if (!in) throw Error(ErrorCode::load, fmt::format("load: {}: cannot open (is --model-path a model folder?)", path));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_hf_config(text, path);
+}
+
+ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
   json::value doc;
   try {
     doc = json::parse(text);

@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <memory>
+#include <string_view>
 #include <variant>
 
 #include "runtime/core/error.h"
@@ -197,34 +198,47 @@ class Unpickler {
 
 }  // namespace
 
+std::vector<PickledTensor> read_torch_pickle(std::string_view pickle) {
+  Unpickler unpickler(pickle.data(), pickle.size());
+  const Ref root = unpickler.run();
+  if (!std::holds_alternative<Dict>(root->value)) throw std::runtime_error("the pickle is not a dict of tensors (a state_dict)");
+  std::vector<PickledTensor> out;
+  for (const auto& [key, value] : std::get<Dict>(root->value).items) {
+    if (!std::holds_alternative<std::string>(key->value) || !std::holds_alternative<TensorRef>(value->value)) continue;
+    const TensorRef& t = std::get<TensorRef>(value->value);
+    PickledTensor p;
+    p.name = std::get<std::string>(key->value);
+    p.storage_key = t.storage.key;
+    p.entry.dtype = t.storage.dtype;
+    p.entry.shape = t.shape;
+    p.entry.strides = t.strides;
+    p.entry.offset = static_cast<uint64_t>(t.offset) * at::elementSize(t.storage.dtype);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 void parse_torch_zip(TensorFile& file) {
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
-  Ref root;
+  std::vector<PickledTensor> tensors;
   try {
     zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
         std::make_shared<caffe2::serialize::MemoryReadAdapter>(file.data(), static_cast<off_t>(file.size())));
     auto [pickle, size] = zip->getRecord("data.pkl");
-    root = Unpickler(static_cast<const char*>(pickle.get()), size).run();
+    tensors = read_torch_pickle(std::string_view(static_cast<const char*>(pickle.get()), size));
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
     file.fail(fmt::format("not a readable torch.save file: {}", std::string(e.what()).substr(0, 300)));
   }
-  if (!std::holds_alternative<Dict>(root->value)) file.fail("the pickle is not a dict of tensors (a state_dict)");
-  for (const auto& [key, value] : std::get<Dict>(root->value).items) {
-    if (!std::holds_alternative<std::string>(key->value) || !std::holds_alternative<TensorRef>(value->value)) continue;
-    const TensorRef& t = std::get<TensorRef>(value->value);
-    TensorEntry e;
-    e.dtype = t.storage.dtype;
-    e.shape = t.shape;
-    e.strides = t.strides;
+  for (PickledTensor& t : tensors) {
     try {
       // torch.save stores records uncompressed and aligned, so the storage can be mapped in place.
-      e.offset = zip->getRecordOffset("data/" + t.storage.key) + static_cast<uint64_t>(t.offset) * at::elementSize(e.dtype);
+      t.entry.offset += zip->getRecordOffset("data/" + t.storage_key);
     } catch (const std::exception& ex) {
-      file.fail(fmt::format("tensor {}: storage {} is missing", std::get<std::string>(key->value), t.storage.key));
+      file.fail(fmt::format("tensor {}: storage {} is missing", t.name, t.storage_key));
     }
-    file.add(std::get<std::string>(key->value), std::move(e));
+    file.add(t.name, std::move(t.entry));
   }
 }
 
