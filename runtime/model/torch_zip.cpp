@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string_view>
 #include <variant>
@@ -20,7 +21,9 @@ namespace rankserve::runtime {
 namespace {
 
 struct Object;
-using Ref = std::shared_ptr<Object>;
+// Objects live in the Unpickler's arena: a pickle can make cycles (a list appended to itself through
+// the memo), which shared ownership would leak, and deep nesting, which it would free recursively.
+using Ref = Object*;
 struct Global {
   std::string module, name;
 };
@@ -41,11 +44,6 @@ using Tuple = std::vector<Ref>;
 struct Object {
   std::variant<std::monostate, bool, int64_t, double, std::string, Tuple, Dict, Global, Storage, TensorRef, Mark> value;
 };
-
-template <typename T>
-Ref make(T value) {
-  return std::make_shared<Object>(Object{std::move(value)});
-}
 
 at::ScalarType storage_dtype(const std::string& name) {
   if (name == "FloatStorage") return at::kFloat;
@@ -116,6 +114,11 @@ class Unpickler {
   }
 
  private:
+  template <typename T>
+  Ref make(T value) {
+    arena_.push_back(Object{std::move(value)});
+    return &arena_.back();
+  }
   uint8_t byte() { return static_cast<uint8_t>(*take(1).data()); }
   uint16_t uint16() { uint16_t v; std::memcpy(&v, take(2).data(), 2); return v; }
   uint32_t uint32() { uint32_t v; std::memcpy(&v, take(4).data(), 4); return v; }
@@ -192,6 +195,7 @@ class Unpickler {
 
   const char* p_;
   const char* end_;
+  std::deque<Object> arena_;  // every object made; a deque keeps their addresses
   std::vector<Ref> stack_;
   std::map<size_t, Ref> memo_;
 };
