@@ -5,6 +5,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <limits>
+#include <utility>
 
 #include "runtime/core/error.h"
 
@@ -32,12 +34,35 @@ std::string artifact(const std::string& reference) {
   return std::filesystem::path(name).filename().string();
 }
 
+// The document, which must be a mapping (key<T> indexes it; yaml-cpp throws its own exception for
+// a scalar or a sequence).
 YAML::Node load_yaml(const std::string& yaml, const std::string& file) {
+  YAML::Node y;
   try {
-    return YAML::Load(yaml);
+    y = YAML::Load(yaml);
   } catch (const std::exception& e) {
     throw Error(ErrorCode::load, fmt::format("load: {}: not YAML: {}", file, e.what()));
   }
+  if (!y.IsMap()) throw Error(ErrorCode::load, fmt::format("load: {}: not a mapping of config keys; expected NeMo's model_config.yaml", file));
+  return y;
+}
+
+// tokenizer.<name> as the name of a file beside model_config.yaml; "" when missing.
+std::string tokenizer_file(const YAML::Node& y, const char* name, const std::string& file) {
+  const YAML::Node t = y["tokenizer"];
+  if (!t || t.IsNull()) return "";
+  if (!t.IsMap()) throw Error(ErrorCode::load, fmt::format("load: {}: \"tokenizer\" is not a mapping; expected vocab_file and merge_file under it", file));
+  if (!t[name] || t[name].IsNull()) return "";
+  return artifact(key<std::string>(t, name, file));
+}
+
+// A size from the config: from `min` to INT_MAX, so the products the model forms of them are checked here.
+int checked_size(int64_t value, const char* name, const std::string& file, int64_t min = 1) {
+  if (value < min || value > std::numeric_limits<int>::max()) {
+    throw Error(ErrorCode::load, fmt::format("load: {}: \"{}: {}\" is out of range; expected {} to {}", file, name, value, min,
+                                             std::numeric_limits<int>::max()));
+  }
+  return static_cast<int>(value);
 }
 
 }  // namespace
@@ -63,11 +88,12 @@ ModelConfig parse_nemo_config(const std::string& yaml, const std::string& file,
   if (!key_or<bool>(y, "bias", true, file)) throw Error(ErrorCode::load, fmt::format("load: {}: \"bias: false\" is not supported", file));
   ModelConfig c;
   c.family = ModelFamily::nemo_gpt;
-  c.hidden_size = key<int>(y, "hidden_size", file);
-  c.num_layers = key<int>(y, "num_layers", file);
-  c.num_attention_heads = key<int>(y, "num_attention_heads", file);
-  c.ffn_hidden_size = key_or<int>(y, "ffn_hidden_size", 4 * c.hidden_size, file);
-  c.max_position_embeddings = key_or<int>(y, "max_position_embeddings", key<int>(y, "encoder_seq_length", file), file);
+  c.hidden_size = checked_size(key<int64_t>(y, "hidden_size", file), "hidden_size", file);
+  c.num_layers = checked_size(key<int64_t>(y, "num_layers", file), "num_layers", file);
+  c.num_attention_heads = checked_size(key<int64_t>(y, "num_attention_heads", file), "num_attention_heads", file);
+  c.ffn_hidden_size = checked_size(key_or<int64_t>(y, "ffn_hidden_size", int64_t{4} * c.hidden_size, file), "ffn_hidden_size", file);
+  c.max_position_embeddings = checked_size(key_or<int64_t>(y, "max_position_embeddings", key<int64_t>(y, "encoder_seq_length", file), file),
+                                           "max_position_embeddings", file);
   c.layernorm_epsilon = key_or<double>(y, "layernorm_epsilon", 1e-5, file);
   // NeMo's "gelu" is the tanh approximation when fused or openai_gelu, else the exact erf form.
   const bool tanh = key_or<bool>(y, "bias_activation_fusion", true, file) || key_or<bool>(y, "openai_gelu", false, file);
@@ -75,7 +101,7 @@ ModelConfig parse_nemo_config(const std::string& yaml, const std::string& file,
   c.tied_output = key_or<bool>(y, "share_embeddings_and_output_weights", true, file);
   c.checkpoint_tp_size = key_or<int>(y, "tensor_model_parallel_size", 1, file);
   c.checkpoint_pp_size = key_or<int>(y, "pipeline_model_parallel_size", 1, file);
-  c.kv_channels = key_or<int>(y, "kv_channels", 0, file);
+  c.kv_channels = checked_size(key_or<int64_t>(y, "kv_channels", 0, file), "kv_channels", file, 0);  // 0: unset
   c.qkv_parts_first = key_or<bool>(y, "megatron_legacy", false, file);
   if (const int virtual_stages = key_or<int>(y, "virtual_pipeline_model_parallel_size", 1, file); virtual_stages > 1) {
     throw Error(ErrorCode::load, fmt::format("load: {}: \"virtual_pipeline_model_parallel_size: {}\" (interleaved pipeline "
@@ -91,10 +117,13 @@ ModelConfig parse_nemo_config(const std::string& yaml, const std::string& file,
                                              "divide the {} heads and {} layers", file, c.checkpoint_tp_size,
                                              c.checkpoint_pp_size, c.num_attention_heads, c.num_layers));
   }
-  if (!y["tokenizer"] || !y["tokenizer"]["vocab_file"]) throw Error(ErrorCode::load, fmt::format("load: {}: \"tokenizer.vocab_file\" is missing", file));
-  c.vocab_size = vocab_size(artifact(y["tokenizer"]["vocab_file"].as<std::string>()));
-  const int multiple = key_or<int>(y, "make_vocab_size_divisible_by", 128, file) * c.checkpoint_tp_size;
-  c.checkpoint_vocab_rows = (c.vocab_size + multiple - 1) / multiple * multiple;
+  const std::string vocab = tokenizer_file(y, "vocab_file", file);
+  if (vocab.empty()) throw Error(ErrorCode::load, fmt::format("load: {}: \"tokenizer.vocab_file\" is missing", file));
+  c.vocab_size = vocab_size(vocab);
+  const int64_t multiple =
+      int64_t{checked_size(key_or<int64_t>(y, "make_vocab_size_divisible_by", 128, file), "make_vocab_size_divisible_by", file)} *
+      c.checkpoint_tp_size;
+  c.checkpoint_vocab_rows = checked_size((c.vocab_size + multiple - 1) / multiple * multiple, "make_vocab_size_divisible_by", file);
   c.eos_token_id = 50256;  // GPT-2 BPE's <|endoftext|>
   if (c.kv_channels == 0 && c.hidden_size % c.num_attention_heads != 0) {
     throw Error(ErrorCode::load, fmt::format("load: {}: num_attention_heads does not divide hidden_size (and kv_channels is not set)", file));
@@ -104,14 +133,14 @@ ModelConfig parse_nemo_config(const std::string& yaml, const std::string& file,
 
 NemoTokenizerFiles nemo_tokenizer_files(const std::string& yaml, const std::string& file) {
   const YAML::Node y = load_yaml(yaml, file);
-  const YAML::Node t = y["tokenizer"];
-  for (const char* k : {"vocab_file", "merge_file"}) {
-    if (!t || !t[k] || t[k].IsNull()) {
+  NemoTokenizerFiles out{tokenizer_file(y, "vocab_file", file), tokenizer_file(y, "merge_file", file)};
+  for (const auto& [k, value] : {std::pair{"vocab_file", out.vocab}, std::pair{"merge_file", out.merges}}) {
+    if (value.empty()) {
       throw Error(ErrorCode::load, fmt::format("tokenizer: {}: \"tokenizer.{}\" is missing; expected GPT-2 BPE files "
                                                "(pass --tokenizer FOLDER)", file, k));
     }
   }
-  return {artifact(t["vocab_file"].as<std::string>()), artifact(t["merge_file"].as<std::string>())};
+  return out;
 }
 
 }  // namespace rankserve::runtime
