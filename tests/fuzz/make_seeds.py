@@ -60,7 +60,7 @@ put("openai_completions_fuzz", "plain", compact({"prompt": "Hello", "echo": True
 put("openai_chat_fuzz", "full", compact({
     "model": "GPT", "messages": [{"role": "system", "content": "Be brief."},
                                  {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": " there"}]},
-                                 {"role": "assistant", "content": None}, {"role": "user", "content": "Again"}],
+                                 {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Again"}],
     "max_completion_tokens": 16, "temperature": 0, "logprobs": True, "top_logprobs": 2, "stream": True,
     "stream_options": {"include_usage": True}, "tools": [], "response_format": {"type": "text"}, "stop": "END"}))
 put("openai_chat_fuzz", "plain", compact({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4, "n": 3, "seed": 2}))
