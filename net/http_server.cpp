@@ -34,6 +34,7 @@
 
 #include "net/errors.h"
 #include "net/exchange.h"
+#include "net/http_request_parser.h"
 #include "net/router.h"
 #include "net/server_context.h"
 #include "runtime/core/log.h"
@@ -49,8 +50,6 @@ constexpr auto kTuple = asio::as_tuple(use_awaitable);
 
 namespace {
 
-// A request header larger than this gets 431: ours are small; the limit bounds memory per connection.
-constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
 // Bytes read per read_some while waiting for a request's first byte.
 constexpr size_t kReadChunk = 4096;
 // Threads that run GenerationService::submit (the service tokenizes there: a multi-megabyte prompt
@@ -322,11 +321,8 @@ asio::awaitable<void> Session::run() {
     stream_serializer_.reset();
     stream_header_.reset();
 
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(kMaxHeaderBytes);
-    // The body limit is set once the header is in: with it set now, Beast would fail the header read
-    // on a large Content-Length before the request's path (and so its error shape) is known.
-    parser.body_limit(boost::none);
+    RequestParser parser;
+    limit_request_header(parser);
     stream_.expires_after(seconds(options_.header_timeout_s));
     {
       auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, kTuple);
@@ -358,13 +354,12 @@ asio::awaitable<void> Session::run() {
       break;
     }
 
-    const auto length = parser.content_length();
-    if (length && *length > options_.max_body_bytes) {
+    if (!limit_request_body(parser, options_.max_body_bytes)) {
       co_await reject(status_detail(413), ErrorCode::bad_request,
-                      fmt::format("http: the body has {} bytes; at most {} are accepted", *length, options_.max_body_bytes), request_.path);
+                      fmt::format("http: the body has {} bytes; at most {} are accepted", *parser.content_length(), options_.max_body_bytes),
+                      request_.path);
       break;
     }
-    parser.body_limit(options_.max_body_bytes);  // chunked bodies are counted as they arrive
     if (beast::iequals(header[http::field::expect], "100-continue")) {
       // curl sends large bodies only after this (or after a 1 s wait).
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";

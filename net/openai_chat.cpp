@@ -6,6 +6,7 @@
 #include "net/json_fields.h"
 #include "net/openai.h"
 #include "net/openai_common.h"
+#include "net/openai_decode.h"
 #include "net/sse.h"
 
 namespace rankserve::net {
@@ -81,18 +82,16 @@ json::object content_delta(std::string_view text) { return json::object{{"conten
 
 }  // namespace
 
-Task<void> openai_chat_completions(ServerContext& context, Exchange& exchange) {
-  const json::object body = parse_json_object(exchange.request().body);
-  check_openai_model(context, body);
-  const std::string prompt = render_chat(body);
-  OpenAiSampling sampling = [&] { return read_openai_sampling(body, {"max_completion_tokens", "max_tokens"}); }();
-  sampling.settings.stop.emplace_back(kTurnStop);
-  const bool logprobs = read_bool(body, "logprobs").value_or(false);
-  int num_top = 0;
+ChatRequest decode_chat_request(const json::object& body) {
+  ChatRequest out;
+  out.prompt = render_chat(body);
+  out.sampling = read_openai_sampling(body, {"max_completion_tokens", "max_tokens"});
+  out.sampling.settings.stop.emplace_back(kTurnStop);
+  out.logprobs = read_bool(body, "logprobs").value_or(false);
   if (auto v = read_int(body, "top_logprobs")) {
     if (*v < 0 || *v > 20) throw field_error("top_logprobs", fmt::format("is {}; expected 0..20", *v));
-    if (!logprobs) throw field_error("top_logprobs", "needs logprobs: true");
-    num_top = static_cast<int>(*v);
+    if (!out.logprobs) throw field_error("top_logprobs", "needs logprobs: true");
+    out.num_top = static_cast<int>(*v);
   }
   if (const json::value* tools = find_field(body, "tools"); tools != nullptr && !(tools->is_array() && tools->as_array().empty())) {
     throw field_error("tools", "are not supported");
@@ -102,6 +101,17 @@ Task<void> openai_chat_completions(ServerContext& context, Exchange& exchange) {
       throw field_error("response_format", "only {\"type\": \"text\"} is supported");
     }
   }
+  return out;
+}
+
+Task<void> openai_chat_completions(ServerContext& context, Exchange& exchange) {
+  const json::object body = parse_json_object(exchange.request().body);
+  check_openai_model(context, body);
+  const ChatRequest decoded = decode_chat_request(body);
+  const std::string& prompt = decoded.prompt;
+  const OpenAiSampling& sampling = decoded.sampling;
+  const bool logprobs = decoded.logprobs;
+  const int num_top = decoded.num_top;
 
   const std::string id = new_openai_id("chatcmpl-");
   const int64_t created = unix_time_now();

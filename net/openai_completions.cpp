@@ -6,6 +6,7 @@
 #include "net/json_fields.h"
 #include "net/openai.h"
 #include "net/openai_common.h"
+#include "net/openai_decode.h"
 #include "net/sse.h"
 
 namespace rankserve::net {
@@ -72,22 +73,31 @@ ServerResponse openai_retrieve_model(const ServerContext& context, const RoutePa
   return r;
 }
 
-Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
-  const json::object body = parse_json_object(exchange.request().body);
-  check_openai_model(context, body);
-  const std::vector<std::string> prompts = read_prompts(body);
-  const OpenAiSampling sampling = [&] { return read_openai_sampling(body, {"max_tokens"}); }();
-  const bool echo = read_bool(body, "echo").value_or(false);
-  int num_logprobs = -1;  // -1: none
+CompletionRequest decode_completion_request(const json::object& body) {
+  CompletionRequest out;
+  out.prompts = read_prompts(body);
+  out.sampling = read_openai_sampling(body, {"max_tokens"});
+  out.echo = read_bool(body, "echo").value_or(false);
   if (auto v = read_int(body, "logprobs")) {
     if (*v < 0 || *v > 5) throw field_error("logprobs", fmt::format("is {}; expected 0..5", *v));
-    num_logprobs = static_cast<int>(*v);
+    out.num_logprobs = static_cast<int>(*v);
   }
-  if (echo && num_logprobs >= 0) throw field_error("echo", "with logprobs is not supported (prompt-token logprobs are not computed)");
-  if (auto best_of = read_int(body, "best_of"); best_of && *best_of != sampling.n) {
+  if (out.echo && out.num_logprobs >= 0) throw field_error("echo", "with logprobs is not supported (prompt-token logprobs are not computed)");
+  if (auto best_of = read_int(body, "best_of"); best_of && *best_of != out.sampling.n) {
     throw field_error("best_of", fmt::format("is {}; rankserve supports only best_of = n", *best_of));
   }
   if (auto suffix = read_string(body, "suffix"); suffix && !suffix->empty()) throw field_error("suffix", "is not supported");
+  return out;
+}
+
+Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
+  const json::object body = parse_json_object(exchange.request().body);
+  check_openai_model(context, body);
+  const CompletionRequest decoded = decode_completion_request(body);
+  const std::vector<std::string>& prompts = decoded.prompts;
+  const OpenAiSampling& sampling = decoded.sampling;
+  const bool echo = decoded.echo;
+  const int num_logprobs = decoded.num_logprobs;
 
   const std::string id = new_openai_id("cmpl-");
   const int64_t created = unix_time_now();

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include "runtime/core/error.h"
@@ -46,6 +47,15 @@ std::string dtype_name(at::ScalarType type) {
     case at::kBool: return "BOOL";
     default: throw Error(ErrorCode::runtime, "safetensors: cannot write this dtype");
   }
+}
+
+// The product of `shape`; nullopt when a size is negative or the product overflows 64 bits.
+std::optional<uint64_t> checked_numel(const std::vector<int64_t>& shape) {
+  uint64_t numel = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || __builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel)) return std::nullopt;
+  }
+  return numel;
 }
 
 }  // namespace
@@ -84,16 +94,28 @@ void TensorFile::fail(const std::string& what) const {
 }
 
 void TensorFile::add(const std::string& name, TensorEntry e) {
-  // Elements from the first to one past the last that the view touches.
-  int64_t numel = 1;
-  for (int64_t d : e.shape) numel *= d;
-  int64_t extent = numel;
-  if (numel > 0 && !e.strides.empty()) {
+  // The bytes the view touches, in checked arithmetic: sizes and strides >= 0 (torch.save writes
+  // no negative strides), one stride per dimension, and no overflow on the way.
+  std::optional<uint64_t> numel = checked_numel(e.shape);
+  bool ok = numel && (e.strides.empty() || e.strides.size() == e.shape.size());
+  uint64_t extent = numel.value_or(0);  // elements from the first to one past the last touched
+  if (ok && extent > 0 && !e.strides.empty()) {
     extent = 1;
-    for (size_t d = 0; d < e.shape.size(); ++d) extent += (e.shape[d] - 1) * e.strides[d];
+    for (size_t d = 0; d < e.shape.size(); ++d) {
+      uint64_t reach = 0;
+      ok = ok && e.strides[d] >= 0 &&
+           !__builtin_mul_overflow(static_cast<uint64_t>(e.shape[d] - 1), static_cast<uint64_t>(e.strides[d]), &reach) &&
+           !__builtin_add_overflow(extent, reach, &extent);
+    }
   }
-  const uint64_t end = e.offset + static_cast<uint64_t>(extent) * at::elementSize(e.dtype);
-  if (end > size_ || end < e.offset) fail(fmt::format("tensor {} ends at byte {} past the file end {}", name, end, size_));
+  uint64_t bytes = 0, end = 0;
+  ok = ok && !__builtin_mul_overflow(extent, static_cast<uint64_t>(at::elementSize(e.dtype)), &bytes) &&
+       !__builtin_add_overflow(e.offset, bytes, &end);
+  if (!ok) {
+    fail(fmt::format("tensor {} has shape [{}] and strides [{}]; expected sizes and strides >= 0, one stride per dimension, "
+                     "and a size that fits in 64 bits", name, fmt::join(e.shape, ", "), fmt::join(e.strides, ", ")));
+  }
+  if (end > size_) fail(fmt::format("tensor {} ends at byte {} past the file end {}", name, end, size_));
   entries_[name] = std::move(e);
 }
 
@@ -136,10 +158,13 @@ void parse_safetensors(TensorFile& file) {
     } catch (const std::exception& ex) {
       file.fail(fmt::format("tensor {} has a malformed header entry: {}", name, ex.what()));
     }
-    int64_t numel = 1;
-    for (int64_t d : e.shape) numel *= d;
-    if (end < begin || end - begin != static_cast<uint64_t>(numel) * at::elementSize(e.dtype)) {
-      file.fail(fmt::format("tensor {} has {} bytes for shape of {} elements", name, end - begin, numel));
+    const std::optional<uint64_t> numel = checked_numel(e.shape);
+    uint64_t bytes = 0;
+    if (!numel || __builtin_mul_overflow(*numel, static_cast<uint64_t>(at::elementSize(e.dtype)), &bytes)) {
+      file.fail(fmt::format("tensor {} has shape [{}]; expected sizes >= 0 whose product fits in 64 bits", name, fmt::join(e.shape, ", ")));
+    }
+    if (end < begin || end - begin != bytes) {
+      file.fail(fmt::format("tensor {} has {} bytes for shape of {} elements", name, end - begin, *numel));
     }
     e.offset = data_start + begin;
     file.add(name, std::move(e));

@@ -5,9 +5,11 @@
 #include <array>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 
 #include "runtime/core/error.h"
+#include "runtime/model/config_text.h"
 
 namespace rankserve::runtime {
 namespace json = boost::json;
@@ -41,6 +43,13 @@ class ConfigReader {
     }
   }
   int integer_or(const char* key, int fallback) const { return has(key) ? integer(key) : fallback; }
+  // A size: an integer >= 1 (the model multiplies and divides by them).
+  int size(const char* key) const { return positive(key, integer(key)); }
+  int size_or(const char* key, int64_t fallback) const { return has(key) ? size(key) : positive(key, fallback); }
+  int positive(const char* key, int64_t value) const {
+    if (value < 1 || value > std::numeric_limits<int>::max()) fail(key, "is not a positive size that fits in 32 bits");
+    return static_cast<int>(value);
+  }
   double number_or(const char* key, double fallback) const {
     if (!has(key)) return fallback;
     try {
@@ -74,7 +83,11 @@ ModelConfig read_hf_config(const std::string& folder) {
   const std::string path = (std::filesystem::path(folder) / "config.json").string();
   std::ifstream in(path);
   if (!in) throw Error(ErrorCode::load, fmt::format("load: {}: cannot open (is --model-path a model folder?)", path));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_hf_config(text, path);
+}
+
+ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
   json::value doc;
   try {
     doc = json::parse(text);
@@ -87,12 +100,12 @@ ModelConfig read_hf_config(const std::string& folder) {
   ModelConfig c;
   if (type == "gpt2") {
     c.family = ModelFamily::gpt2;
-    c.hidden_size = r.integer("n_embd");
-    c.num_layers = r.integer("n_layer");
-    c.num_attention_heads = r.integer("n_head");
-    c.ffn_hidden_size = r.integer_or("n_inner", 4 * c.hidden_size);
-    c.max_position_embeddings = r.integer("n_positions");
-    c.vocab_size = r.integer("vocab_size");
+    c.hidden_size = r.size("n_embd");
+    c.num_layers = r.size("n_layer");
+    c.num_attention_heads = r.size("n_head");
+    c.ffn_hidden_size = r.size_or("n_inner", int64_t{4} * c.hidden_size);
+    c.max_position_embeddings = r.size("n_positions");
+    c.vocab_size = r.size("vocab_size");
     c.layernorm_epsilon = r.number_or("layer_norm_epsilon", 1e-5);
     const std::string act = r.string_or("activation_function", "gelu_new");
     if (act == "gelu_new" || act == "gelu_pytorch_tanh") c.activation = Activation::gelu_tanh;
@@ -102,15 +115,15 @@ ModelConfig read_hf_config(const std::string& folder) {
     c.eos_token_id = r.integer_or("eos_token_id", 50256);
   } else if (type == "opt") {
     c.family = ModelFamily::opt;
-    c.hidden_size = r.integer("hidden_size");
-    c.num_layers = r.integer("num_hidden_layers");
-    c.num_attention_heads = r.integer("num_attention_heads");
-    c.ffn_hidden_size = r.integer("ffn_dim");
-    c.max_position_embeddings = r.integer("max_position_embeddings");
-    c.vocab_size = r.integer("vocab_size");
+    c.hidden_size = r.size("hidden_size");
+    c.num_layers = r.size("num_hidden_layers");
+    c.num_attention_heads = r.size("num_attention_heads");
+    c.ffn_hidden_size = r.size("ffn_dim");
+    c.max_position_embeddings = r.size("max_position_embeddings");
+    c.vocab_size = r.size("vocab_size");
     c.position_offset = 2;
     c.pre_layer_norm = r.boolean_or("do_layer_norm_before", true);
-    c.word_embed_proj_dim = r.integer_or("word_embed_proj_dim", c.hidden_size);
+    c.word_embed_proj_dim = r.size_or("word_embed_proj_dim", c.hidden_size);
     if (r.string_or("activation_function", "relu") != "relu") r.fail("activation_function", "is not relu");
     if (!r.boolean_or("enable_bias", true)) r.fail("enable_bias", "is false; bias-free OPT is not supported");
     c.activation = Activation::relu;

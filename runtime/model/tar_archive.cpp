@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -14,6 +15,9 @@ namespace rankserve::runtime {
 namespace {
 
 constexpr uint64_t kBlock = 512;
+// A GNU long name or a PAX header holds a path and a few attributes: more than this is damage, not
+// something to allocate.
+constexpr uint64_t kMaxNameRecords = 1 << 20;
 
 Error damaged(const std::string& path, const std::string& what) {
   return Error(ErrorCode::load, fmt::format("load: {}: {}", path, what));
@@ -108,13 +112,17 @@ uint64_t octal(const char* field, size_t width) {
 
 std::string text(const char* field, size_t width) { return std::string(field, strnlen(field, width)); }
 
-// PAX extended header records: "<length> <key>=<value>\n"; returns the path if present.
-std::string pax_path(const std::string& records) {
+// PAX extended header records: "<length> <key>=<value>\n", the length counting the whole record;
+// returns the path if present. Throws Error(load) naming the archive for a malformed record.
+std::string pax_path(const std::string& records, const std::string& path) {
   for (size_t at = 0; at < records.size();) {
     const size_t space = records.find(' ', at);
-    if (space == std::string::npos) break;
-    const size_t length = std::stoul(records.substr(at, space - at));
-    if (length == 0) break;
+    size_t length = 0;
+    const auto [end, ec] = std::from_chars(records.data() + at, records.data() + (space == std::string::npos ? at : space), length);
+    if (space == std::string::npos || ec != std::errc() || end != records.data() + space || length < space + 2 - at ||
+        length > records.size() - at) {
+      throw damaged(path, fmt::format("PAX header record at byte {} of its header is malformed; expected \"<length> <key>=<value>\\n\"", at));
+    }
     const std::string record = records.substr(space + 1, length - (space + 1 - at) - 1);
     if (record.rfind("path=", 0) == 0) return record.substr(5);
     at += length;
@@ -141,10 +149,14 @@ void walk(Input& in, const std::string& path,
     if (!prefix.empty()) name = prefix + "/" + name;
     uint64_t used = 0;
     if (type == 'L' || type == 'x') {  // the next member's long name (GNU) or PAX records
+      if (size > kMaxNameRecords) {
+        throw damaged(path, fmt::format("a {} header at byte {} claims {} bytes; expected at most {} (damaged archive?)",
+                                        type == 'L' ? "GNU long-name" : "PAX", in.position() - kBlock, size, kMaxNameRecords));
+      }
       std::string data(size, '\0');
       in.read(data.data(), size);
       used = size;
-      long_name = type == 'L' ? std::string(data.c_str()) : pax_path(data);
+      long_name = type == 'L' ? std::string(data.c_str()) : pax_path(data, path);
     } else {
       if (!long_name.empty()) name = long_name;
       long_name.clear();

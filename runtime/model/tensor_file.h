@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rankserve::runtime {
@@ -53,5 +54,18 @@ class TensorFile {
 
 void parse_safetensors(TensorFile& file);
 void parse_torch_zip(TensorFile& file);  // torch.save's zip: data.pkl + data/<key> records
+
+// One tensor of a torch.save pickle. entry.offset counts bytes from the start of its storage's
+// record (data/<storage_key>), not of the file.
+struct PickledTensor {
+  std::string name;
+  std::string storage_key;
+  TensorEntry entry;
+};
+
+// The tensors of a torch.save state_dict pickle (data.pkl), in order; entries that are not
+// tensors are skipped. Throws std::exception when the pickle is malformed or not a dict
+// (parse_torch_zip names the file). Used by parse_torch_zip and the pickle fuzzer.
+std::vector<PickledTensor> read_torch_pickle(std::string_view pickle);
 
 }  // namespace rankserve::runtime

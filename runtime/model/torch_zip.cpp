@@ -9,7 +9,9 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <deque>
 #include <memory>
+#include <string_view>
 #include <variant>
 
 #include "runtime/core/error.h"
@@ -19,7 +21,9 @@ namespace rankserve::runtime {
 namespace {
 
 struct Object;
-using Ref = std::shared_ptr<Object>;
+// Objects live in the Unpickler's arena: a pickle can make cycles (a list appended to itself through
+// the memo), which shared ownership would leak, and deep nesting, which it would free recursively.
+using Ref = Object*;
 struct Global {
   std::string module, name;
 };
@@ -40,11 +44,6 @@ using Tuple = std::vector<Ref>;
 struct Object {
   std::variant<std::monostate, bool, int64_t, double, std::string, Tuple, Dict, Global, Storage, TensorRef, Mark> value;
 };
-
-template <typename T>
-Ref make(T value) {
-  return std::make_shared<Object>(Object{std::move(value)});
-}
 
 at::ScalarType storage_dtype(const std::string& name) {
   if (name == "FloatStorage") return at::kFloat;
@@ -115,6 +114,11 @@ class Unpickler {
   }
 
  private:
+  template <typename T>
+  Ref make(T value) {
+    arena_.push_back(Object{std::move(value)});
+    return &arena_.back();
+  }
   uint8_t byte() { return static_cast<uint8_t>(*take(1).data()); }
   uint16_t uint16() { uint16_t v; std::memcpy(&v, take(2).data(), 2); return v; }
   uint32_t uint32() { uint32_t v; std::memcpy(&v, take(4).data(), 4); return v; }
@@ -191,40 +195,54 @@ class Unpickler {
 
   const char* p_;
   const char* end_;
+  std::deque<Object> arena_;  // every object made; a deque keeps their addresses
   std::vector<Ref> stack_;
   std::map<size_t, Ref> memo_;
 };
 
 }  // namespace
 
+std::vector<PickledTensor> read_torch_pickle(std::string_view pickle) {
+  Unpickler unpickler(pickle.data(), pickle.size());
+  const Ref root = unpickler.run();
+  if (!std::holds_alternative<Dict>(root->value)) throw std::runtime_error("the pickle is not a dict of tensors (a state_dict)");
+  std::vector<PickledTensor> out;
+  for (const auto& [key, value] : std::get<Dict>(root->value).items) {
+    if (!std::holds_alternative<std::string>(key->value) || !std::holds_alternative<TensorRef>(value->value)) continue;
+    const TensorRef& t = std::get<TensorRef>(value->value);
+    PickledTensor p;
+    p.name = std::get<std::string>(key->value);
+    p.storage_key = t.storage.key;
+    p.entry.dtype = t.storage.dtype;
+    p.entry.shape = t.shape;
+    p.entry.strides = t.strides;
+    p.entry.offset = static_cast<uint64_t>(t.offset) * at::elementSize(t.storage.dtype);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 void parse_torch_zip(TensorFile& file) {
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
-  Ref root;
+  std::vector<PickledTensor> tensors;
   try {
     zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
         std::make_shared<caffe2::serialize::MemoryReadAdapter>(file.data(), static_cast<off_t>(file.size())));
     auto [pickle, size] = zip->getRecord("data.pkl");
-    root = Unpickler(static_cast<const char*>(pickle.get()), size).run();
+    tensors = read_torch_pickle(std::string_view(static_cast<const char*>(pickle.get()), size));
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
     file.fail(fmt::format("not a readable torch.save file: {}", std::string(e.what()).substr(0, 300)));
   }
-  if (!std::holds_alternative<Dict>(root->value)) file.fail("the pickle is not a dict of tensors (a state_dict)");
-  for (const auto& [key, value] : std::get<Dict>(root->value).items) {
-    if (!std::holds_alternative<std::string>(key->value) || !std::holds_alternative<TensorRef>(value->value)) continue;
-    const TensorRef& t = std::get<TensorRef>(value->value);
-    TensorEntry e;
-    e.dtype = t.storage.dtype;
-    e.shape = t.shape;
-    e.strides = t.strides;
+  for (PickledTensor& t : tensors) {
     try {
       // torch.save stores records uncompressed and aligned, so the storage can be mapped in place.
-      e.offset = zip->getRecordOffset("data/" + t.storage.key) + static_cast<uint64_t>(t.offset) * at::elementSize(e.dtype);
+      t.entry.offset += zip->getRecordOffset("data/" + t.storage_key);
     } catch (const std::exception& ex) {
-      file.fail(fmt::format("tensor {}: storage {} is missing", std::get<std::string>(key->value), t.storage.key));
+      file.fail(fmt::format("tensor {}: storage {} is missing", t.name, t.storage_key));
     }
-    file.add(std::get<std::string>(key->value), std::move(e));
+    file.add(t.name, std::move(t.entry));
   }
 }
 

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "runtime/core/error.h"
+#include "runtime/model/tensor_file.h"
 #include "runtime/model/weight_source.h"
 
 using namespace rankserve;
@@ -58,4 +59,44 @@ TEST_CASE("random weights do not depend on how the tensor is sliced") {
   const double std = whole.std().item<double>();
   CHECK(std > 0.01);
   CHECK(std < 0.03);
+}
+
+// The cases below were found by tests/fuzz (safetensors_fuzz, torch_pickle_fuzz).
+TEST_CASE("a safetensors shape with negative sizes or a product past 64 bits is a load error naming the tensor") {
+  const std::string path = temp_file("rs-shape-");
+  for (const std::string shape : {"[-1,-4]", "[4294967296,4294967296]"}) {
+    INFO(shape);
+    std::string header = R"({"x":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,16]}})";
+    header.resize((header.size() + 7) / 8 * 8, ' ');
+    const uint64_t length = header.size();
+    std::ofstream(path, std::ios::binary) << std::string(reinterpret_cast<const char*>(&length), 8) << header << std::string(16, '\0');
+    CHECK_THROWS_WITH_AS(MappedCheckpoint::open(path), doctest::Contains("tensor x has shape ["), Error);
+  }
+  fs::remove(path);
+}
+
+TEST_CASE("a tensor entry whose strides are negative or fewer than its dimensions is refused before any view") {
+  TensorFile file(std::string(64, '\0'), "t.bin");
+  TensorEntry backwards;
+  backwards.shape = {2, 2};
+  backwards.strides = {-1, 1};  // would reach one element before the file
+  backwards.offset = 0;
+  CHECK_THROWS_WITH_AS(file.add("backwards", backwards), doctest::Contains("tensor backwards has shape [2, 2] and strides [-1, 1]"), Error);
+  TensorEntry short_strides;
+  short_strides.shape = {2, 2};
+  short_strides.strides = {1};
+  CHECK_THROWS_WITH_AS(file.add("short", short_strides), doctest::Contains("one stride per dimension"), Error);
+  TensorEntry fine;
+  fine.shape = {2, 2};
+  fine.strides = {1, 2};  // a transposed 2x2 view
+  file.add("fine", fine);
+  CHECK(file.entries().count("fine") == 1);
+}
+
+TEST_CASE("the pickle reader survives self-referencing and deeply nested lists") {
+  // A list appended to itself through the memo (a cycle), then a state_dict with no tensors.
+  CHECK(read_torch_pickle(std::string("\x80\x02]q\x00h\x00" "a}.", 10)).empty());
+  // A million nested lists: freeing them must not recurse once per level.
+  const size_t depth = 1000000;
+  CHECK(read_torch_pickle("\x80\x02" + std::string(depth, ']') + std::string(depth - 1, 'a') + "}.").empty());
 }

@@ -51,3 +51,41 @@ TEST_CASE("lists a tar's files with long names and reads them, in place or throu
   CHECK_THROWS_WITH_AS(list_tar(cut.string()), doctest::Contains(cut.c_str()), Error);
   fs::remove_all(dir);
 }
+
+namespace {
+
+// A ustar header block of `type` whose size field says `size` (octal); the reader ignores checksums.
+std::string tar_header(const std::string& name, char type, uint64_t size) {
+  std::string block(512, '\0');
+  block.replace(0, name.size(), name);
+  const std::string octal = fmt::format("{:011o}", size);
+  block.replace(124, octal.size(), octal);
+  block[156] = type;
+  block.replace(257, 5, "ustar");
+  return block;
+}
+
+std::string write_temp(const std::string& stem, const std::string& bytes) {
+  const fs::path path = fs::temp_directory_path() / fmt::format("{}-{}", stem, ::getpid());
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path.string();
+}
+
+}  // namespace
+
+TEST_CASE("a malformed PAX record or an oversized long-name header is a load error naming the archive") {
+  // Found by tests/fuzz/tar_archive_fuzz: std::stoul threw std::invalid_argument ("stoul") for a
+  // record length that is not a number, and a long-name header's size was allocated unchecked.
+  const std::string records = "xx path=a\n";
+  std::string pax = tar_header("PaxHeader", 'x', records.size()) + records;
+  pax.resize(1024, '\0');
+  pax += tar_header("a", '0', 0) + std::string(1024, '\0');
+  const std::string bad_pax = write_temp("rs-bad-pax", pax);
+  const std::string pax_error = bad_pax + ": PAX header record at byte 0 of its header is malformed";
+  CHECK_THROWS_WITH_AS(list_tar(bad_pax), doctest::Contains(pax_error.c_str()), Error);
+  const std::string huge_name = write_temp("rs-huge-name", tar_header("././@LongLink", 'L', uint64_t{8} << 30) + std::string(1024, '\0'));
+  const std::string name_error = huge_name + ": a GNU long-name header at byte 0 claims 8589934592 bytes";
+  CHECK_THROWS_WITH_AS(list_tar(huge_name), doctest::Contains(name_error.c_str()), Error);
+  fs::remove(bad_pax);
+  fs::remove(huge_name);
+}
