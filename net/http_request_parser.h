@@ -8,6 +8,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 
 namespace rankserve::net {
 
@@ -24,5 +26,18 @@ void limit_request_header(RequestParser& parser);
 // Once the header is in: false when its Content-Length already exceeds `max_body_bytes` (answer 413
 // without reading the body); else sets the body limit, which also counts chunked bodies as they arrive.
 bool limit_request_body(RequestParser& parser, std::size_t max_body_bytes);
+
+// A request whose framing rankserve refuses before reading its body: the status (400 or 501) and why.
+struct FramingError {
+  int status = 400;
+  std::string message;
+};
+
+// RFC 9112 §6.1 and §6.3 on a request's Transfer-Encoding, which Beast leaves to us (it frames a
+// body as chunked only when chunked is the last coding, and otherwise ignores the header in favour
+// of Content-Length: a request-smuggling gap behind a proxy that reads it the other way). Accepted:
+// no Transfer-Encoding, or exactly `chunked` without Content-Length. Both headers, an empty list,
+// `chunked` twice or not last: 400. Any other coding (gzip, `gzip, chunked`): 501.
+std::optional<FramingError> transfer_encoding_error(const boost::beast::http::fields& fields);
 
 }  // namespace rankserve::net
