@@ -53,7 +53,7 @@ std::string choose_advertise_address(const Options& options, const Topology& t) 
     }
   }
   if (t.num_nodes == 1 && !resolves(target)) return "127.0.0.1";  // a lone node whose own name does not resolve
-  const std::string address = route_address_to(target);
+  std::string address = route_address_to(target);  // not const: returned by move
   if (t.num_nodes > 1 && is_loopback(address)) {
     throw Error(ErrorCode::rendezvous,
                 fmt::format("rendezvous: the route from {} to '{}' uses loopback address {} but the job spans {} nodes "

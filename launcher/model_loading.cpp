@@ -21,7 +21,7 @@ std::string model_path_of(const Options& options) {
 
 std::string tokenizer_folder_of(const Options& options) {
   if (!options.tokenizer.empty()) return options.tokenizer;
-  const std::string model = model_path_of(options);
+  std::string model = model_path_of(options);  // not const: returned by move
   if (model.rfind("random/", 0) != 0) return model;
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);

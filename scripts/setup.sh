@@ -12,6 +12,8 @@ packages=(
   libopenmpi-dev openmpi-bin libpmix-dev libpmix-bin
   # tests (python3-torch: the independent reference implementation in tests/reference/)
   doctest-dev python3-torch python3-numpy munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
+  # the hardening tiers: gcc's ASan/UBSan/TSan runtimes, clang + libFuzzer (scripts/fuzz-tier.sh), clang-tidy
+  libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev clang-tidy clang-format
   # benchmarks (bench/http_bench.sh compares with nginx under wrk)
   wrk nginx-light
 )

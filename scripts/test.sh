@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs, builds and runs every test tier this machine can run: unit, http, dist, clients, and cluster (a real
-# two-node Slurm cluster, which needs root). The gpu tier runs only where a GPU is present.
+# two-node Slurm cluster, which needs root), then the hardening tiers: clang-tidy over the sources
+# (scripts/tidy.sh), a short run of every libFuzzer target (scripts/fuzz-tier.sh) and the sanitizer tier
+# (scripts/sanitizers.sh: ASan + UBSan and TSan builds of the tiers that exercise the server).
+# RANKSERVE_TEST_SANITIZERS=0 skips those three. The gpu tier runs only where a GPU is present. Extra
+# arguments go to the first ctest run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,5 +12,9 @@ bash scripts/build.sh
 labels="unit|http|dist|clients"
 if [[ $(id -u) -eq 0 ]]; then labels="$labels|cluster"; else echo "test: not root, skipping the cluster tier" >&2; fi
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then labels="$labels|gpu"; fi
-cd build
-ctest --output-on-failure -L "^($labels)\$" "$@"
+(cd build && ctest --output-on-failure -L "^($labels)\$" "$@")
+if [[ "${RANKSERVE_TEST_SANITIZERS:-1}" != 0 ]]; then
+  bash scripts/tidy.sh
+  bash scripts/fuzz-tier.sh
+  bash scripts/sanitizers.sh
+fi

@@ -10,7 +10,7 @@ int exit_code(ErrorCode code) noexcept {
     case ErrorCode::topology: return 3;
     case ErrorCode::rendezvous: return 4;
     case ErrorCode::load: return 5;
-    case ErrorCode::runtime: return 6;
+    case ErrorCode::runtime:
     default: return 6;
   }
   return 6;

@@ -156,7 +156,7 @@ void walk(Input& in, const std::string& path,
       std::string data(size, '\0');
       in.read(data.data(), size);
       used = size;
-      long_name = type == 'L' ? std::string(data.c_str()) : pax_path(data, path);
+      long_name = type == 'L' ? data.substr(0, data.find('\0')) : pax_path(data, path);  // up to its NUL
     } else {
       if (!long_name.empty()) name = long_name;
       long_name.clear();

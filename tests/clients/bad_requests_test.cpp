@@ -109,7 +109,7 @@ Reply send(const Server& s, const Bad& bad) {
 
 }  // namespace
 
-TEST_CASE("a corpus of bad requests each gets a 4xx naming the field; the server stays ready with every rank alive") {
+TEST_CASE("a corpus of bad requests each gets a 4xx naming the field, and the server stays ready with every rank alive") {
   Server& s = hardened_server();
   const int workers = s.num_workers_alive();
   REQUIRE(workers == 2);

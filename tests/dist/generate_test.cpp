@@ -357,7 +357,7 @@ TEST_CASE("a .nemo carries its own tokenizer: --prompt needs no --tokenizer and 
   fs::remove(hf.string() + ".nemo");
 }
 
-TEST_CASE("a NeMo checkpoint's saved TP and PP are the defaults; --tp and --pp override them") {
+TEST_CASE("a NeMo checkpoint's saved TP and PP are the defaults, and --tp and --pp override them") {
   const fs::path dir = fs::path(make_model("gpt2"));
   reference(fmt::format("make-nemo {} {}-nemo 2 2", dir.string(), dir.string()));
   const std::string nemo = dir.string() + "-nemo";
@@ -382,7 +382,7 @@ TEST_CASE("a NeMo checkpoint's saved TP and PP are the defaults; --tp and --pp o
   fs::remove_all(nemo);
 }
 
-TEST_CASE("--dtype bf16 computes in bfloat16 across TP and PP and stays close to fp32; fp16 without GPUs is refused") {
+TEST_CASE("--dtype bf16 computes in bfloat16 across TP and PP and stays close to fp32, and fp16 without GPUs is refused") {
   for (const char* family : {"gpt2", "opt"}) {
     INFO(family);
     const std::string model = make_model(family);
