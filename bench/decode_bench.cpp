@@ -49,8 +49,10 @@ double read_bandwidth() {
     volatile float sink = at::mv(matrix, vector)[0].item<float>();
     (void)sink;
   });
-  fmt::print("memory read bandwidth: at::sum on {} threads {:.2f} GB/s, BLAS gemv {:.2f} GB/s (best of 5 reads of "
-             "1 GiB each)\n", at::get_num_threads(), sum / 1e9, gemv / 1e9);
+  fmt::print(
+      "memory read bandwidth: at::sum on {} threads {:.2f} GB/s, BLAS gemv {:.2f} GB/s (best of 5 reads of "
+      "1 GiB each)\n",
+      at::get_num_threads(), sum / 1e9, gemv / 1e9);
   return std::max(sum, gemv);
 }
 
@@ -107,8 +109,10 @@ int main(int argc, char** argv) {
     const double step = decode_step_seconds(*engine, batch, n);
     const double tokens_per_s = batch / step;
     if (batch1 == 0) batch1 = tokens_per_s;
-    fmt::print("batch {:>2}: {:8.1f} tokens/s ({:6.1f} ms/step); {:.2f} of the bandwidth bound ({:.1f} steps/s); "
-               "{:.2f}x batch {}\n", batch, tokens_per_s, step * 1e3, (1.0 / step) / bound, bound, tokens_per_s / batch1, batches[0]);
+    fmt::print(
+        "batch {:>2}: {:8.1f} tokens/s ({:6.1f} ms/step); {:.2f} of the bandwidth bound ({:.1f} steps/s); "
+        "{:.2f}x batch {}\n",
+        batch, tokens_per_s, step * 1e3, (1.0 / step) / bound, bound, tokens_per_s / batch1, batches[0]);
   }
   return 0;
 }

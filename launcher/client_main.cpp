@@ -35,8 +35,7 @@ void print_batch(const ClientOptions& options, const std::vector<std::string>& t
     std::printf("output: %s\n", python_list_repr(texts).c_str());
     return;
   }
-  for (const auto& text : texts)
-    std::printf("%.*s\n%s\n", static_cast<int>(kSeparator.size()), kSeparator.data(), text.c_str());
+  for (const auto& text : texts) std::printf("%.*s\n%s\n", static_cast<int>(kSeparator.size()), kSeparator.data(), text.c_str());
 }
 
 // Each prompt streamed in turn, printed as the batch forms print it: the prompt, then its continuation.

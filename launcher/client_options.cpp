@@ -93,12 +93,9 @@ ParsedClientOptions parse_client_options(const std::vector<std::string>& args) {
   if (vm.count("url") && vm.count("server-url") && vm["url"].as<std::string>() != vm["server-url"].as<std::string>()) {
     problems.push_back("options: --url and --server-url differ (give one of them)");
   }
-  if (vm.count("url"))
-    o.url = vm["url"].as<std::string>();
-  else if (vm.count("server-url"))
-    o.url = vm["server-url"].as<std::string>();
-  else
-    problems.push_back("options: --url is required (e.g. --url http://localhost:8000)");
+  if (vm.count("url")) o.url = vm["url"].as<std::string>();
+  else if (vm.count("server-url")) o.url = vm["server-url"].as<std::string>();
+  else problems.push_back("options: --url is required (e.g. --url http://localhost:8000)");
 
   if (vm.count("prompts") && vm.count("input")) {
     problems.push_back("options: --prompts (NeMo form) and --input (OPT form) together; give one of them");
@@ -110,15 +107,13 @@ ParsedClientOptions parse_client_options(const std::vector<std::string>& args) {
     o.prompts = vm["prompts"].as<std::vector<std::string>>();
   }
   o.params.max_tokens = merged(vm, {"output-len", "max-tokens", "output-length"}, problems).value_or(kDefaultOutputLen);
-  if (o.params.max_tokens < 1)
-    problems.push_back(fmt::format("options: --output-len={} must be >= 1", o.params.max_tokens));
-  if (o.params.min_length < 0)
-    problems.push_back(fmt::format("options: --min-length={} must be >= 0", o.params.min_length));
+  if (o.params.max_tokens < 1) problems.push_back(fmt::format("options: --output-len={} must be >= 1", o.params.max_tokens));
+  if (o.params.min_length < 0) problems.push_back(fmt::format("options: --min-length={} must be >= 0", o.params.min_length));
   if (vm.count("temperature")) {
     o.params.temperature = vm["temperature"].as<double>();
     if (!(*o.params.temperature > 0)) {
-      problems.push_back(fmt::format("options: --temperature={} must be > 0 (leave it out for greedy decoding)",
-                                     *o.params.temperature));
+      problems.push_back(
+          fmt::format("options: --temperature={} must be > 0 (leave it out for greedy decoding)", *o.params.temperature));
     }
   }
   if (vm.count("top-p")) {
@@ -129,17 +124,12 @@ ParsedClientOptions parse_client_options(const std::vector<std::string>& args) {
   }
   if (vm.count("seed")) o.params.seed = vm["seed"].as<uint64_t>();
 
-  if (protocol == "kserve")
-    o.protocol = StreamProtocol::kserve;
-  else if (protocol == "openai")
-    o.protocol = StreamProtocol::openai;
-  else if (protocol == "openai-chat")
-    o.protocol = StreamProtocol::openai_chat;
-  else
-    problems.push_back(fmt::format("options: --protocol={} is not kserve, openai or openai-chat", protocol));
+  if (protocol == "kserve") o.protocol = StreamProtocol::kserve;
+  else if (protocol == "openai") o.protocol = StreamProtocol::openai;
+  else if (protocol == "openai-chat") o.protocol = StreamProtocol::openai_chat;
+  else problems.push_back(fmt::format("options: --protocol={} is not kserve, openai or openai-chat", protocol));
   if (o.protocol != StreamProtocol::kserve) o.stream = true;  // OpenAI has no batch form of the examples
-  if (!(o.init_timeout_s > 0))
-    problems.push_back(fmt::format("options: --init-timeout-s={} must be > 0", o.init_timeout_s));
+  if (!(o.init_timeout_s > 0)) problems.push_back(fmt::format("options: --init-timeout-s={} must be > 0", o.init_timeout_s));
   if (!(o.timeout_s > 0)) problems.push_back(fmt::format("options: --timeout-s={} must be > 0", o.timeout_s));
   if (!problems.empty()) {
     std::string message = problems.front();

@@ -18,10 +18,8 @@ namespace {
 // (https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/).
 template <typename T>
 json::object column(std::string_view name, std::string_view datatype, const std::vector<T>& values) {
-  return json::object{{"name", name},
-                      {"shape", json::array{values.size(), 1}},
-                      {"datatype", datatype},
-                      {"data", json::value_from(values)}};
+  return json::object{
+      {"name", name}, {"shape", json::array{values.size(), 1}}, {"datatype", datatype}, {"data", json::value_from(values)}};
 }
 
 template <typename T>
@@ -49,8 +47,7 @@ json::value parse_json(std::string_view body, std::string_view what) {
 }
 
 void flatten_strings(const json::value& value, std::vector<std::string>& out, bool& all_strings) {
-  if (value.is_string())
-    out.emplace_back(value.get_string());
+  if (value.is_string()) out.emplace_back(value.get_string());
   else if (value.is_array()) {
     for (const auto& item : value.get_array()) flatten_strings(item, out, all_strings);
   } else {
@@ -95,10 +92,8 @@ const json::value* path(const json::value& root, std::initializer_list<std::stri
 std::string model_path(std::string_view model) {
   std::string out = "/v2/models/";
   for (unsigned char c : model) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
-      out += static_cast<char>(c);
-    else
-      out += fmt::format("%{:02X}", c);
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') out += static_cast<char>(c);
+    else out += fmt::format("%{:02X}", c);
   }
   return out;
 }
@@ -175,8 +170,7 @@ std::optional<Contract> contract_from_metadata(std::string_view body) {
   if (!inputs || !inputs->is_array()) return std::nullopt;
   std::vector<std::string> names;
   for (const auto& input : inputs->get_array()) {
-    if (const json::value* name = path(input, {"name"}); name && name->is_string())
-      names.emplace_back(name->get_string());
+    if (const json::value* name = path(input, {"name"}); name && name->is_string()) names.emplace_back(name->get_string());
   }
   auto has = [&](std::string_view name) { return std::find(names.begin(), names.end(), name) != names.end(); };
   if (has("prompts")) return Contract::nemo;
@@ -211,10 +205,8 @@ std::string stream_body(StreamProtocol protocol, const std::string& model, const
     return json::serialize(body);
   }
   if (!model.empty()) body["model"] = model;
-  if (protocol == StreamProtocol::openai)
-    body["prompt"] = prompt;
-  else
-    body["messages"] = json::array{json::object{{"role", "user"}, {"content", prompt}}};
+  if (protocol == StreamProtocol::openai) body["prompt"] = prompt;
+  else body["messages"] = json::array{json::object{{"role", "user"}, {"content", prompt}}};
   body["max_tokens"] = params.max_tokens;
   if (params.temperature) body["temperature"] = *params.temperature;
   if (params.top_p) body["top_p"] = *params.top_p;
@@ -230,15 +222,9 @@ StreamPiece stream_piece(StreamProtocol protocol, std::string_view data) {
     throw Error(ErrorCode::runtime, fmt::format("client: the server ended the stream: {}", *message));
   const json::value* text = nullptr;
   switch (protocol) {
-    case StreamProtocol::kserve:
-      text = path(value, {"text_output"});
-      break;
-    case StreamProtocol::openai:
-      text = path(value, {"choices", "[0]", "text"});
-      break;
-    case StreamProtocol::openai_chat:
-      text = path(value, {"choices", "[0]", "delta", "content"});
-      break;
+    case StreamProtocol::kserve: text = path(value, {"text_output"}); break;
+    case StreamProtocol::openai: text = path(value, {"choices", "[0]", "text"}); break;
+    case StreamProtocol::openai_chat: text = path(value, {"choices", "[0]", "delta", "content"}); break;
   }
   StreamPiece piece;
   if (text && text->is_string()) piece.text = text->get_string();
@@ -299,8 +285,7 @@ bool python_non_printable(char32_t cp) {
       {0xD800, 0xF8FF},   {0xFEFF, 0xFEFF},   {0xFFF9, 0xFFFB},   {0xFFFE, 0xFFFF},   {0x110BD, 0x110BD},
       {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001}, {0xE0020, 0xE007F}, {0xF0000, 0x10FFFF},
   };
-  return std::any_of(std::begin(kRanges), std::end(kRanges),
-                     [cp](const Range& r) { return cp >= r.first && cp <= r.last; });
+  return std::any_of(std::begin(kRanges), std::end(kRanges), [cp](const Range& r) { return cp >= r.first && cp <= r.last; });
 }
 
 void append_utf8(std::string& out, char32_t cp) {
@@ -331,24 +316,15 @@ std::string python_repr(std::string_view utf8) {
   std::string out(1, quote);
   for (size_t i = 0; i < utf8.size();) {
     const char32_t cp = next_code_point(utf8, i);
-    if (cp == '\\')
-      out += "\\\\";
-    else if (cp == static_cast<char32_t>(quote))
-      (out += '\\') += quote;
-    else if (cp == '\t')
-      out += "\\t";
-    else if (cp == '\n')
-      out += "\\n";
-    else if (cp == '\r')
-      out += "\\r";
-    else if (!python_non_printable(cp))
-      append_utf8(out, cp);
-    else if (cp < 0x100)
-      out += fmt::format("\\x{:02x}", static_cast<uint32_t>(cp));
-    else if (cp < 0x10000)
-      out += fmt::format("\\u{:04x}", static_cast<uint32_t>(cp));
-    else
-      out += fmt::format("\\U{:08x}", static_cast<uint32_t>(cp));
+    if (cp == '\\') out += "\\\\";
+    else if (cp == static_cast<char32_t>(quote)) (out += '\\') += quote;
+    else if (cp == '\t') out += "\\t";
+    else if (cp == '\n') out += "\\n";
+    else if (cp == '\r') out += "\\r";
+    else if (!python_non_printable(cp)) append_utf8(out, cp);
+    else if (cp < 0x100) out += fmt::format("\\x{:02x}", static_cast<uint32_t>(cp));
+    else if (cp < 0x10000) out += fmt::format("\\u{:04x}", static_cast<uint32_t>(cp));
+    else out += fmt::format("\\U{:08x}", static_cast<uint32_t>(cp));
   }
   out += quote;
   return out;

@@ -17,9 +17,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::chrono::milliseconds to_ms(double seconds) {
-  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-}
+std::chrono::milliseconds to_ms(double seconds) { return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)); }
 
 constexpr double kReadyPollTimeoutS = 5;  // one readiness probe; the loop's deadline is --init-timeout-s
 
@@ -40,8 +38,8 @@ net::HttpResponse ClientSession::call(const net::HttpRequest& request, double ti
 
 void ClientSession::expect_success(const net::HttpRequest& request, const net::HttpResponse& response) const {
   if (response.status >= 200 && response.status < 300) return;
-  throw Error(ErrorCode::runtime, fmt::format("client: {} {}{} answered {}: {}", request.method, url_text_,
-                                              request.target, response.status, error_message(response.body)));
+  throw Error(ErrorCode::runtime, fmt::format("client: {} {}{} answered {}: {}", request.method, url_text_, request.target,
+                                              response.status, error_message(response.body)));
 }
 
 void ClientSession::wait_ready() const {
@@ -59,8 +57,8 @@ void ClientSession::wait_ready() const {
     }
     std::this_thread::sleep_for(std::chrono::seconds(1));  // the client polls; the server never does
   }
-  throw Error(ErrorCode::runtime, fmt::format("client: server {} not ready within --init-timeout-s={} s; last: {}",
-                                              options_.url, options_.init_timeout_s, last_problem));
+  throw Error(ErrorCode::runtime, fmt::format("client: server {} not ready within --init-timeout-s={} s; last: {}", options_.url,
+                                              options_.init_timeout_s, last_problem));
 }
 
 ServedModel ClientSession::resolve_model(bool need_contract) const {
@@ -84,8 +82,7 @@ ServedModel ClientSession::resolve_model(bool need_contract) const {
     if (!response) {
       const auto ids = served_ids();
       throw Error(ErrorCode::runtime,
-                  fmt::format("client: {} has no model '{}'; it serves: {} (change --model-name)", url_text_,
-                              options_.model_name,
+                  fmt::format("client: {} has no model '{}'; it serves: {} (change --model-name)", url_text_, options_.model_name,
                               ids.empty() ? "(GET /v1/models lists none)" : fmt::format("{}", fmt::join(ids, ", "))));
     }
     const auto contract = response->status == 200 ? contract_from_metadata(response->body) : std::nullopt;
@@ -117,8 +114,7 @@ ServedModel ClientSession::resolve_model(bool need_contract) const {
         ErrorCode::runtime,
         fmt::format("client: {} serves no model with the NeMo or OPT contract (models: {}); expected '{}' "
                     "(name one with --model-name)",
-                    url_text_, ids.empty() ? "none listed at /v1/models" : fmt::format("{}", fmt::join(ids, ", ")),
-                    preferred));
+                    url_text_, ids.empty() ? "none listed at /v1/models" : fmt::format("{}", fmt::join(ids, ", ")), preferred));
   }
   return ServedModel{ids.empty() ? preferred : ids.front(), std::nullopt};
 }
@@ -131,9 +127,8 @@ std::vector<std::string> ClientSession::infer(const ServedModel& model, const st
   expect_success(infer_request, response);
   std::vector<std::string> texts = infer_outputs(response.body, output_name(contract));
   if (texts.size() != prompts.size()) {
-    throw Error(ErrorCode::runtime,
-                fmt::format("client: {}{} returned {} '{}' for {} prompts; expected one each", url_text_,
-                            infer_request.target, texts.size(), output_name(contract), prompts.size()));
+    throw Error(ErrorCode::runtime, fmt::format("client: {}{} returned {} '{}' for {} prompts; expected one each", url_text_,
+                                                infer_request.target, texts.size(), output_name(contract), prompts.size()));
   }
   return texts;
 }
@@ -141,18 +136,11 @@ std::vector<std::string> ClientSession::infer(const ServedModel& model, const st
 void ClientSession::stream(const ServedModel& model, const std::string& prompt, std::FILE* out) const {
   std::string target;
   switch (options_.protocol) {
-    case StreamProtocol::kserve:
-      target = model_path(model.name) + "/generate_stream";
-      break;
-    case StreamProtocol::openai:
-      target = "/v1/completions";
-      break;
-    case StreamProtocol::openai_chat:
-      target = "/v1/chat/completions";
-      break;
+    case StreamProtocol::kserve: target = model_path(model.name) + "/generate_stream"; break;
+    case StreamProtocol::openai: target = "/v1/completions"; break;
+    case StreamProtocol::openai_chat: target = "/v1/chat/completions"; break;
   }
-  net::HttpRequest stream_request =
-      request("POST", target, stream_body(options_.protocol, model.name, prompt, options_.params));
+  net::HttpRequest stream_request = request("POST", target, stream_body(options_.protocol, model.name, prompt, options_.params));
   stream_request.headers.emplace_back("Accept", "text/event-stream");
   net::SseParser parser;
   bool done = false;
@@ -160,8 +148,7 @@ void ClientSession::stream(const ServedModel& model, const std::string& prompt, 
       net::http_request_stream(url_, stream_request, to_ms(options_.timeout_s), [&](std::string_view chunk) {
         for (const net::SseEvent& event : parser.feed(chunk)) {
           if (event.event == "error") {
-            throw Error(ErrorCode::runtime,
-                        fmt::format("client: the server ended the stream: {}", error_message(event.data)));
+            throw Error(ErrorCode::runtime, fmt::format("client: the server ended the stream: {}", error_message(event.data)));
           }
           const StreamPiece piece = stream_piece(options_.protocol, event.data);
           if (piece.done) {
@@ -176,9 +163,8 @@ void ClientSession::stream(const ServedModel& model, const std::string& prompt, 
   expect_success(stream_request, response);
   // generate_stream ends by closing the stream; OpenAI ends with "data: [DONE]".
   if (parser.has_partial_event() || (options_.protocol != StreamProtocol::kserve && !done)) {
-    throw Error(ErrorCode::runtime,
-                fmt::format("client: the stream of POST {}{} was cut off before its end{}", url_text_, target,
-                            options_.protocol != StreamProtocol::kserve ? " (no data: [DONE])" : ""));
+    throw Error(ErrorCode::runtime, fmt::format("client: the stream of POST {}{} was cut off before its end{}", url_text_, target,
+                                                options_.protocol != StreamProtocol::kserve ? " (no data: [DONE])" : ""));
   }
 }
 

@@ -5,13 +5,13 @@
 
 #include <boost/json.hpp>
 #include <charconv>
-#include <optional>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
+#include "launcher/model_loading.h"
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
-#include "launcher/model_loading.h"
 #include "runtime/engine.h"
 #include "runtime/tokenizer/tokenizer_folder.h"
 
@@ -84,11 +84,13 @@ void run_generate(const Options& options, const runtime::ProcessGroups& groups, 
   const LoadedModel loaded = load_model(options, groups, tokenizer ? tokenizer->vocab_size() : 0, eos);
   runtime::Engine& engine = *loaded.engine;
   // The family's BOS (OPT's </s>) goes in front of a text prompt (random/<size>: the tokenizer's end of text).
-  if (tokenizer && engine.config().bos_token_id >= 0) prompts[0].insert(prompts[0].begin(), eos >= 0 ? eos : engine.config().bos_token_id);
+  if (tokenizer && engine.config().bos_token_id >= 0)
+    prompts[0].insert(prompts[0].begin(), eos >= 0 ? eos : engine.config().bos_token_id);
   std::vector<runtime::GenerationRequest> requests;
   for (const auto& prompt : prompts) {
-    runtime::SamplingParams sampling{!options.sample, options.temperature, options.top_k, options.top_p,
-                                     options.repetition_penalty, options.min_length, options.seed};
+    runtime::SamplingParams sampling{!options.sample, options.temperature,        options.top_k,
+                                     options.top_p,   options.repetition_penalty, options.min_length,
+                                     options.seed};
     requests.push_back({prompt, options.max_tokens, sampling});
   }
   const auto results = engine.generate(requests, !options.no_kv_cache);

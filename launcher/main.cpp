@@ -8,15 +8,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "launcher/address.h"
 #include "launcher/generate_command.h"
-#include "launcher/serve_command.h"
 #include "launcher/options.h"
 #include "launcher/pmix_client.h"
+#include "launcher/serve_command.h"
 #include "launcher/spawn.h"
 #include "launcher/topology.h"
 #include "launcher/validate.h"
@@ -53,12 +53,12 @@ std::string choose_advertise_address(const Options& options, const Topology& t) 
     }
   }
   if (t.num_nodes == 1 && !resolves(target)) return "127.0.0.1";  // a lone node whose own name does not resolve
-  std::string address = route_address_to(target);  // not const: returned by move
+  std::string address = route_address_to(target);                 // not const: returned by move
   if (t.num_nodes > 1 && is_loopback(address)) {
     throw Error(ErrorCode::rendezvous,
                 fmt::format("rendezvous: the route from {} to '{}' uses loopback address {} but the job spans {} nodes "
-                            "(fix the host's entry in /etc/hosts or pass --advertise-address)", t.hostname, target,
-                            address, t.num_nodes));
+                            "(fix the host's entry in /etc/hosts or pass --advertise-address)",
+                            t.hostname, target, address, t.num_nodes));
   }
   return address;
 }
@@ -178,7 +178,8 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
     if (e.code() == ErrorCode::runtime) {
       // A failed collective names a connection, not a rank: the watchdog says which rank went away
       // (and, having a verdict, is already stopping this rank with it).
-      if (const std::string cause = watchdog->find_silent_ranks(kFindCauseWait); !cause.empty()) reason = fmt::format("{}: {}", cause, reason);
+      if (const std::string cause = watchdog->find_silent_ranks(kFindCauseWait); !cause.empty())
+        reason = fmt::format("{}: {}", cause, reason);
     }
     stop_through(*watchdog, exit_code(e.code()), reason);
   }
@@ -187,9 +188,11 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   groups.world->barrier();
   if (options.command != "check") return 0;
   if (t.rank == 0) {
-    std::printf("check passed: %d ranks on %d nodes, tp %d pp %d dp %d, backend %s, %d rounds on world/tp/pp/dp, "
-                "rendezvous + groups %.2f s\n", t.world_size, t.num_nodes, layout.tp_size, layout.pp_size,
-                layout.dp_size(), backend == runtime::Backend::gloo ? "gloo" : "nccl", rounds, setup_s);
+    std::printf(
+        "check passed: %d ranks on %d nodes, tp %d pp %d dp %d, backend %s, %d rounds on world/tp/pp/dp, "
+        "rendezvous + groups %.2f s\n",
+        t.world_size, t.num_nodes, layout.tp_size, layout.pp_size, layout.dp_size(),
+        backend == runtime::Backend::gloo ? "gloo" : "nccl", rounds, setup_s);
     std::fflush(stdout);
   }
   return 0;
@@ -252,8 +255,7 @@ int run(int argc, char** argv) {
     log::debug("pmix: nspace {} rank {}/{} local {}/{} node id {} of {} host {} node list {}", p.nspace, p.rank, p.size,
                p.local_rank, p.local_size, p.node_id, p.num_nodes, p.hostname, fmt::join(p.node_hosts, ","));
   }
-  LaunchContext context{env, own_hostname(), pmix ? std::optional(pmix->info()) : std::nullopt,
-                        runtime::count_visible_gpus()};
+  LaunchContext context{env, own_hostname(), pmix ? std::optional(pmix->info()) : std::nullopt, runtime::count_visible_gpus()};
   Topology topology = topology_from_env(options, context);
   log_config.rank = topology.rank;
   log_config.world_size = topology.world_size;

@@ -127,9 +127,7 @@ std::string env_name(const std::string& option) {
   return name;
 }
 
-bool is_switch(const po::option_description& option) {
-  return option.semantic()->max_tokens() == 0;
-}
+bool is_switch(const po::option_description& option) { return option.semantic()->max_tokens() == 0; }
 
 // Turns RANKSERVE_* variables into "--name=value" arguments for the options the CLI did not set.
 std::vector<std::string> environment_arguments(const po::options_description& desc, const EnvMap& env,
@@ -159,8 +157,8 @@ void merge_alias(const po::variables_map& vm, const std::string& name, const std
   if (!vm.count(alias)) return;
   const T value = vm[alias].as<T>();
   if (vm.count(name) && !vm[name].defaulted() && vm[name].as<T>() != value) {
-    throw Error(ErrorCode::usage, fmt::format("options: --{}={} contradicts --{}={} (give one of them)", alias, value, name,
-                                              vm[name].as<T>()));
+    throw Error(ErrorCode::usage,
+                fmt::format("options: --{}={} contradicts --{}={} (give one of them)", alias, value, name, vm[name].as<T>()));
   }
   target = value;
 }

@@ -15,50 +15,50 @@ struct Options {
   std::string command = "check";  // check: start-up and collective check; generate: one generation; serve: HTTP
 
   // Topology. Zero / empty means "take it from the launcher".
-  int nodes = 0;                   // --nodes / --number-of-nodes
-  std::string gpus = "-1";         // --gpus / --number-of-gpus: -1 all, N first N, a,b those ids
-  int rank = -1;                   // --rank: this node's rank when launched by hand, one launcher per node
-  std::string head_url;            // --head-url host:port of the rendezvous store
-  std::string k8s_service;         // --k8s-service: StatefulSet mode, the headless Service's name
-  std::string advertise_address;   // --advertise-address: address peers use to reach this rank
-  int store_port = 0;              // --store-port: 0 derives it from the job id
+  int nodes = 0;                  // --nodes / --number-of-nodes
+  std::string gpus = "-1";        // --gpus / --number-of-gpus: -1 all, N first N, a,b those ids
+  int rank = -1;                  // --rank: this node's rank when launched by hand, one launcher per node
+  std::string head_url;           // --head-url host:port of the rendezvous store
+  std::string k8s_service;        // --k8s-service: StatefulSet mode, the headless Service's name
+  std::string advertise_address;  // --advertise-address: address peers use to reach this rank
+  int store_port = 0;             // --store-port: 0 derives it from the job id
 
   // Parallelism.
   int tp_size = 1;
   int pp_size = 1;
 
-  double timeout_s = 300;          // --timeout: deadline of every rendezvous phase and collective, seconds
-  double check_duration_s = 0;     // --check-duration: repeat the collective check this long, seconds
+  double timeout_s = 300;       // --timeout: deadline of every rendezvous phase and collective, seconds
+  double check_duration_s = 0;  // --check-duration: repeat the collective check this long, seconds
 
   // generate
-  std::string model_path;          // Hugging Face folder or random/<size>
-  std::string prompt_ids;          // comma-separated token ids
-  std::string prompt;              // text, tokenized with --tokenizer (default: the model folder)
+  std::string model_path;  // Hugging Face folder or random/<size>
+  std::string prompt_ids;  // comma-separated token ids
+  std::string prompt;      // text, tokenized with --tokenizer (default: the model folder)
   std::string tokenizer;
   int max_tokens = 16;
   bool json = false;
-  bool no_kv_cache = false;        // recompute the whole sequence each step (checks the KV cache)
-  uint64_t weights_seed = 0;       // random/<size> weights
-  std::string dtype = "fp32";      // compute dtype: fp32, bf16, fp16 (GPU only)
-  int cpu_threads = 0;             // compute threads per rank; 0: decided at start-up (cpu_threads_for)
-  bool sample = false;             // sample instead of greedy decoding
+  bool no_kv_cache = false;    // recompute the whole sequence each step (checks the KV cache)
+  uint64_t weights_seed = 0;   // random/<size> weights
+  std::string dtype = "fp32";  // compute dtype: fp32, bf16, fp16 (GPU only)
+  int cpu_threads = 0;         // compute threads per rank; 0: decided at start-up (cpu_threads_for)
+  bool sample = false;         // sample instead of greedy decoding
   float temperature = 1.0f;
   int top_k = 0;
   float top_p = 1.0f;
   float repetition_penalty = 1.0f;
   int min_length = 0;
-  uint64_t seed = 0;               // sampling seed
+  uint64_t seed = 0;  // sampling seed
 
   // serve
-  std::string model_name;          // served name; default GPT (GPT-2, NeMo) or OPT by family
+  std::string model_name;  // served name; default GPT (GPT-2, NeMo) or OPT by family
   std::string http_address = "0.0.0.0";
   int http_port = 8000;
   int metrics_port = 8002;
-  std::string url_file;            // also write the server URL here
-  int max_batch_size = 0;          // sequences per model copy; 0: the contract's (GPT 128, OPT 256)
+  std::string url_file;    // also write the server URL here
+  int max_batch_size = 0;  // sequences per model copy; 0: the contract's (GPT 128, OPT 256)
   int max_queue_size = 256;
-  double kv_cache_gb = 2.0;        // KV-cache budget per rank, GB
-  int max_prefill_tokens = 512;    // prompt tokens per step
+  double kv_cache_gb = 2.0;      // KV-cache budget per rank, GB
+  int max_prefill_tokens = 512;  // prompt tokens per step
   double request_timeout_s = 600;
   double shutdown_timeout_s = 30;
   std::string api_key;

@@ -60,7 +60,8 @@ std::unique_ptr<PmixClient> PmixClient::connect_if_launched(const EnvMap& env) {
   pmix_status_t rc = PMIx_Init(&g_self, nullptr, 0);
   if (rc != PMIX_SUCCESS) {
     throw Error(ErrorCode::rendezvous, fmt::format("rendezvous: PMIX_RANK={} is set but PMIx_Init failed: {} (was the "
-                                                   "step started with --mpi=pmix?)", *lookup(env, "PMIX_RANK"), PMIx_Error_string(rc)));
+                                                   "step started with --mpi=pmix?)",
+                                                   *lookup(env, "PMIX_RANK"), PMIx_Error_string(rc)));
   }
   std::unique_ptr<PmixClient> client(new PmixClient());
   pmix_proc_t job;
@@ -93,12 +94,14 @@ void PmixClient::put(const std::string& key, const std::string& value) {
   v.type = PMIX_STRING;
   v.data.string = const_cast<char*>(value.c_str());
   pmix_status_t rc = PMIx_Put(PMIX_GLOBAL, key.c_str(), &v);
-  if (rc != PMIX_SUCCESS) throw Error(ErrorCode::rendezvous, fmt::format("rendezvous: PMIx_Put({}) failed: {}", key, PMIx_Error_string(rc)));
+  if (rc != PMIX_SUCCESS)
+    throw Error(ErrorCode::rendezvous, fmt::format("rendezvous: PMIx_Put({}) failed: {}", key, PMIx_Error_string(rc)));
 }
 
 void PmixClient::fence(std::chrono::seconds timeout) {
   pmix_status_t rc = PMIx_Commit();
-  if (rc != PMIX_SUCCESS) throw Error(ErrorCode::rendezvous, fmt::format("rendezvous: PMIx_Commit failed: {}", PMIx_Error_string(rc)));
+  if (rc != PMIX_SUCCESS)
+    throw Error(ErrorCode::rendezvous, fmt::format("rendezvous: PMIx_Commit failed: {}", PMIx_Error_string(rc)));
   pmix_info_t info[2];
   bool collect = true;
   int seconds = static_cast<int>(std::max<long long>(1, timeout.count()));

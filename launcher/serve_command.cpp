@@ -7,11 +7,11 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <span>
-#include <csignal>
-#include <fstream>
 #include <thread>
 
 #include "launcher/generate_command.h"
@@ -83,7 +83,8 @@ class SignalWatch {
   }
 
  private:
-  struct sigaction old_term_ {}, old_int_ {};
+  struct sigaction old_term_ {
+  }, old_int_{};
   std::thread thread_;
 };
 
@@ -116,8 +117,9 @@ struct OnScopeExit {
 std::function<void(const WorkerLoss&)> stop_on_worker_loss(const FailureHook& hook, const Topology& topology) {
   return [&hook, &topology](const WorkerLoss& loss) {
     // The launcher that spawned this worker supervises this node's workers only: the rank died here.
-    hook.stop_rank(exit_code(ErrorCode::runtime), fmt::format("runtime: rank {} (host {}) {}; its launcher stops the other workers",
-                                                              loss.rank, topology.hostname, describe_status(loss.wait_status)));
+    hook.stop_rank(exit_code(ErrorCode::runtime),
+                   fmt::format("runtime: rank {} (host {}) {}; its launcher stops the other workers", loss.rank,
+                               topology.hostname, describe_status(loss.wait_status)));
   };
 }
 
@@ -160,9 +162,10 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   const bool opt = config.family == runtime::ModelFamily::opt;
   // Every id the tokenizer can produce must be a row of the model: a prompt can then never fail on a rank.
   if (tokenizer->vocab_size() > config.vocab_size) {
-    throw Error(ErrorCode::load, fmt::format("tokenizer: {} has {} tokens but the model's vocabulary has {} (pass the model's own "
-                                             "tokenizer with --tokenizer)", tokenizer_folder_of(options), tokenizer->vocab_size(),
-                                             config.vocab_size));
+    throw Error(ErrorCode::load,
+                fmt::format("tokenizer: {} has {} tokens but the model's vocabulary has {} (pass the model's own "
+                            "tokenizer with --tokenizer)",
+                            tokenizer_folder_of(options), tokenizer->vocab_size(), config.vocab_size));
   }
   runtime::SchedulerOptions so;
   so.model.name = !options.model_name.empty() ? options.model_name : (opt ? "OPT" : "GPT");
@@ -187,7 +190,8 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
       const std::vector<double> all = ages();
       for (size_t r = 0; r < all.size(); ++r) {
         if (all[r] > kStaleHeartbeatSeconds) {
-          return fmt::format("rank {} (host {}) sent no heartbeat for {:.1f} s", r, topology.host_of_rank(static_cast<int>(r)), all[r]);
+          return fmt::format("rank {} (host {}) sent no heartbeat for {:.1f} s", r, topology.host_of_rank(static_cast<int>(r)),
+                             all[r]);
         }
       }
       return "";
@@ -218,15 +222,18 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
     serving_done = true;
     done_changed.notify_all();
   };
-  SignalWatch drain_on_signal([&](int sig) {
-    log::warn("received {}: draining (readiness off, new requests get 503, in-flight ones may take {} s)", strsignal(sig),
-              options.shutdown_timeout_s);
-    scheduler.drain();
-    std::unique_lock lock(done_mutex);
-    if (!done_changed.wait_for(lock, std::chrono::duration<double>(options.shutdown_timeout_s), [&] { return serving_done; })) {
-      scheduler.stop(fmt::format("--shutdown-timeout={} s passed", options.shutdown_timeout_s));
-    }
-  }, stop_on_worker_loss(hook, topology));
+  SignalWatch drain_on_signal(
+      [&](int sig) {
+        log::warn("received {}: draining (readiness off, new requests get 503, in-flight ones may take {} s)", strsignal(sig),
+                  options.shutdown_timeout_s);
+        scheduler.drain();
+        std::unique_lock lock(done_mutex);
+        if (!done_changed.wait_for(lock, std::chrono::duration<double>(options.shutdown_timeout_s),
+                                   [&] { return serving_done; })) {
+          scheduler.stop(fmt::format("--shutdown-timeout={} s passed", options.shutdown_timeout_s));
+        }
+      },
+      stop_on_worker_loss(hook, topology));
   // Whatever way this function leaves, the watcher stops waiting before it is joined.
   OnScopeExit done_on_exit{set_done};
   const std::string url = fmt::format("http://{}:{}", topology.hostname, server.http_port());
@@ -236,10 +243,11 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
 
   LoadedModel loaded = load_model(options, groups, vocab[0], vocab[1]);
   runtime::Engine& engine = *loaded.engine;
-  const int64_t kv_tokens = static_cast<int64_t>(options.kv_cache_gb * 1e9 / static_cast<double>(std::max<uint64_t>(loaded.max_kv_cache_bytes_per_token, 1)));
+  const int64_t kv_tokens = static_cast<int64_t>(options.kv_cache_gb * 1e9 /
+                                                 static_cast<double>(std::max<uint64_t>(loaded.max_kv_cache_bytes_per_token, 1)));
   scheduler.set_kv_cache_tokens(kv_tokens);
-  log::info("model {} ({}) served as '{}': {} copies x {} sequences, KV budget {} tokens per copy, context {}",
-            so.model.source, so.model.family, so.model.name, so.num_copies, so.model.max_batch_size, kv_tokens, engine.max_context());
+  log::info("model {} ({}) served as '{}': {} copies x {} sequences, KV budget {} tokens per copy, context {}", so.model.source,
+            so.model.family, so.model.name, so.num_copies, so.model.max_batch_size, kv_tokens, engine.max_context());
   try {
     scheduler.run(engine, groups);
   } catch (const Error& e) {

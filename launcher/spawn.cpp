@@ -14,7 +14,6 @@
 namespace rankserve::launcher {
 namespace {
 
-
 struct Worker {
   int local_rank;
   int rank;
@@ -95,8 +94,8 @@ int run_workers(const SpawnPlan& plan) {
   int result = 0;
   int signals_received = 0;
   bool stopping = false;
-  bool signalled = false;   // stopping because the launcher got SIGTERM/SIGINT
-  bool all_clean = true;    // every worker exited 0 so far
+  bool signalled = false;  // stopping because the launcher got SIGTERM/SIGINT
+  bool all_clean = true;   // every worker exited 0 so far
   timespec tick{1, 0};
   int seconds_since_stop = 0;
   while (!running.empty()) {
@@ -129,8 +128,8 @@ int run_workers(const SpawnPlan& plan) {
         if (!ok) log::debug("worker rank {} {}", worker.rank, describe_status(status));
         continue;
       }
-      log::error("worker rank {} (local rank {}, pid {}) {}; stopping the other {} workers", worker.rank,
-                 worker.local_rank, pid, describe_status(status), running.size());
+      log::error("worker rank {} (local rank {}, pid {}) {}; stopping the other {} workers", worker.rank, worker.local_rank, pid,
+                 describe_status(status), running.size());
       result = WIFEXITED(status) ? WEXITSTATUS(status) : exit_code(ErrorCode::runtime);
       stopping = true;
       announce_loss(running, WorkerLoss{worker.rank, status});

@@ -8,15 +8,15 @@
 namespace rankserve::launcher {
 
 struct SpawnPlan {
-  int num_workers = 1;        // local ranks on this node
-  int first_rank = 0;         // global rank of local rank 0
+  int num_workers = 1;  // local ranks on this node
+  int first_rank = 0;   // global rank of local rank 0
   int world_size = 1;
   int node_rank = 0;
-  std::string head_host;      // rendezvous store, passed as MASTER_ADDR / MASTER_PORT
+  std::string head_host;  // rendezvous store, passed as MASTER_ADDR / MASTER_PORT
   int head_port = 0;
   std::string job_id;
   std::vector<std::string> args;  // the launcher's own arguments, passed on unchanged
-  int stop_grace_s = 5;       // after forwarding SIGTERM/SIGINT, SIGKILL the workers still running after this
+  int stop_grace_s = 5;           // after forwarding SIGTERM/SIGINT, SIGKILL the workers still running after this
 };
 
 // When a worker fails, the launcher stops the others with a SIGTERM that carries the failed worker

@@ -13,7 +13,7 @@
 namespace rankserve::launcher {
 namespace {
 
-constexpr int kDefaultHeadPort = 12345;   // the OPT example's --head-url default port
+constexpr int kDefaultHeadPort = 12345;  // the OPT example's --head-url default port
 constexpr int kDefaultK8sStorePort = 29500;
 
 bool parse_int(std::string_view text, int& value) {
@@ -134,7 +134,8 @@ Topology from_kubernetes(const Options& options, const LaunchContext& c) {
   int ordinal = 0;
   if (dash == std::string::npos || !parse_int(std::string_view(c.hostname).substr(dash + 1), ordinal)) {
     throw Error(ErrorCode::topology, fmt::format("topology: --k8s-service is set but hostname '{}' is not "
-                                                 "<statefulset>-<ordinal> (run inside a StatefulSet pod)", c.hostname));
+                                                 "<statefulset>-<ordinal> (run inside a StatefulSet pod)",
+                                                 c.hostname));
   }
   const std::string statefulset = c.hostname.substr(0, dash);
   t.num_nodes = options.nodes > 0 ? options.nodes : 1;
@@ -207,8 +208,9 @@ Topology from_openmpi(const Options& options, const LaunchContext& c) {
   t.node_rank = t.local_world_size > 0 ? t.rank / t.local_world_size : 0;
   fill_uniform_nodes(t);
   if (options.head_url.empty()) {
-    throw Error(ErrorCode::topology, "topology: mpirun without PMIx support cannot publish the head address "
-                                     "(give --head-url host:port of rank 0's node)");
+    throw Error(ErrorCode::topology,
+                "topology: mpirun without PMIx support cannot publish the head address "
+                "(give --head-url host:port of rank 0's node)");
   }
   std::tie(t.head_host, t.head_port) = split_host_port(options.head_url, "--head-url");
   t.job_id = lookup(env, "OMPI_MCA_ess_base_jobid").value_or("openmpi");
@@ -256,7 +258,8 @@ Topology from_slurm(const Options& options, const LaunchContext& c) {
   }
   if (t.node_rank >= t.num_nodes || t.rank >= t.world_size) {
     throw Error(ErrorCode::topology, fmt::format("topology: SLURM_NODEID={} / SLURM_PROCID={} out of range for {} nodes, "
-                                                 "{} tasks", t.node_rank, t.rank, t.num_nodes, t.world_size));
+                                                 "{} tasks",
+                                                 t.node_rank, t.rank, t.num_nodes, t.world_size));
   }
   t.local_world_size = t.tasks_per_node[static_cast<size_t>(t.node_rank)];
   t.hostname = lookup(env, "SLURMD_NODENAME").value_or(c.hostname);
@@ -272,7 +275,8 @@ Topology from_slurm(const Options& options, const LaunchContext& c) {
     if (p.rank != t.rank || p.size != t.world_size) {
       throw Error(ErrorCode::topology,
                   fmt::format("topology: PMIx says rank {} of {} but SLURM_PROCID={} and {} (launcher variables from "
-                              "another step leaked into this one?)", p.rank, p.size, t.rank, t.world_size_from));
+                              "another step leaked into this one?)",
+                              p.rank, p.size, t.rank, t.world_size_from));
     }
   }
   return t;
@@ -340,7 +344,8 @@ std::string_view to_string(TopologySource source) {
 GpuSelection parse_gpus(const std::string& text) {
   GpuSelection selection;
   auto bad = [&](std::string_view why) {
-    return Error(ErrorCode::usage, fmt::format("options: --gpus={} {} (use -1 for all, N for the first N, or ids like 0,2)", text, why));
+    return Error(ErrorCode::usage,
+                 fmt::format("options: --gpus={} {} (use -1 for all, N for the first N, or ids like 0,2)", text, why));
   };
   if (text == "-1") return selection;
   if (text.find(',') == std::string::npos) {
@@ -389,7 +394,8 @@ Topology topology_from_env(const Options& options, const LaunchContext& c) {
     if (!lookup(env, "SLURM_STEP_ID")) {
       throw Error(ErrorCode::topology,
                   fmt::format("topology: SLURM_JOB_ID={} is set but SLURM_STEP_ID is not: this is a batch script or "
-                              "salloc shell, not a job step (start rankserve with srun)", *lookup(env, "SLURM_JOB_ID")));
+                              "salloc shell, not a job step (start rankserve with srun)",
+                              *lookup(env, "SLURM_JOB_ID")));
     }
     t = from_slurm(options, c);
   } else if (c.pmix) {
@@ -416,11 +422,11 @@ std::string describe_rank(const Topology& t) {
 }
 
 std::string describe_topology(const Topology& t) {
-  std::string out = fmt::format("source = {}\njob = {}\nworld_size = {} ({})\nnum_nodes = {} ({})\nhead = {}:{} ({})\n",
-                                to_string(t.source), t.job_id.empty() ? "-" : t.job_id, t.world_size, t.world_size_from,
-                                t.num_nodes, t.num_nodes_from, t.head_host.empty() ? "(published at start-up)" : t.head_host,
-                                t.head_port == 0 ? std::string("(chosen at start-up)") : std::to_string(t.head_port),
-                                t.head_from);
+  std::string out =
+      fmt::format("source = {}\njob = {}\nworld_size = {} ({})\nnum_nodes = {} ({})\nhead = {}:{} ({})\n", to_string(t.source),
+                  t.job_id.empty() ? "-" : t.job_id, t.world_size, t.world_size_from, t.num_nodes, t.num_nodes_from,
+                  t.head_host.empty() ? "(published at start-up)" : t.head_host,
+                  t.head_port == 0 ? std::string("(chosen at start-up)") : std::to_string(t.head_port), t.head_from);
   out += "node  host                            ranks\n";
   int first = 0;
   for (size_t n = 0; n < t.tasks_per_node.size(); ++n) {

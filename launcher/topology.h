@@ -45,7 +45,7 @@ GpuSelection parse_gpus(const std::string& text);
 
 struct Topology {
   TopologySource source = TopologySource::local;
-  int rank = 0;              // global rank; for a spawning launcher, the first rank of its node
+  int rank = 0;  // global rank; for a spawning launcher, the first rank of its node
   int world_size = 1;
   int local_rank = 0;
   int local_world_size = 1;  // ranks on this node

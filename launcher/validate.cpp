@@ -31,14 +31,17 @@ void check_options(const Options& o, std::vector<Problem>& out) {
     port("http-port", o.http_port, 0);
     port("metrics-port", o.metrics_port, -1);
     if (o.http_port != 0 && o.http_port == o.metrics_port) {
-      usage(fmt::format("options: --http-port and --metrics-port are both {} (give different ports, or --metrics-port -1)", o.http_port));
+      usage(fmt::format("options: --http-port and --metrics-port are both {} (give different ports, or --metrics-port -1)",
+                        o.http_port));
     }
-    if (o.max_batch_size < 0) usage(fmt::format("options: --max-batch-size={} must be >= 0 (0: the contract's)", o.max_batch_size));
+    if (o.max_batch_size < 0)
+      usage(fmt::format("options: --max-batch-size={} must be >= 0 (0: the contract's)", o.max_batch_size));
     if (o.max_queue_size < 0) usage(fmt::format("options: --max-queue-size={} must be >= 0", o.max_queue_size));
     if (!(o.kv_cache_gb > 0)) usage(fmt::format("options: --kv-cache-gb={} must be > 0", o.kv_cache_gb));
     if (o.max_prefill_tokens < 1) usage(fmt::format("options: --max-prefill-tokens={} must be at least 1", o.max_prefill_tokens));
     if (!(o.request_timeout_s > 0)) usage(fmt::format("options: --request-timeout={} must be > 0 seconds", o.request_timeout_s));
-    if (!(o.shutdown_timeout_s >= 0)) usage(fmt::format("options: --shutdown-timeout={} must be >= 0 seconds", o.shutdown_timeout_s));
+    if (!(o.shutdown_timeout_s >= 0))
+      usage(fmt::format("options: --shutdown-timeout={} must be >= 0 seconds", o.shutdown_timeout_s));
   }
   if (o.dtype != "fp32" && o.dtype != "bf16" && o.dtype != "fp16") {
     usage(fmt::format("options: --dtype={} is not one of fp32, bf16, fp16", o.dtype));
@@ -65,41 +68,47 @@ void check_layout(const Options& o, const Topology& t, const GpuSelection& gpus,
     if (gpus.per_node > 0) {
       const int nodes = o.nodes > 0 ? o.nodes : t.num_nodes;
       if (t.world_size != nodes * gpus.per_node) {
-        topology(fmt::format("topology: {} but --nodes {} x --gpus {} = {} (submit with --ntasks-per-node={})",
-                             t.world_size_from, nodes, gpus.per_node, nodes * gpus.per_node, gpus.per_node));
+        topology(fmt::format("topology: {} but --nodes {} x --gpus {} = {} (submit with --ntasks-per-node={})", t.world_size_from,
+                             nodes, gpus.per_node, nodes * gpus.per_node, gpus.per_node));
       }
       for (size_t n = 0; n < t.tasks_per_node.size(); ++n) {
         if (t.tasks_per_node[n] != gpus.per_node) {
-          const std::string host = n < t.node_hosts.size() && !t.node_hosts[n].empty() ? t.node_hosts[n] : fmt::format("node {}", n);
-          topology(fmt::format("topology: {} puts {} tasks on {} but --gpus {} asks for {} per node (submit with "
-                               "--ntasks-per-node={})", t.tasks_per_node_from, t.tasks_per_node[n], host, o.gpus,
-                               gpus.per_node, gpus.per_node));
+          const std::string host =
+              n < t.node_hosts.size() && !t.node_hosts[n].empty() ? t.node_hosts[n] : fmt::format("node {}", n);
+          topology(
+              fmt::format("topology: {} puts {} tasks on {} but --gpus {} asks for {} per node (submit with "
+                          "--ntasks-per-node={})",
+                          t.tasks_per_node_from, t.tasks_per_node[n], host, o.gpus, gpus.per_node, gpus.per_node));
         }
       }
     }
   }
   const int model_size = o.tp_size * o.pp_size;
   if (o.tp_size >= 1 && o.pp_size >= 1 && t.world_size % model_size != 0) {
-    topology(fmt::format("topology: --tp {} x --pp {} = {} does not divide the world size {} ({}) (choose tp x pp "
-                         "dividing {})", o.tp_size, o.pp_size, model_size, t.world_size, t.world_size_from, t.world_size));
+    topology(
+        fmt::format("topology: --tp {} x --pp {} = {} does not divide the world size {} ({}) (choose tp x pp "
+                    "dividing {})",
+                    o.tp_size, o.pp_size, model_size, t.world_size, t.world_size_from, t.world_size));
   }
   if (t.rank < 0 || t.rank >= t.world_size || t.local_rank < 0 || t.local_rank >= std::max(t.local_world_size, 1)) {
-    topology(fmt::format("topology: rank {} / local rank {} out of range for world size {} / {} per node", t.rank,
-                         t.local_rank, t.world_size, t.local_world_size));
+    topology(fmt::format("topology: rank {} / local rank {} out of range for world size {} / {} per node", t.rank, t.local_rank,
+                         t.world_size, t.local_world_size));
   }
 }
 
 void check_devices(const Options& o, const Topology& t, const GpuSelection& gpus, int num_visible_gpus,
                    std::vector<Problem>& out) {
   if (num_visible_gpus <= 0 && o.dtype == "fp16") {
-    out.push_back({ErrorCode::usage, "options: --dtype=fp16 needs GPUs (CPU matrix products in fp16 are not supported); "
-                                     "use --dtype bf16 or fp32 on CPU"});
+    out.push_back({ErrorCode::usage,
+                   "options: --dtype=fp16 needs GPUs (CPU matrix products in fp16 are not supported); "
+                   "use --dtype bf16 or fp32 on CPU"});
   }
   if (num_visible_gpus <= 0) return;  // without GPUs --gpus counts ranks per node
   for (int id : gpus.ids) {
     if (id >= num_visible_gpus) {
       out.push_back({ErrorCode::topology, fmt::format("topology: --gpus {} names device {} but only {} GPUs are visible "
-                                                      "(ids 0..{})", o.gpus, id, num_visible_gpus, num_visible_gpus - 1)});
+                                                      "(ids 0..{})",
+                                                      o.gpus, id, num_visible_gpus, num_visible_gpus - 1)});
     }
   }
   if (gpus.ids.empty() && t.local_world_size > num_visible_gpus) {
@@ -125,7 +134,8 @@ std::vector<Problem> validate(const Options& o, const Topology& t, int num_visib
   // A StatefulSet's DNS names appear only once pods start: the rendezvous retries them instead.
   if (!t.head_host.empty() && t.source != TopologySource::kubernetes && !resolves(t.head_host)) {
     out.push_back({ErrorCode::rendezvous, fmt::format("rendezvous: head host '{}' (from {}) does not resolve (fix the "
-                                                      "name or give --head-url host:port)", t.head_host, t.head_from)});
+                                                      "name or give --head-url host:port)",
+                                                      t.head_host, t.head_from)});
   }
   return out;
 }

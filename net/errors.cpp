@@ -26,7 +26,11 @@ int status_of(ErrorCode code) {
 // OpenAI's error `type` by status, as its API answers them (the SDKs dispatch on the status).
 std::string openai_type(int status) {
   switch (status) {
-    case 400: case 405: case 413: case 431: case 501: return "invalid_request_error";
+    case 400:
+    case 405:
+    case 413:
+    case 431:
+    case 501: return "invalid_request_error";
     case 401: return "authentication_error";
     case 404: return "not_found_error";
     case 429: return "rate_limit_error";

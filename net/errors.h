@@ -13,9 +13,9 @@ namespace rankserve::net {
 struct ErrorReply {
   int status = 500;
   std::string message;
-  std::string type;          // OpenAI's `type`: invalid_request_error, not_found_error, ...
-  std::string param;         // "" -> null
-  std::string openai_code;   // "" -> null
+  std::string type;         // OpenAI's `type`: invalid_request_error, not_found_error, ...
+  std::string param;        // "" -> null
+  std::string openai_code;  // "" -> null
   HeaderList headers;
 };
 

@@ -96,15 +96,16 @@ class QueueSink final : public GenerationSink {
 // the exception `work` threw if any. `work` is borrowed: the caller's frame outlives the call.
 template <typename Work>
 Task<void> run_on(asio::thread_pool& pool, Work& work) {
-  co_await asio::co_spawn(pool, [&work]() -> Task<void> {
-    work();
-    co_return;
-  }, asio::use_awaitable);
+  co_await asio::co_spawn(
+      pool,
+      [&work]() -> Task<void> {
+        work();
+        co_return;
+      },
+      asio::use_awaitable);
 }
 
-double seconds_between(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
+double seconds_between(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
 
 }  // namespace
 
@@ -134,9 +135,10 @@ Task<void> Generation::submit(std::vector<TextRequest> requests) {
   if (requests.size() > 1) {
     const int limit = context_.service.status().max_queue_size;
     if (limit > 0 && requests.size() > static_cast<size_t>(limit)) {
-      throw Error(ErrorCode::bad_request, fmt::format("request: {} samples (prompts x n) in one request; the server queues at most {} "
-                                                      "(--max-queue-size {}): split the request",
-                                                      requests.size(), limit, limit));
+      throw Error(ErrorCode::bad_request,
+                  fmt::format("request: {} samples (prompts x n) in one request; the server queues at most {} "
+                              "(--max-queue-size {}): split the request",
+                              requests.size(), limit, limit));
     }
   }
   // The pool thread touches only the service, the queue and the in-flight registry; samples_ is the
@@ -220,10 +222,11 @@ Task<std::vector<SampleEvent>> Generation::next() {
     try {
       // The queue is checked again right before the wait starts, in the same strand turn: watch_client
       // may start this operation a turn later, after a wake-up posted meanwhile has already run.
-      co_await exchange_.watch_client([](std::shared_ptr<EventQueue> queue, std::shared_ptr<asio::steady_timer> timer) -> Task<void> {
-        if (!queue->empty()) co_return;
-        co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-      }(queue_, wake_));
+      co_await exchange_.watch_client(
+          [](std::shared_ptr<EventQueue> queue, std::shared_ptr<asio::steady_timer> timer) -> Task<void> {
+            if (!queue->empty()) co_return;
+            co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+          }(queue_, wake_));
     } catch (const ClientGone&) {
       cancel_all();
       throw;

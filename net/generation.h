@@ -46,9 +46,9 @@ struct SampleEvent {
 struct SampleState {
   RequestId id = 0;
   bool finished = false;
-  std::string text;                 // the continuation: every TokenEvent::text, then FinishEvent::text
-  std::vector<TokenEvent> tokens;   // every token event, in order
-  FinishEvent finish;               // valid when finished
+  std::string text;                // the continuation: every TokenEvent::text, then FinishEvent::text
+  std::vector<TokenEvent> tokens;  // every token event, in order
+  FinishEvent finish;              // valid when finished
   Clock::time_point submitted_at;
   Clock::time_point last_token_at;
 };

@@ -19,8 +19,7 @@ using tcp = boost::asio::ip::tcp;
 
 Url parse_url(const std::string& text, const std::string& flag) {
   std::string rest = text;
-  if (rest.rfind("http://", 0) == 0)
-    rest = rest.substr(7);
+  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
   else if (rest.find("://") != std::string::npos) {
     throw Error(ErrorCode::usage, fmt::format("options: {}={} uses a scheme other than http://", flag, text));
   }
@@ -65,18 +64,16 @@ class Connection {
     });
     run();
     if (ec) {
-      throw Error(
-          ErrorCode::runtime,
-          fmt::format("client: cannot resolve the host of {}: {}", to_string(url),
-                      ec == boost::asio::error::operation_aborted ? "no answer before the deadline" : ec.message()));
+      throw Error(ErrorCode::runtime,
+                  fmt::format("client: cannot resolve the host of {}: {}", to_string(url),
+                              ec == boost::asio::error::operation_aborted ? "no answer before the deadline" : ec.message()));
     }
     stream_.expires_at(deadline);  // covers connect, write and read together
     stream_.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
     run();
     if (ec) {
-      throw Error(ErrorCode::runtime,
-                  fmt::format("client: cannot connect to {}: {}", to_string(url),
-                              ec == beast::error::timeout ? "no answer before the deadline" : ec.message()));
+      throw Error(ErrorCode::runtime, fmt::format("client: cannot connect to {}: {}", to_string(url),
+                                                  ec == beast::error::timeout ? "no answer before the deadline" : ec.message()));
     }
   }
 
@@ -123,9 +120,8 @@ http::request<http::string_body> make_request(const Url& url, const HttpRequest&
 
 Error exchange_failed(const Url& url, const HttpRequest& request, const beast::error_code& ec) {
   const bool timed_out = ec == beast::error::timeout;
-  return Error(ErrorCode::runtime,
-               fmt::format("client: {} {}{} failed: {}", request.method, to_string(url), request.target,
-                           timed_out ? "no complete answer before the deadline" : ec.message()));
+  return Error(ErrorCode::runtime, fmt::format("client: {} {}{} failed: {}", request.method, to_string(url), request.target,
+                                               timed_out ? "no complete answer before the deadline" : ec.message()));
 }
 
 }  // namespace
@@ -133,12 +129,10 @@ Error exchange_failed(const Url& url, const HttpRequest& request, const beast::e
 HttpResponse http_request(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout) {
   Connection connection(url, timeout);
   const auto message = make_request(url, request);
-  beast::error_code ec =
-      connection.complete([&](auto handler) { http::async_write(connection.stream(), message, handler); });
+  beast::error_code ec = connection.complete([&](auto handler) { http::async_write(connection.stream(), message, handler); });
   beast::flat_buffer buffer;
   http::response<http::string_body> response;
-  if (!ec)
-    ec = connection.complete([&](auto handler) { http::async_read(connection.stream(), buffer, response, handler); });
+  if (!ec) ec = connection.complete([&](auto handler) { http::async_read(connection.stream(), buffer, response, handler); });
   if (ec) throw exchange_failed(url, request, ec);
   return HttpResponse{static_cast<int>(response.result_int()), response.body()};
 }
@@ -152,15 +146,13 @@ HttpResponse http_request_stream(const Url& url, const HttpRequest& request, std
                                  const BodyChunkSink& on_chunk) {
   Connection connection(url, timeout);
   const auto message = make_request(url, request);
-  beast::error_code ec =
-      connection.complete([&](auto handler) { http::async_write(connection.stream(), message, handler); });
+  beast::error_code ec = connection.complete([&](auto handler) { http::async_write(connection.stream(), message, handler); });
   if (ec) throw exchange_failed(url, request, ec);
 
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);  // a stream's length is bounded by the deadline, not by a byte count
-  ec =
-      connection.complete([&](auto handler) { http::async_read_header(connection.stream(), buffer, parser, handler); });
+  ec = connection.complete([&](auto handler) { http::async_read_header(connection.stream(), buffer, parser, handler); });
   if (ec) throw exchange_failed(url, request, ec);
   HttpResponse response{static_cast<int>(parser.get().result_int()), {}};
   const bool success = response.status >= 200 && response.status < 300;
@@ -171,8 +163,7 @@ HttpResponse http_request_stream(const Url& url, const HttpRequest& request, std
   while (!parser.is_done()) {
     parser.get().body().data = piece.data();
     parser.get().body().size = piece.size();
-    ec =
-        connection.complete([&](auto handler) { http::async_read_some(connection.stream(), buffer, parser, handler); });
+    ec = connection.complete([&](auto handler) { http::async_read_some(connection.stream(), buffer, parser, handler); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec) throw exchange_failed(url, request, ec);
     const size_t filled = piece.size() - parser.get().body().size;

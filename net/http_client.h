@@ -25,8 +25,8 @@ std::string to_string(const Url& url);
 
 struct HttpRequest {
   std::string method = "GET";
-  std::string target;  // appended to the URL's path prefix, e.g. "/v2/health/ready"
-  std::string body;    // sent as application/json when not empty
+  std::string target;                                        // appended to the URL's path prefix, e.g. "/v2/health/ready"
+  std::string body;                                          // sent as application/json when not empty
   std::vector<std::pair<std::string, std::string>> headers;  // extra fields, e.g. Authorization
 };
 

@@ -47,18 +47,21 @@ std::optional<FramingError> transfer_encoding_error(const http::fields& fields) 
   }
   if (!present) return std::nullopt;
   if (fields.find(http::field::content_length) != fields.end()) {
-    return FramingError{400, "http: the request has both Transfer-Encoding and Content-Length; expected one of them "
-                             "(RFC 9112 §6.3: send a chunked body without Content-Length)"};
+    return FramingError{400,
+                        "http: the request has both Transfer-Encoding and Content-Length; expected one of them "
+                        "(RFC 9112 §6.3: send a chunked body without Content-Length)"};
   }
   const auto is_chunked = [](std::string_view coding) { return beast::iequals(coding, "chunked"); };
   const auto num_chunked = std::count_if(codings.begin(), codings.end(), is_chunked);
   if (codings.empty() || num_chunked > 1 || (num_chunked == 1 && !is_chunked(codings.back()))) {
     return FramingError{400, fmt::format("http: Transfer-Encoding '{}' does not end in one 'chunked'; expected exactly 'chunked' "
-                                         "(RFC 9112 §6.3)", joined)};
+                                         "(RFC 9112 §6.3)",
+                                         joined)};
   }
   if (codings.size() != 1 || num_chunked != 1) {
     return FramingError{501, fmt::format("http: Transfer-Encoding '{}' is not supported; expected exactly 'chunked' "
-                                         "(send the body chunked or with Content-Length, uncompressed)", joined)};
+                                         "(send the body chunked or with Content-Length, uncompressed)",
+                                         joined)};
   }
   return std::nullopt;
 }

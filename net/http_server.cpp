@@ -70,7 +70,6 @@ ErrorDetail status_detail(int status) {
   return detail;
 }
 
-
 }  // namespace
 
 // Everything the listeners and connections share; HttpServer::Impl is this.
@@ -107,7 +106,7 @@ struct ServerCore {
   std::optional<tcp::acceptor> http_acceptor;
   std::optional<tcp::acceptor> metrics_acceptor;
   std::vector<std::thread> threads;
-  int bound_http_port = -1;     // the ports bound, kept for after stop() closed the acceptors
+  int bound_http_port = -1;  // the ports bound, kept for after stop() closed the acceptors
   int bound_metrics_port = -1;
   bool stopped = false;
 };
@@ -122,8 +121,12 @@ namespace {
 class Session final : public Exchange {
  public:
   Session(ServerCore& server, tcp::socket socket, bool metrics_port, std::shared_ptr<std::atomic<bool>> busy)
-      : server_(server), options_(server.options), executor_(socket.get_executor()), stream_(std::move(socket)),
-        metrics_port_(metrics_port), busy_(std::move(busy)) {}
+      : server_(server),
+        options_(server.options),
+        executor_(socket.get_executor()),
+        stream_(std::move(socket)),
+        metrics_port_(metrics_port),
+        busy_(std::move(busy)) {}
 
   asio::awaitable<void> run();
 
@@ -219,9 +222,9 @@ Task<bool> Session::wait_until_client_gone() {
     char byte = 0;
     const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0) co_return false;
-    if (n == 0) co_return true;  // orderly close
+    if (n == 0) co_return true;                                               // orderly close
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;  // stale readiness: wait again
-    co_return true;  // reset or another socket error
+    co_return true;                                                           // reset or another socket error
   }
 }
 
@@ -240,8 +243,10 @@ Task<void> Session::watch_client(Task<void> operation) {
 
 Task<void> Session::reject(ErrorDetail detail, ErrorCode code, const std::string& message, std::string_view path) {
   const Surface surface = path.substr(0, 4) == "/v1/" ? Surface::openai : Surface::kserve;
-  const ErrorReply reply = classify_error(std::make_exception_ptr(HttpError(code, message, std::move(detail))), options_.retry_after_s);
-  log::warn("http: {} {} -> {}: {}", request_.method.empty() ? "-" : request_.method, path.empty() ? "-" : path, reply.status, reply.message);
+  const ErrorReply reply =
+      classify_error(std::make_exception_ptr(HttpError(code, message, std::move(detail))), options_.retry_after_s);
+  log::warn("http: {} {} -> {}: {}", request_.method.empty() ? "-" : request_.method, path.empty() ? "-" : path, reply.status,
+            reply.message);
   server_.metrics.count_http_request("unmatched", reply.status);
   keep_alive_ = false;
   try {
@@ -308,9 +313,10 @@ asio::awaitable<void> Session::run() {
     }
 
     if (!limit_request_body(parser, options_.max_body_bytes)) {
-      co_await reject(status_detail(413), ErrorCode::bad_request,
-                      fmt::format("http: the body has {} bytes; at most {} are accepted", *parser.content_length(), options_.max_body_bytes),
-                      request_.path);
+      co_await reject(
+          status_detail(413), ErrorCode::bad_request,
+          fmt::format("http: the body has {} bytes; at most {} are accepted", *parser.content_length(), options_.max_body_bytes),
+          request_.path);
       break;
     }
     if (beast::iequals(header[http::field::expect], "100-continue")) {
@@ -336,7 +342,8 @@ asio::awaitable<void> Session::run() {
         // client's end of stream: the rest of the connection cannot be framed, so answer and close.
         co_await reject(status_detail(400), ErrorCode::bad_request,
                         fmt::format("http: the request body is malformed ({}); expected a complete body of its "
-                                    "Content-Length or chunked framing (check the client's body encoding)", ec.message()),
+                                    "Content-Length or chunked framing (check the client's body encoding)",
+                                    ec.message()),
                         request_.path);
         break;
       }
@@ -367,22 +374,23 @@ void ServerCore::spawn_session(tcp::socket socket, bool metrics_port) {
     sessions.emplace(id, SessionHandle{strand, signal, busy});
   }
   auto session = std::make_shared<Session>(*this, std::move(socket), metrics_port, busy);
-  asio::co_spawn(strand, [session]() -> asio::awaitable<void> { co_await session->run(); },
-                 asio::bind_cancellation_slot(signal->slot(), [this, id, signal](std::exception_ptr error) {
-                   if (error) {
-                     try {
-                       std::rethrow_exception(error);
-                     } catch (const boost::system::system_error& e) {
-                       if (e.code() != asio::error::operation_aborted) log::warn("http: connection ended by an error: {}", e.what());
-                     } catch (const std::exception& e) {
-                       log::warn("http: connection ended by an error: {}", e.what());
-                     } catch (...) {
-                     }
-                   }
-                   std::lock_guard lock(sessions_mutex);
-                   sessions.erase(id);
-                   sessions_changed.notify_all();
-                 }));
+  asio::co_spawn(
+      strand, [session]() -> asio::awaitable<void> { co_await session->run(); },
+      asio::bind_cancellation_slot(signal->slot(), [this, id, signal](std::exception_ptr error) {
+        if (error) {
+          try {
+            std::rethrow_exception(error);
+          } catch (const boost::system::system_error& e) {
+            if (e.code() != asio::error::operation_aborted) log::warn("http: connection ended by an error: {}", e.what());
+          } catch (const std::exception& e) {
+            log::warn("http: connection ended by an error: {}", e.what());
+          } catch (...) {
+          }
+        }
+        std::lock_guard lock(sessions_mutex);
+        sessions.erase(id);
+        sessions_changed.notify_all();
+      }));
 }
 
 asio::awaitable<void> ServerCore::accept_loop(tcp::acceptor& acceptor, bool metrics_port) {
@@ -400,7 +408,8 @@ asio::awaitable<void> ServerCore::accept_loop(tcp::acceptor& acceptor, bool metr
   }
 }
 
-void ServerCore::bind(std::optional<tcp::acceptor>& acceptor, int port, std::string_view flag, std::vector<std::string>& failures) {
+void ServerCore::bind(std::optional<tcp::acceptor>& acceptor, int port, std::string_view flag,
+                      std::vector<std::string>& failures) {
   beast::error_code ec;
   const auto address = asio::ip::make_address(options.address, ec);
   if (ec) {
@@ -433,7 +442,8 @@ void ServerCore::bind(std::optional<tcp::acceptor>& acceptor, int port, std::str
   }
 }
 
-HttpServer::HttpServer(const ServerOptions& options, GenerationService& service) : impl_(std::make_unique<Impl>(options, service)) {
+HttpServer::HttpServer(const ServerOptions& options, GenerationService& service)
+    : impl_(std::make_unique<Impl>(options, service)) {
   std::vector<std::string> failures;
   impl_->bind(impl_->http_acceptor, options.http_port, "--http-port", failures);
   if (options.metrics_port >= 0) impl_->bind(impl_->metrics_acceptor, options.metrics_port, "--metrics-port", failures);

@@ -15,19 +15,19 @@ inline constexpr int kDefaultHttpPort = 8000;
 inline constexpr int kDefaultMetricsPort = 8002;
 
 struct ServerOptions {
-  std::string address = "0.0.0.0";   // --http-address
-  int http_port = kDefaultHttpPort;  // --http-port; 0 picks a free port (tests)
+  std::string address = "0.0.0.0";         // --http-address
+  int http_port = kDefaultHttpPort;        // --http-port; 0 picks a free port (tests)
   int metrics_port = kDefaultMetricsPort;  // --metrics-port; 0 picks a free port; -1 none (still at /metrics)
-  int num_threads = 4;               // I/O threads; handlers never block them (see GenerationSink; submits
-                                     // run on a small pool of their own)
-  std::size_t max_body_bytes = 8u << 20;  // larger bodies get 413
-  double header_timeout_s = 30;      // a request's header must arrive within this (slowloris)
-  double body_timeout_s = 60;        // a request's body must arrive within this once its header has
-  double idle_timeout_s = 120;       // a keep-alive connection with no request is closed after this
-  double write_timeout_s = 60;       // one response write (or one streamed chunk) must complete within this
-  double request_timeout_s = 600;    // default deadline of an inference request (KServe `timeout` overrides)
-  int retry_after_s = 1;             // Retry-After of a 429
-  std::string api_key;               // non-empty: inference endpoints need "Authorization: Bearer <key>"
+  int num_threads = 4;                     // I/O threads; handlers never block them (see GenerationSink; submits
+                                           // run on a small pool of their own)
+  std::size_t max_body_bytes = 8u << 20;   // larger bodies get 413
+  double header_timeout_s = 30;            // a request's header must arrive within this (slowloris)
+  double body_timeout_s = 60;              // a request's body must arrive within this once its header has
+  double idle_timeout_s = 120;             // a keep-alive connection with no request is closed after this
+  double write_timeout_s = 60;             // one response write (or one streamed chunk) must complete within this
+  double request_timeout_s = 600;          // default deadline of an inference request (KServe `timeout` overrides)
+  int retry_after_s = 1;                   // Retry-After of a 429
+  std::string api_key;                     // non-empty: inference endpoints need "Authorization: Bearer <key>"
 };
 
 class HttpServer {

@@ -37,17 +37,16 @@ struct ServerResponse {
 
 // What rankserve::Error's code cannot say about an HTTP failure.
 struct ErrorDetail {
-  int status = 0;            // 0: the status of the ErrorCode; else 401, 405, 413, 431
-  std::string param;         // the offending request field (OpenAI's `param`), "" when none
-  std::string openai_code;   // OpenAI's `code` ("model_not_found", "invalid_api_key"), "" for null
-  HeaderList headers;        // extra response headers (Allow, WWW-Authenticate)
+  int status = 0;           // 0: the status of the ErrorCode; else 401, 405, 413, 431
+  std::string param;        // the offending request field (OpenAI's `param`), "" when none
+  std::string openai_code;  // OpenAI's `code` ("model_not_found", "invalid_api_key"), "" for null
+  HeaderList headers;       // extra response headers (Allow, WWW-Authenticate)
 };
 
 // rankserve::Error with HTTP detail. Thrown by handlers; converted by the one wrapper in router.cpp.
 class HttpError : public Error {
  public:
-  HttpError(ErrorCode code, const std::string& message, ErrorDetail detail)
-      : Error(code, message), detail_(std::move(detail)) {}
+  HttpError(ErrorCode code, const std::string& message, ErrorDetail detail) : Error(code, message), detail_(std::move(detail)) {}
   const ErrorDetail& detail() const noexcept { return detail_; }
 
  private:

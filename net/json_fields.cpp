@@ -21,7 +21,8 @@ std::string_view kind_of(const json::value& value) {
   switch (value.kind()) {
     case json::kind::null: return "null";
     case json::kind::bool_: return "a boolean";
-    case json::kind::int64: case json::kind::uint64: return "an integer";
+    case json::kind::int64:
+    case json::kind::uint64: return "an integer";
     case json::kind::double_: return "a number";
     case json::kind::string: return "a string";
     case json::kind::array: return "an array";
@@ -76,9 +77,13 @@ float to_float32(double value, std::string_view field) {
   const float f = static_cast<float>(value);
   if (value == 0) return 0.0f;
   if (!std::isnormal(f)) {
-    throw field_error(field, fmt::format("is {}, which is {} as float32; expected a float32 between {} and {} in magnitude", value,
-                                         std::isnan(f) ? "not a number" : std::isinf(f) ? "infinite" : f == 0 ? "0" : "subnormal",
-                                         std::numeric_limits<float>::min(), std::numeric_limits<float>::max()));
+    throw field_error(field,
+                      fmt::format("is {}, which is {} as float32; expected a float32 between {} and {} in magnitude", value,
+                                  std::isnan(f)   ? "not a number"
+                                  : std::isinf(f) ? "infinite"
+                                  : f == 0        ? "0"
+                                                  : "subnormal",
+                                  std::numeric_limits<float>::min(), std::numeric_limits<float>::max()));
   }
   return f;
 }
@@ -125,10 +130,12 @@ std::optional<std::vector<std::string>> read_strings(const json::object& object,
   const json::value* value = find_field(object, key);
   if (value == nullptr) return std::nullopt;
   if (value->is_string()) return std::vector<std::string>{std::string(value->as_string())};
-  if (!value->is_array()) throw field_error(name_or(field, key), fmt::format("is {}; expected a string or an array of strings", kind_of(*value)));
+  if (!value->is_array())
+    throw field_error(name_or(field, key), fmt::format("is {}; expected a string or an array of strings", kind_of(*value)));
   std::vector<std::string> out;
   for (const json::value& item : value->as_array()) {
-    if (!item.is_string()) throw field_error(name_or(field, key), fmt::format("has an element that is {}; expected strings", kind_of(item)));
+    if (!item.is_string())
+      throw field_error(name_or(field, key), fmt::format("has an element that is {}; expected strings", kind_of(item)));
     out.emplace_back(item.as_string());
   }
   return out;

@@ -34,7 +34,8 @@ ServerResponse json_response(const json::value& value, int status = 200) {
 const ModelInfo& find_model(const ServerContext& context, const RouteParams& params) {
   const ModelInfo& model = context.service.model();
   if (params.model != model.name) {
-    throw Error(ErrorCode::not_found, fmt::format("kserve: unknown model '{}'; this server serves '{}'", params.model, model.name));
+    throw Error(ErrorCode::not_found,
+                fmt::format("kserve: unknown model '{}'; this server serves '{}'", params.model, model.name));
   }
   if (!params.version.empty() && params.version != "1") {
     throw Error(ErrorCode::not_found,
@@ -116,7 +117,8 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
   for (std::string_view key : {"max_tokens", "max_length", "output_length"}) {
     if (auto v = f.integer({key})) {
       if (*v < 1) throw field_error(key, fmt::format("is {}; expected new tokens >= 1", *v));
-      s.max_tokens = static_cast<int>(std::min<int64_t>(*v, std::numeric_limits<int>::max()));  // the service refuses more than its context
+      s.max_tokens =
+          static_cast<int>(std::min<int64_t>(*v, std::numeric_limits<int>::max()));  // the service refuses more than its context
       s.max_tokens_field = std::string(key);
       break;
     }
@@ -129,7 +131,8 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
   if (auto greedy = f.boolean({"use_greedy"})) s.greedy = *greedy;
   else if (temperature) s.greedy = *temperature == 0;  // a temperature without use_greedy asks for sampling unless 0
   if (temperature) {
-    if (*temperature < 0 || (!s.greedy && *temperature == 0)) throw field_error("temperature", fmt::format("is {}; expected > 0", *temperature));
+    if (*temperature < 0 || (!s.greedy && *temperature == 0))
+      throw field_error("temperature", fmt::format("is {}; expected > 0", *temperature));
     if (*temperature > 0) s.temperature = to_float32(*temperature, "temperature");
   }
   if (auto v = f.integer({"top_k"})) {
@@ -162,9 +165,7 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
   return r;
 }
 
-double micros_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
-}
+double micros_since(Clock::time_point start) { return std::chrono::duration<double, std::micro>(Clock::now() - start).count(); }
 
 }  // namespace
 
@@ -182,10 +183,11 @@ ServerResponse kserve_health_live() { return json_response(json::object{{"live",
 ServerResponse kserve_health_ready(const ServerContext& context) {
   const ServiceStatus status = context.service.status();
   if (status.ready) return json_response(json::object{{"ready", true}});
-  return json_response(json::object{{"ready", false},
-                                    {"error", fmt::format("server: not ready: {}",
-                                                          status.not_ready_reason.empty() ? "unknown" : status.not_ready_reason)}},
-                       503);
+  return json_response(
+      json::object{
+          {"ready", false},
+          {"error", fmt::format("server: not ready: {}", status.not_ready_reason.empty() ? "unknown" : status.not_ready_reason)}},
+      503);
 }
 
 ServerResponse kserve_model_metadata(const ServerContext& context, const RouteParams& params) {
@@ -224,7 +226,8 @@ ServerResponse kserve_model_config(const ServerContext& context, const RoutePara
   }
   json::array outputs;
   for (const TensorSpec& s : contract.outputs) {
-    outputs.push_back(json::object{{"name", s.name}, {"data_type", config_type(s.datatype)}, {"dims", shape_json(s.dims, false)}});
+    outputs.push_back(
+        json::object{{"name", s.name}, {"data_type", config_type(s.datatype)}, {"dims", shape_json(s.dims, false)}});
   }
   auto parameter = [](const std::string& value) { return json::object{{"string_value", value}}; };
   return json_response(json::object{
@@ -257,7 +260,8 @@ Task<void> kserve_infer(ServerContext& context, Exchange& exchange, RouteParams 
   co_await generation.submit(std::move(requests));
   co_await generation.finish_all();
 
-  const EncodedResponse encoded = encode_infer_response(model.name, request.id, build_outputs(contract, request, prompts, generation.samples()));
+  const EncodedResponse encoded =
+      encode_infer_response(model.name, request.id, build_outputs(contract, request, prompts, generation.samples()));
   ServerResponse response;
   response.body = encoded.body;
   if (encoded.json_size) {

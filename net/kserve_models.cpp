@@ -32,7 +32,9 @@ std::string field_of(const Tensor& t) { return fmt::format("input '{}'", t.name)
 void check_text(const Tensor& t) {
   for (size_t i = 0; i < t.strings.size(); ++i) {
     if (const auto at = invalid_utf8_offset(t.strings[i])) {
-      throw field_error(field_of(t), fmt::format("element {} is not valid UTF-8 (at byte {}); expected UTF-8 text (encode it as UTF-8)", i, *at));
+      throw field_error(
+          field_of(t),
+          fmt::format("element {} is not valid UTF-8 (at byte {}); expected UTF-8 text (encode it as UTF-8)", i, *at));
     }
   }
 }
@@ -49,7 +51,8 @@ int64_t per_sample(const Tensor& t, int64_t batch) {
 // One value per sample (shape [batch] or [batch, 1]).
 void check_scalar_per_sample(const Tensor& t, int64_t batch) {
   if (per_sample(t, batch) != 1) {
-    throw field_error(field_of(t), fmt::format("has shape [{}]; expected one value per sample ([{}, 1])", fmt::join(t.shape, ","), batch));
+    throw field_error(field_of(t),
+                      fmt::format("has shape [{}]; expected one value per sample ([{}, 1])", fmt::join(t.shape, ","), batch));
   }
 }
 
@@ -84,7 +87,8 @@ int checked_int(double value, std::string_view input, int64_t lowest, std::strin
 
 void reject_unknown_inputs(const ModelContract& contract, const InferRequest& request) {
   for (const Tensor& t : request.inputs) {
-    const bool known = std::any_of(contract.inputs.begin(), contract.inputs.end(), [&](const TensorSpec& s) { return s.name == t.name; });
+    const bool known =
+        std::any_of(contract.inputs.begin(), contract.inputs.end(), [&](const TensorSpec& s) { return s.name == t.name; });
     if (!known) {
       std::vector<std::string> names;
       for (const TensorSpec& s : contract.inputs) names.push_back(s.name);
@@ -108,12 +112,18 @@ ModelContract contract_for(const ModelInfo& model) {
   c.max_batch_size = model.max_batch_size > 0 ? model.max_batch_size : kGptMaxBatchSize;
   c.prompt_input = "prompts";
   c.inputs = {
-      {"tasks", DataType::bytes, {1}, true},          {"prompts", DataType::bytes, {1}, false},
-      {"max_length", DataType::int32, {1}, true},     {"min_length", DataType::int32, {1}, true},
-      {"use_greedy", DataType::boolean, {1}, true},   {"temperature", DataType::fp32, {1}, true},
-      {"top_k", DataType::int32, {1}, true},          {"top_p", DataType::fp32, {1}, true},
-      {"repetition_penalty", DataType::fp32, {1}, true}, {"add_BOS", DataType::boolean, {1}, true},
-      {"all_probs", DataType::boolean, {1}, true},    {"compute_logprob", DataType::boolean, {1}, true},
+      {"tasks", DataType::bytes, {1}, true},
+      {"prompts", DataType::bytes, {1}, false},
+      {"max_length", DataType::int32, {1}, true},
+      {"min_length", DataType::int32, {1}, true},
+      {"use_greedy", DataType::boolean, {1}, true},
+      {"temperature", DataType::fp32, {1}, true},
+      {"top_k", DataType::int32, {1}, true},
+      {"top_p", DataType::fp32, {1}, true},
+      {"repetition_penalty", DataType::fp32, {1}, true},
+      {"add_BOS", DataType::boolean, {1}, true},
+      {"all_probs", DataType::boolean, {1}, true},
+      {"compute_logprob", DataType::boolean, {1}, true},
       {"end_strings", DataType::bytes, {-1}, true},
   };
   c.outputs = {{"sentences", DataType::bytes, {1}, false},
@@ -150,8 +160,8 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
   check_scalar_per_sample(*prompts, batch);
   if (batch < 1) throw field_error(field_of(*prompts), "has batch 0; expected at least one prompt");
   if (batch > contract.max_batch_size) {
-    throw field_error(field_of(*prompts), fmt::format("has batch {}; this model's max_batch_size is {} (split the request)", batch,
-                                                      contract.max_batch_size));
+    throw field_error(field_of(*prompts), fmt::format("has batch {}; this model's max_batch_size is {} (split the request)",
+                                                      batch, contract.max_batch_size));
   }
   SampleReader read{request, contract, batch};
   std::vector<TextRequest> out;
@@ -161,20 +171,24 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
     r.deadline = deadline;
     GenerationSettings& s = r.settings;
     // A request seed gives sample i the seed + i, so equal prompts in one batch still differ.
-    const std::optional<uint64_t> seed = request.seed ? std::optional<uint64_t>(static_cast<uint64_t>(*request.seed + i)) : std::nullopt;
+    const std::optional<uint64_t> seed =
+        request.seed ? std::optional<uint64_t>(static_cast<uint64_t>(*request.seed + i)) : std::nullopt;
     if (contract.opt) {
       s.greedy = true;  // the OPT example decodes greedily; parameters.temperature > 0 samples
       s.max_tokens = 16;
       s.max_tokens_field = "input 'output_length'";
       s.seed = seed;
-      if (auto v = read.number("output_length", DataType::int64, i)) s.max_tokens = checked_int(*v, "output_length", 1, "new tokens >= 1");
+      if (auto v = read.number("output_length", DataType::int64, i))
+        s.max_tokens = checked_int(*v, "output_length", 1, "new tokens >= 1");
       if (request.temperature) {
-        if (*request.temperature < 0) throw field_error("parameters.temperature", fmt::format("is {}; expected >= 0 (0: greedy)", *request.temperature));
+        if (*request.temperature < 0)
+          throw field_error("parameters.temperature", fmt::format("is {}; expected >= 0 (0: greedy)", *request.temperature));
         s.greedy = *request.temperature == 0;
         if (!s.greedy) s.temperature = to_float32(*request.temperature, "parameters.temperature");
       }
       if (request.top_p) {
-        if (!(*request.top_p > 0) || *request.top_p > 1) throw field_error("parameters.top_p", fmt::format("is {}; expected (0, 1]", *request.top_p));
+        if (!(*request.top_p > 0) || *request.top_p > 1)
+          throw field_error("parameters.top_p", fmt::format("is {}; expected (0, 1]", *request.top_p));
         s.top_p = to_float32(*request.top_p, "parameters.top_p");
       }
       out.push_back(std::move(r));
@@ -183,13 +197,16 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
     s = nemo_default_settings();
     s.max_tokens_field = "input 'max_length'";
     s.seed = seed;
-    if (auto v = read.number("max_length", DataType::int32, i)) s.max_tokens = checked_int(*v, "max_length", 1, "new tokens >= 1");
-    if (auto v = read.number("min_length", DataType::int32, i)) s.min_tokens = checked_int(*v, "min_length", 0, "new tokens >= 0");
+    if (auto v = read.number("max_length", DataType::int32, i))
+      s.max_tokens = checked_int(*v, "max_length", 1, "new tokens >= 1");
+    if (auto v = read.number("min_length", DataType::int32, i))
+      s.min_tokens = checked_int(*v, "min_length", 0, "new tokens >= 0");
     s.min_tokens = std::min(s.min_tokens, s.max_tokens);  // NeMo generates at most max_length whatever min_length says
     if (auto v = read.number("use_greedy", DataType::boolean, i)) s.greedy = *v != 0;
     if (auto v = read.number("temperature", DataType::fp32, i)) {
       if (!(*v >= 0) || (*v == 0 && !s.greedy)) {
-        throw field_error("input 'temperature'", fmt::format("is {}; expected > 0 when sampling (use_greedy false), >= 0 otherwise", *v));
+        throw field_error("input 'temperature'",
+                          fmt::format("is {}; expected > 0 when sampling (use_greedy false), >= 0 otherwise", *v));
       }
       if (*v > 0) s.temperature = to_float32(*v, "input 'temperature'");
     }
@@ -225,11 +242,13 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
 
 void check_requested_outputs(const ModelContract& contract, const InferRequest& request) {
   for (const RequestedOutput& w : request.outputs) {
-    const bool known = std::any_of(contract.outputs.begin(), contract.outputs.end(), [&](const TensorSpec& s) { return s.name == w.name; });
+    const bool known =
+        std::any_of(contract.outputs.begin(), contract.outputs.end(), [&](const TensorSpec& s) { return s.name == w.name; });
     if (!known) {
       std::vector<std::string> names;
       for (const TensorSpec& s : contract.outputs) names.push_back(s.name);
-      throw field_error(fmt::format("output '{}'", w.name), fmt::format("is not an output of this model; expected some of {}", fmt::join(names, ", ")));
+      throw field_error(fmt::format("output '{}'", w.name),
+                        fmt::format("is not an output of this model; expected some of {}", fmt::join(names, ", ")));
     }
   }
 }
@@ -266,7 +285,8 @@ std::vector<EncodedOutput> build_outputs(const ModelContract& contract, const In
     if (w.name == "output" && contract.opt) {
       t.datatype = DataType::bytes;
       t.shape = {batch, 1};
-      for (int64_t i = 0; i < batch; ++i) t.strings.push_back(prompts[static_cast<size_t>(i)] + samples[static_cast<size_t>(i)].text);
+      for (int64_t i = 0; i < batch; ++i)
+        t.strings.push_back(prompts[static_cast<size_t>(i)] + samples[static_cast<size_t>(i)].text);
     } else if (w.name == "sentences" && !contract.opt) {
       t.datatype = DataType::bytes;
       t.shape = {batch, 1};
@@ -288,7 +308,8 @@ std::vector<EncodedOutput> build_outputs(const ModelContract& contract, const In
     } else {
       std::vector<std::string> names;
       for (const TensorSpec& s : contract.outputs) names.push_back(s.name);
-      throw field_error(fmt::format("output '{}'", w.name), fmt::format("is not an output of this model; expected some of {}", fmt::join(names, ", ")));
+      throw field_error(fmt::format("output '{}'", w.name),
+                        fmt::format("is not an output of this model; expected some of {}", fmt::join(names, ", ")));
     }
     out.push_back({std::move(t), w.binary});
   }

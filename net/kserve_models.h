@@ -21,15 +21,15 @@ struct TensorSpec {
 };
 
 struct ModelContract {
-  bool opt = false;                // the OPT contract; else NeMo's GPT contract
-  int max_batch_size = 0;          // samples per infer request at most
-  std::string prompt_input;        // "input" or "prompts"
+  bool opt = false;          // the OPT contract; else NeMo's GPT contract
+  int max_batch_size = 0;    // samples per infer request at most
+  std::string prompt_input;  // "input" or "prompts"
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
 };
 
-inline constexpr int kOptMaxBatchSize = 256;  // the OPT example's config.pbtxt
-inline constexpr int kGptMaxBatchSize = 128;  // the NeMo example's triton deployment
+inline constexpr int kOptMaxBatchSize = 256;                   // the OPT example's config.pbtxt
+inline constexpr int kGptMaxBatchSize = 128;                   // the NeMo example's triton deployment
 inline constexpr const char* kGptEndOfText = "<|endoftext|>";  // NeMo's default end string, removed from sentences
 
 ModelContract contract_for(const ModelInfo& model);

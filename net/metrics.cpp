@@ -50,7 +50,8 @@ std::string_view to_label(FailureReason reason) {
 }
 
 // Token latencies are tens of milliseconds; first tokens wait in the queue too; whole requests take seconds.
-const std::vector<double> kLatencyBounds = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0};
+const std::vector<double> kLatencyBounds = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
+                                            0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,  10.0};
 const std::vector<double> kRequestBounds = {0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0};
 
 }  // namespace
@@ -120,7 +121,8 @@ std::string Metrics::render(const ServiceStatus& status, const ModelInfo& model)
     per_model("nv_inference_request_success", "counter", "Successful KServe inference requests (infer and generate).",
               [](const ModelCounters& c) { return static_cast<double>(c.success); });
     header(out, "nv_inference_request_failure", "counter",
-           "Failed KServe inference requests by reason (REJECTED: queue full or not ready; CANCELED: client gone; BACKEND: the engine failed; OTHER: invalid request).");
+           "Failed KServe inference requests by reason (REJECTED: queue full or not ready; CANCELED: client gone; BACKEND: the "
+           "engine failed; OTHER: invalid request).");
     for (const auto& [m, c] : models) {
       for (FailureReason r : {FailureReason::rejected, FailureReason::canceled, FailureReason::backend, FailureReason::other}) {
         const auto it = c.failures.find(r);
@@ -130,23 +132,30 @@ std::string Metrics::render(const ServiceStatus& status, const ModelInfo& model)
     }
     per_model("nv_inference_count", "counter", "Inferences performed by successful requests (a batch of n counts n).",
               [](const ModelCounters& c) { return static_cast<double>(c.inferences); });
-    per_model("nv_inference_request_duration_us", "counter", "Cumulative end-to-end duration of successful KServe inference requests, microseconds.",
+    per_model("nv_inference_request_duration_us", "counter",
+              "Cumulative end-to-end duration of successful KServe inference requests, microseconds.",
               [](const ModelCounters& c) { return c.duration_us; });
     header(out, "nv_inference_pending_request_count", "gauge", "Requests accepted by the service and waiting to run.");
-    out += fmt::format("nv_inference_pending_request_count{{model=\"{}\",version=\"1\"}} {}\n", escape_label(model.name), status.queue_size);
+    out += fmt::format("nv_inference_pending_request_count{{model=\"{}\",version=\"1\"}} {}\n", escape_label(model.name),
+                       status.queue_size);
 
-    header(out, "rankserve_http_requests_total", "counter", "Answered HTTP requests by route and status (499: the client went away).");
+    header(out, "rankserve_http_requests_total", "counter",
+           "Answered HTTP requests by route and status (499: the client went away).");
     for (const auto& [key, count] : http_requests_) {
-      out += fmt::format("rankserve_http_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n", escape_label(key.first), key.second, count);
+      out += fmt::format("rankserve_http_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n", escape_label(key.first),
+                         key.second, count);
     }
   }
-  gauge(out, "rankserve_ready", "1 while the service is ready (every rank loaded and heartbeating, not draining).", status.ready ? 1 : 0);
+  gauge(out, "rankserve_ready", "1 while the service is ready (every rank loaded and heartbeating, not draining).",
+        status.ready ? 1 : 0);
   gauge(out, "rankserve_draining", "1 while the service drains before shutdown.", status.draining ? 1 : 0);
   gauge(out, "rankserve_queue_size", "Requests accepted and not yet running.", status.queue_size);
-  gauge(out, "rankserve_max_queue_size", "Queued requests beyond which new ones get 429 (--max-queue-size).", status.max_queue_size);
+  gauge(out, "rankserve_max_queue_size", "Queued requests beyond which new ones get 429 (--max-queue-size).",
+        status.max_queue_size);
   gauge(out, "rankserve_running_sequences", "Sequences in the running batches, all model copies.", status.running);
   gauge(out, "rankserve_kv_cache_usage_ratio", "Fraction of the KV-cache token budget in use, 0..1.", status.kv_cache_usage);
-  counter(out, "rankserve_prompt_tokens_total", "Prompt tokens processed (BOS included).", static_cast<double>(status.prompt_tokens_total));
+  counter(out, "rankserve_prompt_tokens_total", "Prompt tokens processed (BOS included).",
+          static_cast<double>(status.prompt_tokens_total));
   counter(out, "rankserve_generation_tokens_total", "Tokens generated.", static_cast<double>(status.generated_tokens_total));
   counter(out, "rankserve_engine_steps_total", "Engine steps run since start.", static_cast<double>(status.steps_total));
   header(out, "rankserve_rank_heartbeat_age_seconds", "gauge", "Seconds since each global rank's last heartbeat.");
@@ -157,7 +166,8 @@ std::string Metrics::render(const ServiceStatus& status, const ModelInfo& model)
   time_to_first_token_.render(out, "rankserve_time_to_first_token_seconds");
   header(out, "rankserve_inter_token_latency_seconds", "histogram", "Between consecutive tokens of one sample.");
   inter_token_latency_.render(out, "rankserve_inter_token_latency_seconds");
-  header(out, "rankserve_request_duration_seconds", "histogram", "From submit to finish of each sample that finished (stop or length).");
+  header(out, "rankserve_request_duration_seconds", "histogram",
+         "From submit to finish of each sample that finished (stop or length).");
   request_duration_.render(out, "rankserve_request_duration_seconds");
   return out;
 }

@@ -34,7 +34,8 @@ std::string message_content(const json::object& message, const std::string& fiel
     const std::string where = fmt::format("{}[{}]", field, i);
     if (!part.is_object()) throw field_error(where, "is not a content part object");
     const auto type = read_string(part.as_object(), "type", where + ".type");
-    if (type != "text") throw field_error(where + ".type", fmt::format("is '{}'; only text parts are supported", type.value_or("")));
+    if (type != "text")
+      throw field_error(where + ".type", fmt::format("is '{}'; only text parts are supported", type.value_or("")));
     const auto text = read_string(part.as_object(), "text", where + ".text");
     if (!text) throw field_error(where + ".text", "is missing; a text part needs its text");
     out += *text;
@@ -93,7 +94,8 @@ ChatRequest decode_chat_request(const json::object& body) {
     if (!out.logprobs) throw field_error("top_logprobs", "needs logprobs: true");
     out.num_top = static_cast<int>(*v);
   }
-  if (const json::value* tools = find_field(body, "tools"); tools != nullptr && !(tools->is_array() && tools->as_array().empty())) {
+  if (const json::value* tools = find_field(body, "tools");
+      tools != nullptr && !(tools->is_array() && tools->as_array().empty())) {
     throw field_error("tools", "are not supported");
   }
   if (const json::object* format = read_object(body, "response_format")) {
@@ -157,18 +159,21 @@ Task<void> openai_chat_completions(ServerContext& context, Exchange& exchange) {
       const SampleState& s = generation.samples()[e.sample];
       if (!e.finished) {
         if (e.token.text.empty() && !logprobs) continue;  // an incomplete character: nothing to show yet
-        json::value lp = logprobs ? json::value(chat_logprobs(s, s.tokens.size() - 1, s.tokens.size(), num_top)) : json::value(nullptr);
+        json::value lp =
+            logprobs ? json::value(chat_logprobs(s, s.tokens.size() - 1, s.tokens.size(), num_top)) : json::value(nullptr);
         co_await write_event(exchange, chunk(e.sample, content_delta(e.token.text), std::move(lp), nullptr));
         continue;
       }
       if (!e.finish.text.empty()) {
         co_await write_event(exchange, chunk(e.sample, content_delta(e.finish.text), nullptr, nullptr));
       }
-      co_await write_event(exchange, chunk(e.sample, json::object{}, nullptr, json::value(openai_finish_reason(e.finish.reason))));
+      co_await write_event(exchange,
+                           chunk(e.sample, json::object{}, nullptr, json::value(openai_finish_reason(e.finish.reason))));
     }
   }
   std::optional<json::object> usage;
-  if (sampling.include_usage) usage = openai_with_usage(id, "chat.completion.chunk", created, model, json::array(), generation.samples(), sampling.n);
+  if (sampling.include_usage)
+    usage = openai_with_usage(id, "chat.completion.chunk", created, model, json::array(), generation.samples(), sampling.n);
   co_await end_openai_stream(exchange, std::move(usage));
 }
 

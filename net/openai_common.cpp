@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <random>
 #include <limits>
+#include <random>
 
 #include "net/json_fields.h"
 #include "net/sse.h"
@@ -23,8 +23,8 @@ void check_openai_model(const ServerContext& context, const json::object& body) 
   ErrorDetail detail;
   detail.param = "model";
   detail.openai_code = "model_not_found";
-  throw HttpError(ErrorCode::not_found, fmt::format("request: model '{}' does not exist; this server serves '{}'", *model, served),
-                  std::move(detail));
+  throw HttpError(ErrorCode::not_found,
+                  fmt::format("request: model '{}' does not exist; this server serves '{}'", *model, served), std::move(detail));
 }
 
 OpenAiSampling read_openai_sampling(const json::object& body, std::initializer_list<std::string_view> max_tokens_keys) {
@@ -35,7 +35,8 @@ OpenAiSampling read_openai_sampling(const json::object& body, std::initializer_l
   for (std::string_view key : max_tokens_keys) {
     if (auto v = read_int(body, key)) {
       if (*v < 1) throw field_error(key, fmt::format("is {}; expected new tokens >= 1", *v));
-      s.max_tokens = static_cast<int>(std::min<int64_t>(*v, std::numeric_limits<int>::max()));  // the service refuses more than its context
+      s.max_tokens =
+          static_cast<int>(std::min<int64_t>(*v, std::numeric_limits<int>::max()));  // the service refuses more than its context
       s.max_tokens_field = std::string(key);
       break;
     }
@@ -117,9 +118,7 @@ int64_t unix_time_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string_view openai_finish_reason(FinishReason reason) {
-  return reason == FinishReason::stop ? "stop" : "length";
-}
+std::string_view openai_finish_reason(FinishReason reason) { return reason == FinishReason::stop ? "stop" : "length"; }
 
 json::object openai_usage(const std::vector<SampleState>& samples, int n) {
   int64_t prompt = 0;

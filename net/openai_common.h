@@ -20,7 +20,7 @@ inline constexpr int kOpenAiMaxChoices = 128;  // prompts x n per request at mos
 
 struct OpenAiSampling {
   GenerationSettings settings;
-  int n = 1;                   // choices per prompt
+  int n = 1;  // choices per prompt
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
 };

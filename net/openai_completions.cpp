@@ -24,7 +24,8 @@ std::vector<std::string> read_prompts(const json::object& body) {
   }
   std::vector<std::string> out;
   for (const json::value& item : prompt->as_array()) {
-    if (!item.is_string()) throw field_error("prompt", "has a non-string element (token-id prompts are not supported); expected strings");
+    if (!item.is_string())
+      throw field_error("prompt", "has a non-string element (token-id prompts are not supported); expected strings");
     out.emplace_back(item.as_string());
   }
   return out;
@@ -65,7 +66,8 @@ ServerResponse openai_retrieve_model(const ServerContext& context, const RoutePa
     ErrorDetail detail;
     detail.param = "model";
     detail.openai_code = "model_not_found";
-    throw HttpError(ErrorCode::not_found, fmt::format("request: model '{}' does not exist; this server serves '{}'", params.model, model.name),
+    throw HttpError(ErrorCode::not_found,
+                    fmt::format("request: model '{}' does not exist; this server serves '{}'", params.model, model.name),
                     std::move(detail));
   }
   ServerResponse r;
@@ -82,7 +84,8 @@ CompletionRequest decode_completion_request(const json::object& body) {
     if (*v < 0 || *v > 5) throw field_error("logprobs", fmt::format("is {}; expected 0..5", *v));
     out.num_logprobs = static_cast<int>(*v);
   }
-  if (out.echo && out.num_logprobs >= 0) throw field_error("echo", "with logprobs is not supported (prompt-token logprobs are not computed)");
+  if (out.echo && out.num_logprobs >= 0)
+    throw field_error("echo", "with logprobs is not supported (prompt-token logprobs are not computed)");
   if (auto best_of = read_int(body, "best_of"); best_of && *best_of != out.sampling.n) {
     throw field_error("best_of", fmt::format("is {}; rankserve supports only best_of = n", *best_of));
   }
@@ -123,11 +126,10 @@ Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
   }
 
   auto chunk = [&](size_t index, std::string_view text, json::value logprobs, json::value finish_reason) {
-    json::object c = openai_envelope(id, "text_completion", created, model,
-                                     json::array{json::object{{"index", index},
-                                                              {"text", text},
-                                                              {"logprobs", std::move(logprobs)},
-                                                              {"finish_reason", std::move(finish_reason)}}});
+    json::object c = openai_envelope(
+        id, "text_completion", created, model,
+        json::array{json::object{
+            {"index", index}, {"text", text}, {"logprobs", std::move(logprobs)}, {"finish_reason", std::move(finish_reason)}}});
     if (sampling.include_usage) c["usage"] = nullptr;
     return c;
   };
@@ -148,7 +150,8 @@ Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
       if (!e.finished) {
         if (e.token.text.empty() && num_logprobs < 0) continue;  // an incomplete character: nothing to show yet
         json::value logprobs = nullptr;
-        if (num_logprobs >= 0) logprobs = legacy_logprobs(s, s.tokens.size() - 1, s.tokens.size(), text_offsets[e.sample], num_logprobs);
+        if (num_logprobs >= 0)
+          logprobs = legacy_logprobs(s, s.tokens.size() - 1, s.tokens.size(), text_offsets[e.sample], num_logprobs);
         text_offsets[e.sample] += e.token.text.size();
         co_await write_event(exchange, chunk(e.sample, e.token.text, std::move(logprobs), nullptr));
         continue;
@@ -157,7 +160,8 @@ Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
     }
   }
   std::optional<json::object> usage;
-  if (sampling.include_usage) usage = openai_with_usage(id, "text_completion", created, model, json::array(), generation.samples(), sampling.n);
+  if (sampling.include_usage)
+    usage = openai_with_usage(id, "text_completion", created, model, json::array(), generation.samples(), sampling.n);
   co_await end_openai_stream(exchange, std::move(usage));
 }
 

@@ -22,7 +22,7 @@ struct CompletionRequest {
 CompletionRequest decode_completion_request(const boost::json::object& body);
 
 struct ChatRequest {
-  std::string prompt;  // `messages` rendered with the plain chat template (docs/openai.md)
+  std::string prompt;       // `messages` rendered with the plain chat template (docs/openai.md)
   OpenAiSampling sampling;  // its stop strings end with the template's "\nuser:"
   bool logprobs = false;
   int num_top = 0;  // `top_logprobs` 0..20

@@ -15,16 +15,28 @@ namespace rankserve::net {
 namespace {
 
 enum class RouteId {
-  server_metadata, health_live, health_ready, model_metadata, model_ready, model_config, infer, generate, generate_stream,
-  openai_models, openai_model, completions, chat_completions, metrics,
+  server_metadata,
+  health_live,
+  health_ready,
+  model_metadata,
+  model_ready,
+  model_config,
+  infer,
+  generate,
+  generate_stream,
+  openai_models,
+  openai_model,
+  completions,
+  chat_completions,
+  metrics,
 };
 
 struct Route {
   RouteId id;
   std::string_view endpoint;  // the metrics label
   std::string_view method;
-  bool needs_key;             // inference endpoints need the API key when one is set
-  bool kserve_inference;      // counted in nv_inference_request_*
+  bool needs_key;         // inference endpoints need the API key when one is set
+  bool kserve_inference;  // counted in nv_inference_request_*
   bool on_metrics_port;
 };
 
@@ -193,7 +205,8 @@ Task<bool> serve_exchange(ServerContext& context, Exchange& exchange, bool metri
       route = nullptr;
       throw HttpError(ErrorCode::not_found,
                       fmt::format("server: no route {} {}{}", request.method, request.path,
-                                  metrics_port ? " on the metrics port (it serves /metrics and /v2/health/*)" : " (see docs/kserve.md, docs/openai.md)"),
+                                  metrics_port ? " on the metrics port (it serves /metrics and /v2/health/*)"
+                                               : " (see docs/kserve.md, docs/openai.md)"),
                       {});
     }
     endpoint = route->endpoint;
@@ -202,7 +215,8 @@ Task<bool> serve_exchange(ServerContext& context, Exchange& exchange, bool metri
       detail.status = 405;
       detail.headers.emplace_back("Allow", std::string(route->method));
       throw HttpError(ErrorCode::bad_request,
-                      fmt::format("server: {} does not accept {}; expected {}", route->endpoint, request.method, route->method), std::move(detail));
+                      fmt::format("server: {} does not accept {}; expected {}", route->endpoint, request.method, route->method),
+                      std::move(detail));
     }
     if (route->needs_key) check_api_key(context, request);
     co_await run_route(context, exchange, *match);

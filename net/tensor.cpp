@@ -68,7 +68,8 @@ namespace {
 size_t element_size(DataType type) {
   switch (type) {
     case DataType::boolean: return 1;
-    case DataType::int32: case DataType::fp32: return 4;
+    case DataType::int32:
+    case DataType::fp32: return 4;
     case DataType::int64: return 8;
     case DataType::bytes: return 0;
   }
@@ -83,7 +84,8 @@ int64_t checked_num_elements(const std::vector<int64_t>& shape, size_t body_byte
   int64_t n = 1;
   for (int64_t d : shape) {
     if (__builtin_mul_overflow(n, d, &n) || static_cast<uint64_t>(n) > body_bytes) {
-      throw field_error(field, fmt::format("has shape [{}], more elements than a body of {} bytes can carry", fmt::join(shape, ","), body_bytes));
+      throw field_error(field, fmt::format("has shape [{}], more elements than a body of {} bytes can carry",
+                                           fmt::join(shape, ","), body_bytes));
     }
   }
   return n;
@@ -113,9 +115,7 @@ void append_json_elements(Tensor& t, const json::value& data, const std::string&
       t.numbers.push_back(static_cast<double>(v));
       return;
     }
-    case DataType::fp32:
-      t.numbers.push_back(as_number(data, field));
-      return;
+    case DataType::fp32: t.numbers.push_back(as_number(data, field)); return;
   }
 }
 
@@ -134,19 +134,21 @@ void decode_binary_elements(Tensor& t, std::string_view raw, const std::string& 
       if (raw.size() - pos < 4) throw field_error(field, "binary BYTES data ends inside a 4-byte length prefix");
       const uint32_t len = load<uint32_t>(raw.data() + pos);
       pos += 4;
-      if (raw.size() - pos < len) throw field_error(field, fmt::format("binary BYTES element of {} bytes runs past the end of its data", len));
+      if (raw.size() - pos < len)
+        throw field_error(field, fmt::format("binary BYTES element of {} bytes runs past the end of its data", len));
       t.strings.emplace_back(raw.substr(pos, len));
       pos += len;
     }
     if (static_cast<int64_t>(t.strings.size()) != n) {
-      throw field_error(field, fmt::format("binary data holds {} BYTES elements; shape {} needs {}", t.strings.size(), fmt::join(t.shape, "x"), n));
+      throw field_error(field, fmt::format("binary data holds {} BYTES elements; shape {} needs {}", t.strings.size(),
+                                           fmt::join(t.shape, "x"), n));
     }
     return;
   }
   const size_t size = element_size(t.datatype);
   if (raw.size() != static_cast<size_t>(n) * size) {
-    throw field_error(field, fmt::format("binary_data_size is {} bytes; shape [{}] of {} needs {}", raw.size(), fmt::join(t.shape, ","),
-                                         to_string(t.datatype), static_cast<size_t>(n) * size));
+    throw field_error(field, fmt::format("binary_data_size is {} bytes; shape [{}] of {} needs {}", raw.size(),
+                                         fmt::join(t.shape, ","), to_string(t.datatype), static_cast<size_t>(n) * size));
   }
   for (int64_t i = 0; i < n; ++i) {
     const char* p = raw.data() + static_cast<size_t>(i) * size;
@@ -191,7 +193,8 @@ InferRequest decode_infer_request(std::string_view body, std::optional<size_t> j
     request.top_p = read_number(*parameters, "top_p", "parameters.top_p");
   }
   const json::value* inputs = find_field(root, "inputs");
-  if (inputs == nullptr || !inputs->is_array()) throw field_error("inputs", "is missing or not an array; expected the list of input tensors");
+  if (inputs == nullptr || !inputs->is_array())
+    throw field_error("inputs", "is missing or not an array; expected the list of input tensors");
   size_t binary_pos = 0;
   for (size_t i = 0; i < inputs->as_array().size(); ++i) {
     const json::value& item = inputs->as_array()[i];
@@ -234,7 +237,8 @@ InferRequest decode_infer_request(std::string_view body, std::optional<size_t> j
       append_json_elements(t, *data, field);
       const size_t count = t.datatype == DataType::bytes ? t.strings.size() : t.numbers.size();
       if (static_cast<int64_t>(count) != t.num_elements()) {
-        throw field_error(field, fmt::format("has {} data elements; shape [{}] needs {}", count, fmt::join(t.shape, ","), t.num_elements()));
+        throw field_error(
+            field, fmt::format("has {} data elements; shape [{}] needs {}", count, fmt::join(t.shape, ","), t.num_elements()));
       }
     }
     request.inputs.push_back(std::move(t));
@@ -275,16 +279,29 @@ std::string encode_tensor_bytes(const Tensor& t) {
   for (double v : t.numbers) {
     switch (t.datatype) {
       case DataType::boolean: out.push_back(v != 0 ? 1 : 0); break;
-      case DataType::int32: { const int32_t x = static_cast<int32_t>(v); out.append(reinterpret_cast<const char*>(&x), 4); break; }
-      case DataType::int64: { const int64_t x = static_cast<int64_t>(v); out.append(reinterpret_cast<const char*>(&x), 8); break; }
-      case DataType::fp32: { const float x = static_cast<float>(v); out.append(reinterpret_cast<const char*>(&x), 4); break; }
+      case DataType::int32: {
+        const int32_t x = static_cast<int32_t>(v);
+        out.append(reinterpret_cast<const char*>(&x), 4);
+        break;
+      }
+      case DataType::int64: {
+        const int64_t x = static_cast<int64_t>(v);
+        out.append(reinterpret_cast<const char*>(&x), 8);
+        break;
+      }
+      case DataType::fp32: {
+        const float x = static_cast<float>(v);
+        out.append(reinterpret_cast<const char*>(&x), 4);
+        break;
+      }
       case DataType::bytes: break;
     }
   }
   return out;
 }
 
-EncodedResponse encode_infer_response(std::string_view model_name, std::string_view id, const std::vector<EncodedOutput>& outputs) {
+EncodedResponse encode_infer_response(std::string_view model_name, std::string_view id,
+                                      const std::vector<EncodedOutput>& outputs) {
   json::object root;
   root["model_name"] = model_name;
   root["model_version"] = "1";

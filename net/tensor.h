@@ -41,9 +41,9 @@ struct InferRequest {
   std::optional<double> timeout_us;      // parameters.timeout, microseconds as in Triton's schedule policy; > 0
   // rankserve's request parameters (Triton's parameters extension): a sampling seed for every
   // contract, and sampling for the OPT contract, which has no inputs for it.
-  std::optional<int64_t> seed;           // parameters.seed
-  std::optional<double> temperature;     // parameters.temperature
-  std::optional<double> top_p;           // parameters.top_p
+  std::optional<int64_t> seed;        // parameters.seed
+  std::optional<double> temperature;  // parameters.temperature
+  std::optional<double> top_p;        // parameters.top_p
 
   const Tensor* find_input(std::string_view name) const;
 };
@@ -63,7 +63,8 @@ struct EncodedResponse {
   std::optional<size_t> json_size;  // set when any output is binary: the Inference-Header-Content-Length
 };
 
-EncodedResponse encode_infer_response(std::string_view model_name, std::string_view id, const std::vector<EncodedOutput>& outputs);
+EncodedResponse encode_infer_response(std::string_view model_name, std::string_view id,
+                                      const std::vector<EncodedOutput>& outputs);
 
 // Binary layout of one tensor's elements (little-endian; BYTES length-prefixed). For tests and clients.
 std::string encode_tensor_bytes(const Tensor& tensor);

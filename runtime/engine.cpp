@@ -20,7 +20,7 @@ struct Sequence {
   std::vector<int32_t> tokens;  // prompt and generated tokens
   size_t next = 0;              // tokens[next..] have not been run yet
   KvCache cache;
-  int64_t capacity = 0;         // tokens the cache holds: prompt + max_new_tokens, within the context
+  int64_t capacity = 0;  // tokens the cache holds: prompt + max_new_tokens, within the context
   int num_generated = 0;
   Sampler sampler;
 };
@@ -65,11 +65,13 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
   impl->tp = &tp;
   impl->pp = &pp;
   impl->max_context = options.max_context > 0 ? options.max_context : config.max_position_embeddings;
-  impl->sampleable_vocab = options.sampleable_vocab > 0 ? std::min(options.sampleable_vocab, config.vocab_size) : config.vocab_size;
+  impl->sampleable_vocab =
+      options.sampleable_vocab > 0 ? std::min(options.sampleable_vocab, config.vocab_size) : config.vocab_size;
   const at::ScalarType dtype = options.dtype == ComputeDtype::bf16   ? at::kBFloat16
                                : options.dtype == ComputeDtype::fp16 ? at::kHalf
                                                                      : at::kFloat;
-  impl->model = std::make_unique<GptModel>(config, *impl->source, ShardSpec{tp.rank(), tp.size(), pp.rank(), pp.size(), dtype}, tp, pp);
+  impl->model =
+      std::make_unique<GptModel>(config, *impl->source, ShardSpec{tp.rank(), tp.size(), pp.rank(), pp.size(), dtype}, tp, pp);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
@@ -84,11 +86,13 @@ void Engine::validate(std::span<const int32_t> prompt) const {
   if (prompt.empty()) throw Error(ErrorCode::bad_request, "generate: the prompt is empty");
   if (static_cast<int64_t>(prompt.size()) >= impl_->max_context) {
     throw Error(ErrorCode::bad_request, fmt::format("generate: the prompt has {} tokens; the model's context is {} tokens "
-                                                    "and at least one must be left to generate", prompt.size(), impl_->max_context));
+                                                    "and at least one must be left to generate",
+                                                    prompt.size(), impl_->max_context));
   }
   for (int32_t id : prompt) {
     if (id < 0 || id >= config.vocab_size) {
-      throw Error(ErrorCode::bad_request, fmt::format("generate: token id {} is outside the vocabulary of {}", id, config.vocab_size));
+      throw Error(ErrorCode::bad_request,
+                  fmt::format("generate: token id {} is outside the vocabulary of {}", id, config.vocab_size));
     }
   }
 }
@@ -123,7 +127,7 @@ std::vector<TokenChoice> Engine::step(int prompt_token_budget) {
   // What each sequence runs: generating ones their last token, prompt readers a chunk within the budget.
   int64_t budget = prompt_token_budget > 0 ? prompt_token_budget : std::numeric_limits<int64_t>::max();
   std::vector<SequenceStep> batch;
-  std::vector<size_t> in_batch;    // index into running, per batch entry
+  std::vector<size_t> in_batch;  // index into running, per batch entry
   std::vector<bool> yields(running.size(), false);
   for (size_t i = 0; i < running.size(); ++i) {
     Sequence& s = running[i];
@@ -199,12 +203,14 @@ std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& r
       if (c.token == kSamplingFailed) {
         impl_->running.clear();
         impl_->recompute = false;
-        throw Error(ErrorCode::runtime, fmt::format("generate: no next token could be drawn for prompt {} (see the sampling warning)", c.id));
+        throw Error(ErrorCode::runtime,
+                    fmt::format("generate: no next token could be drawn for prompt {} (see the sampling warning)", c.id));
       }
       Generation& g = out[c.id];
       g.ids.push_back(c.token);
       g.logprobs.push_back(c.logprob);
-      const Sequence& s = *std::find_if(impl_->running.begin(), impl_->running.end(), [&](const Sequence& q) { return q.id == c.id; });
+      const Sequence& s =
+          *std::find_if(impl_->running.begin(), impl_->running.end(), [&](const Sequence& q) { return q.id == c.id; });
       if (c.token == eos || static_cast<int>(g.ids.size()) >= requests[c.id].max_new_tokens ||
           static_cast<int64_t>(s.tokens.size()) >= s.capacity) {
         done.push_back(c.id);

@@ -18,13 +18,13 @@ namespace rankserve::runtime {
 enum class ComputeDtype { fp32, bf16, fp16 };
 
 struct EngineOptions {
-  std::string model_path;  // a Hugging Face folder (config.json + safetensors), or random/<size>
-  uint64_t seed = 0;       // random/<size> weights
-  int max_context = 0;     // tokens per sequence; 0: the model's max_position_embeddings
+  std::string model_path;    // a Hugging Face folder (config.json + safetensors), or random/<size>
+  uint64_t seed = 0;         // random/<size> weights
+  int max_context = 0;       // tokens per sequence; 0: the model's max_position_embeddings
   int sampleable_vocab = 0;  // the tokenizer's size: ids at or past it (padded rows) are never picked; 0: all
   int eos_token_id = -1;     // the tokenizer's EOS when it differs from the model's (random/<size>); -1: the model's
   ComputeDtype dtype = ComputeDtype::fp32;  // checkpoint tensors of any type are converted to it on load
-  int cpu_threads = 0;  // the process's intra-op (compute) threads, set by load; 0: libtorch's default
+  int cpu_threads = 0;                      // the process's intra-op (compute) threads, set by load; 0: libtorch's default
 };
 
 struct GenerationRequest {
@@ -54,8 +54,8 @@ struct TokenChoice {
 };
 
 struct Generation {
-  std::vector<int32_t> ids;      // generated tokens only
-  std::vector<float> logprobs;   // log-probability of each generated token
+  std::vector<int32_t> ids;     // generated tokens only
+  std::vector<float> logprobs;  // log-probability of each generated token
 };
 
 // The model's architecture as Engine::load will see it (with eos_token_id applied), read from the
@@ -72,10 +72,10 @@ class Engine {
   ~Engine();
 
   const ModelConfig& config() const;
-  uint64_t weight_bytes() const;   // this rank's shard
-  uint64_t bytes_read() const;     // from the checkpoint files
+  uint64_t weight_bytes() const;              // this rank's shard
+  uint64_t bytes_read() const;                // from the checkpoint files
   uint64_t kv_cache_bytes_per_token() const;  // this rank's share of one token's keys and values
-  int max_context() const;         // tokens per sequence
+  int max_context() const;                    // tokens per sequence
 
   // Checks a prompt and its room before anything is queued: Error(bad_request) for an empty prompt,
   // an id outside the vocabulary, or a prompt that leaves no room in the context. Any thread.

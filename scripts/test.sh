@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, builds and runs every test tier this machine can run: unit, http, dist, clients, and cluster (a real
-# two-node Slurm cluster, which needs root), then the hardening tiers: clang-tidy over the sources
+# two-node Slurm cluster, which needs root), then the hardening tiers: clang-format kept (scripts/format.sh
+# --check), clang-tidy over the sources
 # (scripts/tidy.sh), a short run of every libFuzzer target (scripts/fuzz-tier.sh) and the sanitizer tier
 # (scripts/sanitizers.sh: ASan + UBSan and TSan builds of the tiers that exercise the server).
 # RANKSERVE_TEST_SANITIZERS=0 skips those three. The gpu tier runs only where a GPU is present. Extra
@@ -14,6 +15,7 @@ if [[ $(id -u) -eq 0 ]]; then labels="$labels|cluster"; else echo "test: not roo
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then labels="$labels|gpu"; fi
 (cd build && ctest --output-on-failure -L "^($labels)\$" "$@")
 if [[ "${RANKSERVE_TEST_SANITIZERS:-1}" != 0 ]]; then
+  bash scripts/format.sh --check
   bash scripts/tidy.sh
   bash scripts/fuzz-tier.sh
   bash scripts/sanitizers.sh

@@ -44,7 +44,7 @@ std::string_view to_string(ErrorCode code) noexcept;
 
 // Internal invariant that must hold whatever the user does; throws ErrorCode::runtime with the
 // expression and file:line. Anything a user or the cluster can cause gets a real Error instead.
-#define RANKSERVE_CHECK(cond, message)                                     \
-  do {                                                                     \
+#define RANKSERVE_CHECK(cond, message)                                          \
+  do {                                                                          \
     if (!(cond)) ::rankserve::fail_check(#cond, __FILE__, __LINE__, (message)); \
   } while (0)

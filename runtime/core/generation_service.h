@@ -20,22 +20,22 @@ using Clock = std::chrono::steady_clock;
 // How to generate. Protocol handlers fill it from KServe inputs or OpenAI fields and validate ranges
 // (they name the field); the service checks what needs the model (context length).
 struct GenerationSettings {
-  int max_tokens = 16;              // new tokens at most, >= 1; more than the model's context is refused,
-                                    // prompt + max_tokens past the context is clipped
+  int max_tokens = 16;                          // new tokens at most, >= 1; more than the model's context is refused,
+                                                // prompt + max_tokens past the context is clipped
   std::string max_tokens_field = "max_tokens";  // the protocol's name for it, for error messages
-  int min_tokens = 0;               // EOS is not sampled before this many new tokens
-  bool greedy = true;               // argmax; temperature/top_k/top_p are ignored
-  float temperature = 1.0f;         // > 0
-  int top_k = 0;                    // 0: no limit
-  float top_p = 1.0f;               // in (0, 1]
-  float repetition_penalty = 1.0f;  // > 0; 1: off
-  std::optional<uint64_t> seed;     // none: the service picks one per request
+  int min_tokens = 0;                           // EOS is not sampled before this many new tokens
+  bool greedy = true;                           // argmax; temperature/top_k/top_p are ignored
+  float temperature = 1.0f;                     // > 0
+  int top_k = 0;                                // 0: no limit
+  float top_p = 1.0f;                           // in (0, 1]
+  float repetition_penalty = 1.0f;              // > 0; 1: off
+  std::optional<uint64_t> seed;                 // none: the service picks one per request
   // End strings: generation ends once the generated text contains one. `keep_stop` true leaves the
   // matched string in the text (NeMo's end_strings), false cuts the text before it (OpenAI's stop).
   std::vector<std::string> stop;
   bool keep_stop = false;
-  std::optional<bool> add_bos;      // prepend the model's BOS token; none: the family's default
-  bool ignore_eos = false;          // keep generating past EOS (benchmarks)
+  std::optional<bool> add_bos;  // prepend the model's BOS token; none: the family's default
+  bool ignore_eos = false;      // keep generating past EOS (benchmarks)
 };
 
 struct TextRequest {
@@ -49,9 +49,9 @@ struct TextRequest {
 // held back while it may still become an end string, cut at a matched one when keep_stop is false).
 struct TokenEvent {
   int32_t id = 0;
-  float logprob = 0;   // natural log-probability of `id` under the sampling distribution's logits
-  std::string token;   // this token's own text, as the tokenizer spells it (may be a partial character)
-  std::string text;    // see above
+  float logprob = 0;  // natural log-probability of `id` under the sampling distribution's logits
+  std::string token;  // this token's own text, as the tokenizer spells it (may be a partial character)
+  std::string text;   // see above
 };
 
 enum class FinishReason {
@@ -65,10 +65,10 @@ std::string_view to_string(FinishReason reason) noexcept;  // "length", "stop", 
 
 struct FinishEvent {
   FinishReason reason = FinishReason::length;
-  int prompt_tokens = 0;       // including an added BOS
-  int completion_tokens = 0;   // generated tokens, EOS included when sampled
-  std::string text;            // any text held back until now (an incomplete character, an end-string prefix)
-  std::string error_message;   // reason == error: "<area>: <what happened>" (a rank that failed, a timeout)
+  int prompt_tokens = 0;      // including an added BOS
+  int completion_tokens = 0;  // generated tokens, EOS included when sampled
+  std::string text;           // any text held back until now (an incomplete character, an end-string prefix)
+  std::string error_message;  // reason == error: "<area>: <what happened>" (a rank that failed, a timeout)
   // reason == error: what the front end answers (unavailable: a rank failed or the server stops;
   // timeout: the deadline passed; runtime: this request could not go on, the server does).
   ErrorCode error_code = ErrorCode::unavailable;
@@ -87,28 +87,28 @@ using RequestId = uint64_t;
 
 // What the server says about the model it serves.
 struct ModelInfo {
-  std::string name;          // served name ("GPT", "OPT", or --model-name)
-  std::string family;        // "gpt2", "opt", "nemo_gpt": selects the KServe contract (OPT vs GPT)
-  std::string source;        // the checkpoint path or random/<size>
-  int max_context = 0;       // tokens per sequence, prompt included
+  std::string name;     // served name ("GPT", "OPT", or --model-name)
+  std::string family;   // "gpt2", "opt", "nemo_gpt": selects the KServe contract (OPT vs GPT)
+  std::string source;   // the checkpoint path or random/<size>
+  int max_context = 0;  // tokens per sequence, prompt included
   int vocab_size = 0;
-  int max_batch_size = 0;    // sequences running at once per model copy
+  int max_batch_size = 0;  // sequences running at once per model copy
   int eos_token_id = -1;
 };
 
 // A snapshot for health and metrics. Cheap; any thread.
 struct ServiceStatus {
-  bool ready = false;                // every rank loaded its shard, heartbeats are fresh, engine progressing, not draining
-  std::string not_ready_reason;      // when !ready: "loading", "draining", "rank 3 (host n2) silent for 6.1 s", ...
+  bool ready = false;            // every rank loaded its shard, heartbeats are fresh, engine progressing, not draining
+  std::string not_ready_reason;  // when !ready: "loading", "draining", "rank 3 (host n2) silent for 6.1 s", ...
   bool draining = false;
-  int queue_size = 0;                // requests accepted and not yet running
+  int queue_size = 0;  // requests accepted and not yet running
   int max_queue_size = 0;
-  int running = 0;                   // sequences in the running batches, all copies
-  double kv_cache_usage = 0;         // fraction of the KV-cache token budget in use, 0..1
+  int running = 0;                      // sequences in the running batches, all copies
+  double kv_cache_usage = 0;            // fraction of the KV-cache token budget in use, 0..1
   std::vector<double> heartbeat_age_s;  // per global rank, seconds since its last heartbeat
   uint64_t prompt_tokens_total = 0;
   uint64_t generated_tokens_total = 0;
-  uint64_t steps_total = 0;          // engine steps run since start
+  uint64_t steps_total = 0;  // engine steps run since start
 };
 
 // The model service on global rank 0. Every method: any thread, concurrently.

@@ -54,7 +54,8 @@ Level parse_level(std::string_view text, std::string_view flag) {
   if (text == "info") return Level::info;
   if (text == "warn" || text == "warning") return Level::warn;
   if (text == "error") return Level::error;
-  throw Error(ErrorCode::usage, fmt::format("options: {}={} is not a log level; expected debug, info, warn or error", flag, text));
+  throw Error(ErrorCode::usage,
+              fmt::format("options: {}={} is not a log level; expected debug, info, warn or error", flag, text));
 }
 
 bool enabled(Level level) {

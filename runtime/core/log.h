@@ -14,7 +14,7 @@ enum class Level { debug, info, warn, error, fatal };
 struct Config {
   Level level = Level::info;
   bool json = false;
-  int rank = -1;        // -1 before the topology is known: the prefix shows the host only
+  int rank = -1;  // -1 before the topology is known: the prefix shows the host only
   int world_size = 0;
   std::string host;
   bool all_ranks_info = false;  // info is printed by rank 0 only unless this is set

@@ -63,8 +63,8 @@ void check_groups(const ProcessGroups& groups, int global_rank) {
     for (size_t i = 0; i < data.size(); ++i) {
       if (data[i] != expected) {
         throw Error(ErrorCode::runtime,
-                    fmt::format("collectives: all-reduce check on {} (ranks {}) gave {} at element {}; expected {}",
-                                c.name(), c.members(), data[i], i, expected));
+                    fmt::format("collectives: all-reduce check on {} (ranks {}) gave {} at element {}; expected {}", c.name(),
+                                c.members(), data[i], i, expected));
       }
     }
   }

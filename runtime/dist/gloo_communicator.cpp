@@ -43,7 +43,8 @@ class GlooCommunicator final : public Communicator {
 
   void all_gather(std::span<const float> input, std::span<float> output) override {
     RANKSERVE_CHECK(output.size() == input.size() * members_.size(), "all_gather output size");
-    std::vector<at::Tensor> inputs{at::from_blob(const_cast<float*>(input.data()), {static_cast<int64_t>(input.size())}, at::kFloat)};
+    std::vector<at::Tensor> inputs{
+        at::from_blob(const_cast<float*>(input.data()), {static_cast<int64_t>(input.size())}, at::kFloat)};
     std::vector<std::vector<at::Tensor>> outputs(1);
     for (size_t r = 0; r < members_.size(); ++r) {
       outputs[0].push_back(at::from_blob(output.data() + r * input.size(), {static_cast<int64_t>(input.size())}, at::kFloat));
@@ -69,7 +70,8 @@ class GlooCommunicator final : public Communicator {
       start()->wait(timeout_);
     } catch (const std::exception& e) {
       throw Error(ErrorCode::runtime, fmt::format("collectives: {} on {} (ranks {}) failed: {} (a peer died or hung; see "
-                                                  "the other ranks' logs)", what, name_, fmt::join(members_, ","), e.what()));
+                                                  "the other ranks' logs)",
+                                                  what, name_, fmt::join(members_, ","), e.what()));
     }
   }
 

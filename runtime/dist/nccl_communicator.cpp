@@ -53,7 +53,8 @@ class NcclCommunicator final : public Communicator {
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
-      throw Error(ErrorCode::rendezvous, fmt::format("rendezvous: NCCL id for {} not shared within the deadline: {}", name_, e.what()));
+      throw Error(ErrorCode::rendezvous,
+                  fmt::format("rendezvous: NCCL id for {} not shared within the deadline: {}", name_, e.what()));
     }
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
@@ -150,8 +151,8 @@ class NcclCommunicator final : public Communicator {
   [[noreturn]] void abort_with(std::string_view what, std::string_view why) {
     ncclCommAbort(comm_);
     comm_ = nullptr;
-    throw Error(ErrorCode::runtime, fmt::format("collectives: {} on {} (ranks {}) failed: {}", what, name_,
-                                                fmt::join(members_, ","), why));
+    throw Error(ErrorCode::runtime,
+                fmt::format("collectives: {} on {} (ranks {}) failed: {}", what, name_, fmt::join(members_, ","), why));
   }
 
   std::string name_;

@@ -1,9 +1,9 @@
 #include "runtime/dist/rendezvous.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <unistd.h>
 
 #include <thread>
 
@@ -30,7 +30,8 @@ PeerInfo decode(int rank, const std::string& text) {
   p.rank = rank;
   std::vector<std::string> fields;
   size_t start = 0;
-  for (size_t tab; (tab = text.find('\t', start)) != std::string::npos; start = tab + 1) fields.push_back(text.substr(start, tab - start));
+  for (size_t tab; (tab = text.find('\t', start)) != std::string::npos; start = tab + 1)
+    fields.push_back(text.substr(start, tab - start));
   fields.push_back(text.substr(start));
   fields.resize(4);
   p.hostname = fields[0];
@@ -87,10 +88,11 @@ std::string Rendezvous::Impl::describe_missing(c10d::Store& store, const std::st
                        head_host_name(), lost.what());
   }
   if (num_missing == 0) return fmt::format("rendezvous: waiting for peers at {} failed: {}", head(), cause);
-  return fmt::format("rendezvous: {} of {} ranks never arrived within {} s: rank{} {}{} (check their logs; raise "
-                     "--timeout if they start slowly)", num_missing, c.world_size, seconds(c.timeout),
-                     num_missing > 1 ? "s" : "", fmt::join(missing, ", "),
-                     num_missing > static_cast<int>(kMaxNamedRanks) ? ", ..." : "");
+  return fmt::format(
+      "rendezvous: {} of {} ranks never arrived within {} s: rank{} {}{} (check their logs; raise "
+      "--timeout if they start slowly)",
+      num_missing, c.world_size, seconds(c.timeout), num_missing > 1 ? "s" : "", fmt::join(missing, ", "),
+      num_missing > static_cast<int>(kMaxNamedRanks) ? ", ..." : "");
 }
 
 // Store host only: waits until every other arrived rank has read the failure verdict, or `grace`.
@@ -116,7 +118,8 @@ Rendezvous::Rendezvous(const RendezvousConfig& config) : impl_(std::make_unique<
     if (config.serve_store) {
       throw Error(ErrorCode::rendezvous,
                   fmt::format("rendezvous: rank {} cannot serve the store on port {}: {} (is another job using the port "
-                              "on {}? pass --store-port)", config.rank, config.store_port, e.what(), config.hostname));
+                              "on {}? pass --store-port)",
+                              config.rank, config.store_port, e.what(), config.hostname));
     }
     throw Error(ErrorCode::rendezvous,
                 fmt::format("rendezvous: rank 0 (host {}) never opened the store at {} within {} s; rank {} gives up "
@@ -132,7 +135,8 @@ Rendezvous::Rendezvous(const RendezvousConfig& config) : impl_(std::make_unique<
       if (job != config.job_id) {
         throw Error(ErrorCode::rendezvous,
                     fmt::format("rendezvous: the store at {} belongs to job '{}', not to this job '{}' (two jobs share "
-                                "the port: pass --store-port)", impl_->head(), job, config.job_id));
+                                "the port: pass --store-port)",
+                                impl_->head(), job, config.job_id));
       }
     }
   } catch (const Error&) {
@@ -158,7 +162,8 @@ std::unique_ptr<Watchdog> Rendezvous::start_watchdog(Watchdog::AbortHandler on_a
   try {
     return detail::make_watchdog(impl_->fresh_store(), impl_->fresh_store(), config, std::move(on_abort));
   } catch (const std::exception& e) {
-    throw Error(ErrorCode::rendezvous, fmt::format("rendezvous: cannot open a watchdog connection to {}: {}", impl_->head(), e.what()));
+    throw Error(ErrorCode::rendezvous,
+                fmt::format("rendezvous: cannot open a watchdog connection to {}: {}", impl_->head(), e.what()));
   }
 }
 

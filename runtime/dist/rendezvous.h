@@ -16,13 +16,13 @@ namespace rankserve::runtime {
 struct RendezvousConfig {
   int rank = 0;
   int world_size = 1;
-  std::string job_id;          // the store admits only peers with the same id
-  std::string store_host;      // head address
+  std::string job_id;      // the store admits only peers with the same id
+  std::string store_host;  // head address
   int store_port = 0;
-  bool serve_store = false;    // true on the rank that hosts the store (global rank 0, unless an agent does)
-  std::string hostname;        // this rank's host, for tables and messages
-  std::string advertise_address;  // where peers reach this rank (Gloo binds to it)
-  std::string device;          // "cpu" or "cuda:N"
+  bool serve_store = false;                 // true on the rank that hosts the store (global rank 0, unless an agent does)
+  std::string hostname;                     // this rank's host, for tables and messages
+  std::string advertise_address;            // where peers reach this rank (Gloo binds to it)
+  std::string device;                       // "cpu" or "cuda:N"
   std::vector<std::string> expected_hosts;  // by global rank, "" unknown: named when a rank is missing
   std::chrono::milliseconds timeout{300'000};
 };

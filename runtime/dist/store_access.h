@@ -16,12 +16,12 @@ namespace rankserve::runtime::detail {
 
 struct GroupSpec {
   GroupKind kind;
-  int id = 0;                 // index among the groups of that kind
-  std::vector<int> members;   // global ranks
+  int id = 0;                // index among the groups of that kind
+  std::vector<int> members;  // global ranks
   int global_rank = 0;
   std::chrono::milliseconds timeout;
-  std::string address;        // this rank's advertised address
-  std::string device;         // "cpu" or "cuda:N"
+  std::string address;  // this rank's advertised address
+  std::string device;   // "cpu" or "cuda:N"
 };
 
 std::string group_name(const GroupSpec& spec);
@@ -31,7 +31,8 @@ std::unique_ptr<Communicator> make_gloo_communicator(const c10::intrusive_ptr<c1
 std::unique_ptr<Communicator> make_nccl_communicator(const c10::intrusive_ptr<c10d::Store>& store, const GroupSpec& spec);
 
 // Starts the watchdog thread on `store` (its own connection); `poster` serves find_silent_ranks on other threads.
-std::unique_ptr<Watchdog> make_watchdog(const c10::intrusive_ptr<c10d::Store>& store, const c10::intrusive_ptr<c10d::Store>& poster,
-                                        const WatchdogConfig& config, Watchdog::AbortHandler on_abort);
+std::unique_ptr<Watchdog> make_watchdog(const c10::intrusive_ptr<c10d::Store>& store,
+                                        const c10::intrusive_ptr<c10d::Store>& poster, const WatchdogConfig& config,
+                                        Watchdog::AbortHandler on_abort);
 
 }  // namespace rankserve::runtime::detail

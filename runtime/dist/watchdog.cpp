@@ -24,7 +24,7 @@ namespace {
 
 constexpr const char* kAbortKey = "watchdog/abort";
 constexpr const char* kLinkKey = "watchdog/link";  // rank 0's "<address> <port>" for the links
-constexpr int kRuntimeExitCode = 6;  // docs/exit-codes.md; the watchdog's own findings are runtime failures
+constexpr int kRuntimeExitCode = 6;                // docs/exit-codes.md; the watchdog's own findings are runtime failures
 std::string heartbeat_key(int rank) { return fmt::format("watchdog/hb/{}", rank); }
 
 // The links carry one text line at a time: a rank sends "rank <r>" once connected, and either side
@@ -62,7 +62,7 @@ std::pair<int, int> listen_on(const std::string& address) {
     throw std::runtime_error(fmt::format("cannot listen on {}: {}", address, why));
   }
   const int port = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                                                : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+                                               : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   return {fd, port};
 }
 
@@ -125,8 +125,8 @@ struct Watchdog::Impl {
     std::chrono::steady_clock::time_point since;
   };
 
-  c10::intrusive_ptr<c10d::Store> store;  // the watchdog thread's own connection
-  c10::intrusive_ptr<c10d::Store> poster; // find_silent_ranks' connection (other threads)
+  c10::intrusive_ptr<c10d::Store> store;   // the watchdog thread's own connection
+  c10::intrusive_ptr<c10d::Store> poster;  // find_silent_ranks' connection (other threads)
   WatchdogConfig config;
   AbortHandler on_abort;
   int wake[2] = {-1, -1};  // stop() and report() write a byte to wake the thread's poll
@@ -139,15 +139,17 @@ struct Watchdog::Impl {
   mutable std::mutex mutex;  // guards the fields below
   mutable std::condition_variable verdict_changed;
   bool stopping = false;
-  bool thread_done = false;          // the thread will not act on a report any more
-  std::optional<Finding> reported;   // handed in by report(), taken by the thread
-  std::string verdict;               // set once the thread decided to stop this rank
-  std::vector<Seen> seen;            // rank 0: when each rank's count last changed
-  std::mutex probe_mutex;            // find_silent_ranks share the poster connection
+  bool thread_done = false;         // the thread will not act on a report any more
+  std::optional<Finding> reported;  // handed in by report(), taken by the thread
+  std::string verdict;              // set once the thread decided to stop this rank
+  std::vector<Seen> seen;           // rank 0: when each rank's count last changed
+  std::mutex probe_mutex;           // find_silent_ranks share the poster connection
 
   ~Impl() {
-    for (Link& link : links) if (link.fd >= 0) ::close(link.fd);
-    for (int fd : {listener, wake[0], wake[1]}) if (fd >= 0) ::close(fd);
+    for (Link& link : links)
+      if (link.fd >= 0) ::close(link.fd);
+    for (int fd : {listener, wake[0], wake[1]})
+      if (fd >= 0) ::close(fd);
   }
 
   void wake_thread() {
@@ -207,13 +209,15 @@ struct Watchdog::Impl {
         const auto bytes = store->get(kAbortKey);
         const std::string posted(bytes.begin(), bytes.end());
         const size_t newline = posted.find('\n');
-        Finding f{std::atoi(posted.substr(0, newline).c_str()), newline == std::string::npos ? posted : posted.substr(newline + 1)};
+        Finding f{std::atoi(posted.substr(0, newline).c_str()),
+                  newline == std::string::npos ? posted : posted.substr(newline + 1)};
         if (f.code <= 0) f.code = kRuntimeExitCode;
         return f;
       }
       if (config.rank == 0) return find_silent_rank();
     } catch (const std::exception& e) {
-      return Finding{kRuntimeExitCode, fmt::format("runtime: lost the rendezvous store (rank 0 on {} died?): {}", host(0), e.what()), 0};
+      return Finding{kRuntimeExitCode,
+                     fmt::format("runtime: lost the rendezvous store (rank 0 on {} died?): {}", host(0), e.what()), 0};
     }
     return std::nullopt;
   }
@@ -232,8 +236,10 @@ struct Watchdog::Impl {
         s.count = count;
         s.since = now;
       } else if (now - s.since > config.stale_after) {
-        return Finding{kRuntimeExitCode, fmt::format("runtime: rank {} (host {}) sent no heartbeat for {} s (it died or hung)", r, host(r),
-                                                     std::chrono::duration_cast<std::chrono::seconds>(now - s.since).count()), r};
+        return Finding{kRuntimeExitCode,
+                       fmt::format("runtime: rank {} (host {}) sent no heartbeat for {} s (it died or hung)", r, host(r),
+                                   std::chrono::duration_cast<std::chrono::seconds>(now - s.since).count()),
+                       r};
       }
     }
     return std::nullopt;
@@ -269,7 +275,9 @@ struct Watchdog::Impl {
     if (link.rank <= 0 || link.rank >= config.world_size) return std::nullopt;  // not a rank of this job
     return Finding{kRuntimeExitCode,
                    fmt::format("runtime: rank {} (host {}) died: its watchdog link to rank 0 closed (its log, or its "
-                               "launcher's, says why)", link.rank, host(link.rank)), link.rank};
+                               "launcher's, says why)",
+                               link.rank, host(link.rank)),
+                   link.rank};
   }
 
   // The thread's end: record the verdict, tell the other ranks, run on_abort.
@@ -321,8 +329,9 @@ struct Watchdog::Impl {
 
 namespace detail {
 
-std::unique_ptr<Watchdog> make_watchdog(const c10::intrusive_ptr<c10d::Store>& store, const c10::intrusive_ptr<c10d::Store>& poster,
-                                        const WatchdogConfig& config, Watchdog::AbortHandler on_abort) {
+std::unique_ptr<Watchdog> make_watchdog(const c10::intrusive_ptr<c10d::Store>& store,
+                                        const c10::intrusive_ptr<c10d::Store>& poster, const WatchdogConfig& config,
+                                        Watchdog::AbortHandler on_abort) {
   auto impl = std::make_unique<Watchdog::Impl>();
   impl->store = store;
   impl->poster = poster;

@@ -112,8 +112,10 @@ void TensorFile::add(const std::string& name, TensorEntry e) {
   ok = ok && !__builtin_mul_overflow(extent, static_cast<uint64_t>(at::elementSize(e.dtype)), &bytes) &&
        !__builtin_add_overflow(e.offset, bytes, &end);
   if (!ok) {
-    fail(fmt::format("tensor {} has shape [{}] and strides [{}]; expected sizes and strides >= 0, one stride per dimension, "
-                     "and a size that fits in 64 bits", name, fmt::join(e.shape, ", "), fmt::join(e.strides, ", ")));
+    fail(
+        fmt::format("tensor {} has shape [{}] and strides [{}]; expected sizes and strides >= 0, one stride per dimension, "
+                    "and a size that fits in 64 bits",
+                    name, fmt::join(e.shape, ", "), fmt::join(e.strides, ", ")));
   }
   if (end > size_) fail(fmt::format("tensor {} ends at byte {} past the file end {}", name, end, size_));
   entries_[name] = std::move(e);
@@ -161,7 +163,8 @@ void parse_safetensors(TensorFile& file) {
     const std::optional<uint64_t> numel = checked_numel(e.shape);
     uint64_t bytes = 0;
     if (!numel || __builtin_mul_overflow(*numel, static_cast<uint64_t>(at::elementSize(e.dtype)), &bytes)) {
-      file.fail(fmt::format("tensor {} has shape [{}]; expected sizes >= 0 whose product fits in 64 bits", name, fmt::join(e.shape, ", ")));
+      file.fail(fmt::format("tensor {} has shape [{}]; expected sizes >= 0 whose product fits in 64 bits", name,
+                            fmt::join(e.shape, ", ")));
     }
     if (end < begin || end - begin != bytes) {
       file.fail(fmt::format("tensor {} has {} bytes for shape of {} elements", name, end - begin, *numel));
@@ -232,8 +235,8 @@ void MappedCheckpoint::expect(const std::string& name, const std::vector<int64_t
   if (it == by_tensor_.end()) throw Error(ErrorCode::load, fmt::format("load: {}: tensor {} is missing", origin_, name));
   const auto& actual = it->second->entries().at(name).shape;
   if (actual != shape) {
-    throw Error(ErrorCode::load, fmt::format("load: {}: tensor {} has shape [{}] but the config implies [{}]",
-                                             it->second->path(), name, fmt::join(actual, ", "), fmt::join(shape, ", ")));
+    throw Error(ErrorCode::load, fmt::format("load: {}: tensor {} has shape [{}] but the config implies [{}]", it->second->path(),
+                                             name, fmt::join(actual, ", "), fmt::join(shape, ", ")));
   }
 }
 
@@ -256,7 +259,8 @@ at::Tensor MappedCheckpoint::read(const std::string& name, const TensorSlice& sl
   at::Tensor whole = file.view(name);
   at::Tensor part = whole;
   if (whole.dim() > 0) {
-    if (slice.dim >= whole.dim()) file.fail(fmt::format("tensor {} has {} dims; cannot slice dim {}", name, whole.dim(), slice.dim));
+    if (slice.dim >= whole.dim())
+      file.fail(fmt::format("tensor {} has {} dims; cannot slice dim {}", name, whole.dim(), slice.dim));
     const int64_t length = slice.length < 0 ? whole.size(slice.dim) - slice.start : slice.length;
     if (slice.start < 0 || slice.start + length > whole.size(slice.dim)) {
       file.fail(fmt::format("tensor {} has {} rows in dim {}; slice [{}, {}) is out of range", name, whole.size(slice.dim),
@@ -277,7 +281,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, at::
     const uint64_t bytes = static_cast<uint64_t>(t.numel()) * t.element_size();
     json::array shape;
     for (int64_t d : t.sizes()) shape.push_back(d);
-    header[name] = json::object{{"dtype", dtype_name(t.scalar_type())}, {"shape", shape}, {"data_offsets", json::array{offset, offset + bytes}}};
+    header[name] = json::object{
+        {"dtype", dtype_name(t.scalar_type())}, {"shape", shape}, {"data_offsets", json::array{offset, offset + bytes}}};
     offset += bytes;
     ordered.push_back(t);
   }

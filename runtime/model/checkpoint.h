@@ -13,7 +13,7 @@
 namespace rankserve::runtime {
 
 struct TensorSlice {
-  int64_t dim = 0;      // dimension to slice; the others are read whole
+  int64_t dim = 0;  // dimension to slice; the others are read whole
   int64_t start = 0;
   int64_t length = -1;  // -1: to the end
 };

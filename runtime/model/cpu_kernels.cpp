@@ -24,13 +24,13 @@ bool cpu_has_avx512f() {
   return has;
 }
 
-constexpr int64_t kLanes = 16;       // floats per AVX-512 register
+constexpr int64_t kLanes = 16;  // floats per AVX-512 register
 // A block: kWeightRows weight rows against up to kMaxInputRows input rows, 6 x 4 accumulators (of 32
 // registers); each loaded vector feeds 4 or 6 products. Measured here against 4 x 6, 3 x 8 and 2 x 12.
 constexpr int kWeightRows = 6;
 constexpr int kMaxInputRows = 4;
 constexpr int64_t kBlocksPerTask = 8;  // blocks a thread takes at a time
-constexpr int64_t kChunkRows = 64;   // input rows per pass over the weights
+constexpr int64_t kChunkRows = 64;     // input rows per pass over the weights
 
 __mmask16 tail_mask(int64_t remaining) { return static_cast<__mmask16>((1u << remaining) - 1); }
 
@@ -39,10 +39,10 @@ RANKSERVE_AVX512 __m128 sum_lanes4(__m512 a, __m512 b, __m512 c, __m512 d) {
   // Within each 128-bit lane: pairs, then [a, b, c, d] partial sums; then the four lanes.
   const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
   const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
-  const __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
-                                    _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
-  const __m256 half = _mm256_add_ps(_mm512_castps512_ps256(abcd),
-                                    _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
+  const __m512 abcd =
+      _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m256 half =
+      _mm256_add_ps(_mm512_castps512_ps256(abcd), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
   return _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
 }
 
@@ -68,8 +68,8 @@ RANKSERVE_AVX512 float sum_lanes(__m512 v) {
 // y[c][r] = x[c] . w[r] (+ b[r]) for R weight rows and C input rows, over k in [0, K). When `next` is
 // given, asks for the R x K floats there (the next weight rows) to be brought into L2 meanwhile.
 template <int R, int C>
-RANKSERVE_AVX512 void dot_block(const float* w, const float* x, int64_t K, int64_t ldx, const float* b, float* y,
-                                int64_t ldy, const float* next) {
+RANKSERVE_AVX512 void dot_block(const float* w, const float* x, int64_t K, int64_t ldx, const float* b, float* y, int64_t ldy,
+                                const float* next) {
   __m512 acc[R][C];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -120,8 +120,8 @@ RANKSERVE_AVX512 void dot_block(const float* w, const float* x, int64_t K, int64
 
 // dot_block<R, rows> for 1 <= rows <= C.
 template <int R, int C = kMaxInputRows>
-RANKSERVE_AVX512 void dot_block_of(int64_t rows, const float* w, const float* x, int64_t K, const float* b, float* y,
-                                   int64_t ldy, const float* next) {
+RANKSERVE_AVX512 void dot_block_of(int64_t rows, const float* w, const float* x, int64_t K, const float* b, float* y, int64_t ldy,
+                                   const float* next) {
   if constexpr (C > 1) {
     if (rows < C) return dot_block_of<R, C - 1>(rows, w, x, K, b, y, ldy, next);
   }
@@ -131,8 +131,8 @@ RANKSERVE_AVX512 void dot_block_of(int64_t rows, const float* w, const float* x,
 // All n input rows against weight rows [0, R), in runs of nearly equal length (at most
 // kMaxInputRows). The weights stay in L1 after the first run, which fetches `next` meanwhile.
 template <int R>
-RANKSERVE_AVX512 void rows_block(const float* w, const float* x, int64_t n, int64_t K, const float* b, float* y,
-                                 int64_t ldy, const float* next) {
+RANKSERVE_AVX512 void rows_block(const float* w, const float* x, int64_t n, int64_t K, const float* b, float* y, int64_t ldy,
+                                 const float* next) {
   const int64_t runs = (n + kMaxInputRows - 1) / kMaxInputRows;
   int64_t c = 0;
   for (int64_t i = 0; i < runs; ++i) {
@@ -163,7 +163,7 @@ RANKSERVE_AVX512 void add_scaled(float* out, const float* v, float p, int64_t n)
 
 // One head of one decoding sequence; `scores` holds at least past + 1 floats.
 RANKSERVE_AVX512 void attend_one(const float* q, const float* k_new, const float* v_new, float* k_cache, float* v_cache,
-                int64_t past, int64_t token_stride, int64_t d, float* scores, float* out) {
+                                 int64_t past, int64_t token_stride, int64_t d, float* scores, float* out) {
   std::copy(k_new, k_new + d, k_cache + past * token_stride);
   std::copy(v_new, v_new + d, v_cache + past * token_stride);
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
@@ -280,8 +280,8 @@ bool decode_attention_applies(const at::Tensor& qkv, const at::Tensor& k_cache) 
          qkv.is_contiguous() && k_cache.is_contiguous() && cpu_has_avx512f();
 }
 
-void decode_attention(const at::Tensor& qkv, std::span<const DecodeAttentionItem> items, int64_t heads,
-                      int64_t head_dim, at::Tensor& context) {
+void decode_attention(const at::Tensor& qkv, std::span<const DecodeAttentionItem> items, int64_t heads, int64_t head_dim,
+                      at::Tensor& context) {
   const int64_t width = heads * head_dim;  // of q, of k, of v in a qkv row, and of a context row
   const float* qkv_p = qkv.data_ptr<float>();
   float* context_p = context.data_ptr<float>();

@@ -34,8 +34,8 @@ bool decode_attention_applies(const at::Tensor& qkv, const at::Tensor& k_cache);
 // For each item: writes its k and v at position `past` of its caches, and writes softmax(q k^T /
 // sqrt(head_dim)) v over positions 0..past into row `row` of `context` [tokens, heads x head_dim].
 // Split over the intra-op threads by (item, head). Precondition: decode_attention_applies for each.
-void decode_attention(const at::Tensor& qkv, std::span<const DecodeAttentionItem> items, int64_t heads,
-                      int64_t head_dim, at::Tensor& context);
+void decode_attention(const at::Tensor& qkv, std::span<const DecodeAttentionItem> items, int64_t heads, int64_t head_dim,
+                      at::Tensor& context);
 
 // True when best_token can run on `logits`: a contiguous float32 CPU vector, and AVX-512F and VL.
 bool best_token_applies(const at::Tensor& logits);

@@ -34,7 +34,9 @@ struct Loader {
     bytes += static_cast<uint64_t>(t.numel()) * t.element_size();
     return t;
   }
-  at::Tensor vector(const std::string& name, int64_t size, Init init = Init::zeros) { return read(name, {size}, {0, 0, -1}, init); }
+  at::Tensor vector(const std::string& name, int64_t size, Init init = Init::zeros) {
+    return read(name, {size}, {0, 0, -1}, init);
+  }
   at::Tensor vector_part(const std::string& name, int64_t size, int64_t start, int64_t length) {
     return read(name, {size}, {0, start, length}, Init::zeros);
   }
@@ -55,10 +57,10 @@ struct Loader {
 enum class Qkv { separate, fused_parts, fused_heads };
 
 struct LayerLayout {
-  std::string norm1, norm2;           // layer norms ("<name>.weight" / ".bias")
+  std::string norm1, norm2;  // layer norms ("<name>.weight" / ".bias")
   Qkv qkv;
-  std::vector<std::string> qkv_names; // q, k, v; or the fused one
-  std::string out, fc1, fc2;          // attention output, MLP in and out ("<name>.weight" / ".bias")
+  std::vector<std::string> qkv_names;  // q, k, v; or the fused one
+  std::string out, fc1, fc2;           // attention output, MLP in and out ("<name>.weight" / ".bias")
   bool conv1d = false;
 };
 
@@ -71,25 +73,57 @@ struct ModelLayout {
 
 // The names in `source` (each family has two prefix variants: the newer and the older file layout).
 ModelLayout layout_of(const ModelConfig& c, const WeightSource& source) {
-  auto pick = [&](const std::string& a, const std::string& b, const std::string& probe) { return source.contains(a + probe) ? a : b; };
+  auto pick = [&](const std::string& a, const std::string& b, const std::string& probe) {
+    return source.contains(a + probe) ? a : b;
+  };
   if (c.family == ModelFamily::gpt2) {
     const std::string p = pick("transformer.", "", "wte.weight");
-    return {p + "wte.weight", p + "wpe.weight", "", "", p + "ln_f", "", "", p + "h.{}.",
+    return {p + "wte.weight",
+            p + "wpe.weight",
+            "",
+            "",
+            p + "ln_f",
+            "",
+            "",
+            p + "h.{}.",
             {"ln_1", "ln_2", Qkv::fused_parts, {"attn.c_attn"}, "attn.c_proj", "mlp.c_fc", "mlp.c_proj", true}};
   }
   if (c.family == ModelFamily::opt) {
     const std::string p = pick("decoder.", "model.decoder.", "embed_tokens.weight");
-    return {p + "embed_tokens.weight", p + "embed_positions.weight", p + "project_in.weight", p + "project_out.weight",
-            c.pre_layer_norm ? p + "final_layer_norm" : "", "", "", p + "layers.{}.",
-            {"self_attn_layer_norm", "final_layer_norm", Qkv::separate,
-             {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, "self_attn.out_proj", "fc1", "fc2"}};
+    return {p + "embed_tokens.weight",
+            p + "embed_positions.weight",
+            p + "project_in.weight",
+            p + "project_out.weight",
+            c.pre_layer_norm ? p + "final_layer_norm" : "",
+            "",
+            "",
+            p + "layers.{}.",
+            {"self_attn_layer_norm",
+             "final_layer_norm",
+             Qkv::separate,
+             {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"},
+             "self_attn.out_proj",
+             "fc1",
+             "fc2"}};
   }
   // NeMo: "model.module." when saved with megatron_amp_O2.
-  const std::string m = pick("model.module.", "model.", "language_model.embedding.word_embeddings.weight"), p = m + "language_model.";
-  return {p + "embedding.word_embeddings.weight", p + "embedding.position_embeddings.weight", "", "", p + "encoder.final_layernorm",
-          c.tied_output ? "" : p + "output_layer.weight", m + "word_embeddings.weight", p + "encoder.layers.{}.",
-          {"input_layernorm", "post_attention_layernorm", Qkv::fused_heads, {"self_attention.query_key_value"},
-           "self_attention.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"}};
+  const std::string m = pick("model.module.", "model.", "language_model.embedding.word_embeddings.weight"),
+                    p = m + "language_model.";
+  return {p + "embedding.word_embeddings.weight",
+          p + "embedding.position_embeddings.weight",
+          "",
+          "",
+          p + "encoder.final_layernorm",
+          c.tied_output ? "" : p + "output_layer.weight",
+          m + "word_embeddings.weight",
+          p + "encoder.layers.{}.",
+          {"input_layernorm",
+           "post_attention_layernorm",
+           Qkv::fused_heads,
+           {"self_attention.query_key_value"},
+           "self_attention.dense",
+           "mlp.dense_h_to_4h",
+           "mlp.dense_4h_to_h"}};
 }
 
 // A column-parallel linear layer: this rank's `rows` output rows from `start` of [out, in], with bias.
@@ -120,8 +154,9 @@ std::pair<at::Tensor, at::Tensor> qkv_of(Loader& l, const LayerLayout& t, const 
             qkv_b.reshape({heads, 3, d}).permute({1, 0, 2}).reshape({3 * w}).contiguous()};
   }
   for (int64_t part = 0; part < 3; ++part) {
-    auto [weight, bias] = t.qkv == Qkv::separate ? column_parallel(l, p + t.qkv_names[part], t.conv1d, A, H, r * w, w)
-                                                 : column_parallel(l, p + t.qkv_names[0], t.conv1d, 3 * A, H, part * A + r * w, w);
+    auto [weight, bias] = t.qkv == Qkv::separate
+                              ? column_parallel(l, p + t.qkv_names[part], t.conv1d, A, H, r * w, w)
+                              : column_parallel(l, p + t.qkv_names[0], t.conv1d, 3 * A, H, part * A + r * w, w);
     weights.push_back(weight);
     biases.push_back(bias);
   }
@@ -175,14 +210,13 @@ at::Tensor activate(const at::Tensor& x, Activation a) {
 
 }  // namespace
 
-GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardSpec shard, Communicator& tp,
-                   Communicator& pp)
+GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardSpec shard, Communicator& tp, Communicator& pp)
     : config_(config), shard_(shard), tp_(tp), pp_(pp) {
   const ModelConfig& c = config_;
   if (c.num_attention_heads % shard.tp_size != 0 || c.ffn_hidden_size % shard.tp_size != 0) {
     throw Error(ErrorCode::usage, fmt::format("options: --tp {} does not divide the model's {} attention heads and ffn "
-                                              "size {} (choose a divisor)", shard.tp_size, c.num_attention_heads,
-                                              c.ffn_hidden_size));
+                                              "size {} (choose a divisor)",
+                                              shard.tp_size, c.num_attention_heads, c.ffn_hidden_size));
   }
   if (c.num_layers < shard.pp_size) {
     throw Error(ErrorCode::usage, fmt::format("options: --pp {} exceeds the model's {} layers", shard.pp_size, c.num_layers));
@@ -255,7 +289,8 @@ at::Tensor GptModel::embed(std::span<const SequenceStep> batch, int64_t num_toke
   const int64_t rows = word_embeddings_.size(0), start = shard_.tp_rank * rows;
   at::Tensor local = at::tensor(tokens, at::kLong).sub(start);
   at::Tensor mine = local.ge(0).logical_and(local.lt(rows));
-  at::Tensor x = at::embedding(word_embeddings_, local.clamp(0, rows - 1)).mul(mine.unsqueeze(1).to(word_embeddings_.scalar_type()));
+  at::Tensor x =
+      at::embedding(word_embeddings_, local.clamp(0, rows - 1)).mul(mine.unsqueeze(1).to(word_embeddings_.scalar_type()));
   x = all_reduce(x);
   if (project_in_.defined()) x = project(x, project_in_);
   return x.add(at::embedding(position_embeddings_, at::tensor(positions, at::kLong)));

@@ -1,6 +1,6 @@
 // One tensor-parallel shard of a GPT-family decoder (GPT-2, OPT incl. post-LN and project_in/out)
-// and its forward pass with a KV cache. Pipeline stages hold consecutive layers and pass activations on. Megatron sharding: column-parallel QKV and first MLP
-// layer, row-parallel attention output and second MLP layer (all-reduce), vocabulary-parallel
+// and its forward pass with a KV cache. Pipeline stages hold consecutive layers and pass activations on. Megatron sharding:
+// column-parallel QKV and first MLP layer, row-parallel attention output and second MLP layer (all-reduce), vocabulary-parallel
 // embedding and output layer. Internal to the runtime (torch). Engine thread only.
 #pragma once
 
@@ -79,7 +79,7 @@ class GptModel {
   int local_heads_ = 0;
   at::Tensor word_embeddings_;  // [padded_vocab / tp, embed_dim], this rank's rows
   at::Tensor position_embeddings_;
-  at::Tensor output_weights_;   // an untied output layer (NeMo), this rank's vocabulary rows
+  at::Tensor output_weights_;  // an untied output layer (NeMo), this rank's vocabulary rows
   at::Tensor project_in_, project_out_, ln_f_w_, ln_f_b_;
   std::vector<LayerWeights> layers_;
   uint64_t weight_bytes_ = 0;

@@ -5,8 +5,8 @@
 #include <array>
 #include <boost/json.hpp>
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 
 #include "runtime/core/error.h"
 #include "runtime/model/config_text.h"
@@ -22,13 +22,20 @@ struct RandomSize {
 };
 
 // The OPT example's table: layers / heads / hidden.
-constexpr std::array<RandomSize, 14> kRandomSizes{{{"125M", 12, 12, 768},   {"350M", 24, 16, 1024},
-                                                  {"1.3B", 24, 32, 2048},   {"2.7B", 32, 32, 2560},
-                                                  {"5B", 24, 32, 4096},     {"6.7B", 32, 32, 4096},
-                                                  {"13B", 40, 40, 5120},    {"20B", 44, 48, 6144},
-                                                  {"30B", 48, 56, 7168},    {"66B", 64, 72, 9216},
-                                                  {"89B", 48, 96, 12288},   {"175B", 96, 96, 12288},
-                                                  {"310B", 96, 128, 16384}, {"530B", 105, 128, 20480}}};
+constexpr std::array<RandomSize, 14> kRandomSizes{{{"125M", 12, 12, 768},
+                                                   {"350M", 24, 16, 1024},
+                                                   {"1.3B", 24, 32, 2048},
+                                                   {"2.7B", 32, 32, 2560},
+                                                   {"5B", 24, 32, 4096},
+                                                   {"6.7B", 32, 32, 4096},
+                                                   {"13B", 40, 40, 5120},
+                                                   {"20B", 44, 48, 6144},
+                                                   {"30B", 48, 56, 7168},
+                                                   {"66B", 64, 72, 9216},
+                                                   {"89B", 48, 96, 12288},
+                                                   {"175B", 96, 96, 12288},
+                                                   {"310B", 96, 128, 16384},
+                                                   {"530B", 105, 128, 20480}}};
 
 class ConfigReader {
  public:
@@ -163,8 +170,8 @@ ModelConfig random_model_config(const std::string& name) {
 
 std::string describe(const ModelConfig& c) {
   const char* family = c.family == ModelFamily::gpt2 ? "gpt2" : c.family == ModelFamily::opt ? "opt" : "nemo-gpt";
-  return fmt::format("{}: {} layers, hidden {}, {} heads, ffn {}, vocab {}, context {}{}", family, c.num_layers,
-                     c.hidden_size, c.num_attention_heads, c.ffn_hidden_size, c.vocab_size, c.max_position_embeddings,
+  return fmt::format("{}: {} layers, hidden {}, {} heads, ffn {}, vocab {}, context {}{}", family, c.num_layers, c.hidden_size,
+                     c.num_attention_heads, c.ffn_hidden_size, c.vocab_size, c.max_position_embeddings,
                      c.pre_layer_norm ? "" : ", post-LN");
 }
 

@@ -20,10 +20,10 @@ struct ModelConfig {
   int position_offset = 0;          // OPT looks up position p at row p + 2
   double layernorm_epsilon = 1e-5;
   Activation activation = Activation::gelu_tanh;
-  bool pre_layer_norm = true;       // false: OPT-350m's post-LN (and no final layer norm)
-  int word_embed_proj_dim = 0;      // OPT: != hidden_size means project_in / project_out
-  int bos_token_id = -1;            // prepended to prompts (OPT's </s>), -1 none
-  int kv_channels = 0;              // per-head width; 0: hidden_size / heads (NeMo may set another)
+  bool pre_layer_norm = true;   // false: OPT-350m's post-LN (and no final layer norm)
+  int word_embed_proj_dim = 0;  // OPT: != hidden_size means project_in / project_out
+  int bos_token_id = -1;        // prepended to prompts (OPT's </s>), -1 none
+  int kv_channels = 0;          // per-head width; 0: hidden_size / heads (NeMo may set another)
   // NeMo: the checkpoint's padded vocabulary rows, its TP and PP sizes, an untied output layer, and
   // megatron_legacy's fused QKV rows ({q,k,v}, head, dim) per TP shard instead of (head, {q,k,v}, dim).
   int checkpoint_vocab_rows = 0;

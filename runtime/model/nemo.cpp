@@ -106,8 +106,13 @@ struct Located {
 class NemoSource final : public WeightSource {
  public:
   NemoSource(const std::string& path, const ModelConfig& c)
-      : files_(path), tp_(c.checkpoint_tp_size), pp_(c.checkpoint_pp_size), layers_per_stage_(c.num_layers / pp_),
-        heads_(c.num_attention_heads), head_dim_(c.head_dim()), qkv_parts_first_(c.qkv_parts_first),
+      : files_(path),
+        tp_(c.checkpoint_tp_size),
+        pp_(c.checkpoint_pp_size),
+        layers_per_stage_(c.num_layers / pp_),
+        heads_(c.num_attention_heads),
+        head_dim_(c.head_dim()),
+        qkv_parts_first_(c.qkv_parts_first),
         shards_(static_cast<size_t>(tp_ * pp_)) {}
 
   bool contains(const std::string& name) const override {
@@ -115,8 +120,8 @@ class NemoSource final : public WeightSource {
     return shard(0, at.stage).contains(at.name);
   }
 
-  at::Tensor read(const std::string& name, const std::vector<int64_t>& shape, const TensorSlice& slice,
-                  at::ScalarType dtype, Init) const override {
+  at::Tensor read(const std::string& name, const std::vector<int64_t>& shape, const TensorSlice& slice, at::ScalarType dtype,
+                  Init) const override {
     const Located at = locate(name);
     if (qkv_parts_first_ && (name.ends_with("query_key_value.weight") || name.ends_with("query_key_value.bias"))) {
       return read_parts_first_qkv(at, shape, slice, dtype);
@@ -159,7 +164,8 @@ class NemoSource final : public WeightSource {
       return {layer / layers_per_stage_, name.substr(0, digits) + std::to_string(layer % layers_per_stage_) + name.substr(dot)};
     }
     const bool head_copy = name.ends_with("word_embeddings.weight") && name.find(".embedding.") == std::string::npos;
-    if (head_copy || name.find("encoder.final_layernorm.") != std::string::npos || name.find("output_layer.") != std::string::npos) {
+    if (head_copy || name.find("encoder.final_layernorm.") != std::string::npos ||
+        name.find("output_layer.") != std::string::npos) {
       return {pp_ - 1, name};
     }
     return {0, name};
@@ -179,7 +185,8 @@ class NemoSource final : public WeightSource {
       const int j = static_cast<int>(head / heads_per_shard);
       const int64_t local = head % heads_per_shard;
       for (int64_t part = 0; part < 3; ++part) {
-        rows.push_back(checked(j, at, shard_shape).read(at.name, {0, (part * heads_per_shard + local) * head_dim_, head_dim_}, dtype));
+        rows.push_back(
+            checked(j, at, shard_shape).read(at.name, {0, (part * heads_per_shard + local) * head_dim_, head_dim_}, dtype));
       }
     }
     return at::cat(rows, 0);
@@ -189,11 +196,12 @@ class NemoSource final : public WeightSource {
   const MappedCheckpoint& shard(int j, int stage) const {
     auto& slot = shards_[static_cast<size_t>(stage * tp_ + j)];
     if (!slot) {
-      const std::string name = pp_ > 1    ? fmt::format("tp_rank_{:02d}_pp_rank_{:03d}/model_weights.ckpt", j, stage)
-                               : tp_ > 1  ? fmt::format("mp_rank_{:02d}/model_weights.ckpt", j)
-                                          : "model_weights.ckpt";
+      const std::string name = pp_ > 1   ? fmt::format("tp_rank_{:02d}_pp_rank_{:03d}/model_weights.ckpt", j, stage)
+                               : tp_ > 1 ? fmt::format("mp_rank_{:02d}/model_weights.ckpt", j)
+                                         : "model_weights.ckpt";
       if (!files_.exists(name)) {
-        throw Error(ErrorCode::load, fmt::format("load: {}: missing (the config says TP {} PP {})", files_.display(name), tp_, pp_));
+        throw Error(ErrorCode::load,
+                    fmt::format("load: {}: missing (the config says TP {} PP {})", files_.display(name), tp_, pp_));
       }
       slot = std::make_unique<MappedCheckpoint>(files_.open_checkpoint(name));
     }
@@ -224,9 +232,11 @@ ModelConfig read_nemo_config(const std::string& path) {
   const std::string yaml = files.read_text("model_config.yaml");
   if (files.has_prefix("model_weights/")) {
     throw Error(ErrorCode::load, fmt::format("load: {}: a distributed (mcore) checkpoint; only the legacy layout "
-                                             "(model_weights.ckpt) is supported", path));
+                                             "(model_weights.ckpt) is supported",
+                                             path));
   }
-  return parse_nemo_config(yaml, files.display("model_config.yaml"), [&](const std::string& name) { return count_vocab(files, name); });
+  return parse_nemo_config(yaml, files.display("model_config.yaml"),
+                           [&](const std::string& name) { return count_vocab(files, name); });
 }
 
 NemoTokenizerTexts read_nemo_tokenizer(const std::string& path) {

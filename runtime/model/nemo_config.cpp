@@ -43,7 +43,8 @@ YAML::Node load_yaml(const std::string& yaml, const std::string& file) {
   } catch (const std::exception& e) {
     throw Error(ErrorCode::load, fmt::format("load: {}: not YAML: {}", file, e.what()));
   }
-  if (!y.IsMap()) throw Error(ErrorCode::load, fmt::format("load: {}: not a mapping of config keys; expected NeMo's model_config.yaml", file));
+  if (!y.IsMap())
+    throw Error(ErrorCode::load, fmt::format("load: {}: not a mapping of config keys; expected NeMo's model_config.yaml", file));
   return y;
 }
 
@@ -51,7 +52,9 @@ YAML::Node load_yaml(const std::string& yaml, const std::string& file) {
 std::string tokenizer_file(const YAML::Node& y, const char* name, const std::string& file) {
   const YAML::Node t = y["tokenizer"];
   if (!t || t.IsNull()) return "";
-  if (!t.IsMap()) throw Error(ErrorCode::load, fmt::format("load: {}: \"tokenizer\" is not a mapping; expected vocab_file and merge_file under it", file));
+  if (!t.IsMap())
+    throw Error(ErrorCode::load,
+                fmt::format("load: {}: \"tokenizer\" is not a mapping; expected vocab_file and merge_file under it", file));
   if (!t[name] || t[name].IsNull()) return "";
   return artifact(key<std::string>(t, name, file));
 }
@@ -72,12 +75,14 @@ ModelConfig parse_nemo_config(const std::string& yaml, const std::string& file,
   const YAML::Node y = load_yaml(yaml, file);
   if (key_or<bool>(y, "mcore_gpt", false, file)) {
     throw Error(ErrorCode::load, fmt::format("load: {}: \"mcore_gpt: true\" (Megatron core layout); only the legacy "
-                                             "language_model layout is supported", file));
+                                             "language_model layout is supported",
+                                             file));
   }
   // Architectures this runtime does not implement are refused by name rather than run wrongly.
   auto require = [&](const char* name, const std::string& fallback, std::initializer_list<const char*> supported) {
     const std::string value = key_or<std::string>(y, name, fallback, file);
-    for (const char* s : supported) if (value == s) return;
+    for (const char* s : supported)
+      if (value == s) return;
     throw Error(ErrorCode::load, fmt::format("load: {}: \"{}: {}\" is not supported (supported: {})", file, name, value,
                                              fmt::join(supported, ", ")));
   };
@@ -85,15 +90,18 @@ ModelConfig parse_nemo_config(const std::string& yaml, const std::string& file,
   require("normalization", "layernorm", {"layernorm"});
   require("position_embedding_type", "learned_absolute", {"learned_absolute"});
   require("transformer_block_type", "pre_ln", {"pre_ln"});
-  if (!key_or<bool>(y, "bias", true, file)) throw Error(ErrorCode::load, fmt::format("load: {}: \"bias: false\" is not supported", file));
+  if (!key_or<bool>(y, "bias", true, file))
+    throw Error(ErrorCode::load, fmt::format("load: {}: \"bias: false\" is not supported", file));
   ModelConfig c;
   c.family = ModelFamily::nemo_gpt;
   c.hidden_size = checked_size(key<int64_t>(y, "hidden_size", file), "hidden_size", file);
   c.num_layers = checked_size(key<int64_t>(y, "num_layers", file), "num_layers", file);
   c.num_attention_heads = checked_size(key<int64_t>(y, "num_attention_heads", file), "num_attention_heads", file);
-  c.ffn_hidden_size = checked_size(key_or<int64_t>(y, "ffn_hidden_size", int64_t{4} * c.hidden_size, file), "ffn_hidden_size", file);
-  c.max_position_embeddings = checked_size(key_or<int64_t>(y, "max_position_embeddings", key<int64_t>(y, "encoder_seq_length", file), file),
-                                           "max_position_embeddings", file);
+  c.ffn_hidden_size =
+      checked_size(key_or<int64_t>(y, "ffn_hidden_size", int64_t{4} * c.hidden_size, file), "ffn_hidden_size", file);
+  c.max_position_embeddings =
+      checked_size(key_or<int64_t>(y, "max_position_embeddings", key<int64_t>(y, "encoder_seq_length", file), file),
+                   "max_position_embeddings", file);
   c.layernorm_epsilon = key_or<double>(y, "layernorm_epsilon", 1e-5, file);
   // NeMo's "gelu" is the tanh approximation when fused or openai_gelu, else the exact erf form.
   const bool tanh = key_or<bool>(y, "bias_activation_fusion", true, file) || key_or<bool>(y, "openai_gelu", false, file);
@@ -105,17 +113,20 @@ ModelConfig parse_nemo_config(const std::string& yaml, const std::string& file,
   c.qkv_parts_first = key_or<bool>(y, "megatron_legacy", false, file);
   if (const int virtual_stages = key_or<int>(y, "virtual_pipeline_model_parallel_size", 1, file); virtual_stages > 1) {
     throw Error(ErrorCode::load, fmt::format("load: {}: \"virtual_pipeline_model_parallel_size: {}\" (interleaved pipeline "
-                                             "chunks) is not supported", file, virtual_stages));
+                                             "chunks) is not supported",
+                                             file, virtual_stages));
   }
   const int groups = key_or<int>(y, "num_query_groups", c.num_attention_heads, file);
   if (groups != c.num_attention_heads) {
-    throw Error(ErrorCode::load, fmt::format("load: {}: \"num_query_groups: {}\" (grouped-query attention) is not supported", file, groups));
+    throw Error(ErrorCode::load,
+                fmt::format("load: {}: \"num_query_groups: {}\" (grouped-query attention) is not supported", file, groups));
   }
   if (c.checkpoint_tp_size < 1 || c.checkpoint_pp_size < 1 || c.num_layers % c.checkpoint_pp_size != 0 ||
       c.num_attention_heads % c.checkpoint_tp_size != 0) {
-    throw Error(ErrorCode::load, fmt::format("load: {}: tensor_model_parallel_size {} and pipeline_model_parallel_size {} do not "
-                                             "divide the {} heads and {} layers", file, c.checkpoint_tp_size,
-                                             c.checkpoint_pp_size, c.num_attention_heads, c.num_layers));
+    throw Error(ErrorCode::load,
+                fmt::format("load: {}: tensor_model_parallel_size {} and pipeline_model_parallel_size {} do not "
+                            "divide the {} heads and {} layers",
+                            file, c.checkpoint_tp_size, c.checkpoint_pp_size, c.num_attention_heads, c.num_layers));
   }
   const std::string vocab = tokenizer_file(y, "vocab_file", file);
   if (vocab.empty()) throw Error(ErrorCode::load, fmt::format("load: {}: \"tokenizer.vocab_file\" is missing", file));
@@ -123,10 +134,12 @@ ModelConfig parse_nemo_config(const std::string& yaml, const std::string& file,
   const int64_t multiple =
       int64_t{checked_size(key_or<int64_t>(y, "make_vocab_size_divisible_by", 128, file), "make_vocab_size_divisible_by", file)} *
       c.checkpoint_tp_size;
-  c.checkpoint_vocab_rows = checked_size((c.vocab_size + multiple - 1) / multiple * multiple, "make_vocab_size_divisible_by", file);
+  c.checkpoint_vocab_rows =
+      checked_size((c.vocab_size + multiple - 1) / multiple * multiple, "make_vocab_size_divisible_by", file);
   c.eos_token_id = 50256;  // GPT-2 BPE's <|endoftext|>
   if (c.kv_channels == 0 && c.hidden_size % c.num_attention_heads != 0) {
-    throw Error(ErrorCode::load, fmt::format("load: {}: num_attention_heads does not divide hidden_size (and kv_channels is not set)", file));
+    throw Error(ErrorCode::load,
+                fmt::format("load: {}: num_attention_heads does not divide hidden_size (and kv_channels is not set)", file));
   }
   return c;
 }
@@ -137,7 +150,8 @@ NemoTokenizerFiles nemo_tokenizer_files(const std::string& yaml, const std::stri
   for (const auto& [k, value] : {std::pair{"vocab_file", out.vocab}, std::pair{"merge_file", out.merges}}) {
     if (value.empty()) {
       throw Error(ErrorCode::load, fmt::format("tokenizer: {}: \"tokenizer.{}\" is missing; expected GPT-2 BPE files "
-                                               "(pass --tokenizer FOLDER)", file, k));
+                                               "(pass --tokenizer FOLDER)",
+                                               file, k));
     }
   }
   return out;

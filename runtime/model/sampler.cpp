@@ -25,12 +25,14 @@ void check_params(const SamplingParams& p) {
     refuse(fmt::format("repetition_penalty is {}; expected a finite float32 > 0", p.repetition_penalty));
   }
   if (p.greedy) return;
-  if (!(std::isfinite(p.temperature) && p.temperature > 0)) refuse(fmt::format("temperature is {}; expected a finite float32 > 0", p.temperature));
+  if (!(std::isfinite(p.temperature) && p.temperature > 0))
+    refuse(fmt::format("temperature is {}; expected a finite float32 > 0", p.temperature));
   if (!(p.top_p > 0 && p.top_p <= 1)) refuse(fmt::format("top_p is {}; expected a float32 in (0, 1]", p.top_p));
 }
 
 [[noreturn]] void refuse_logits() {
-  throw Error(ErrorCode::runtime, "sampling: the model's logits hold NaN or infinity (a broken checkpoint or an overflow in the compute dtype)");
+  throw Error(ErrorCode::runtime,
+              "sampling: the model's logits hold NaN or infinity (a broken checkpoint or an overflow in the compute dtype)");
 }
 
 // NaN and +inf; a -inf logit only rules its token out.
@@ -47,7 +49,10 @@ float checked_logprob(float logprob) {
 }  // namespace
 
 Sampler::Sampler(const SamplingParams& params, int eos_token_id, int sampleable_vocab)
-    : params_(params), eos_token_id_(eos_token_id), sampleable_vocab_(sampleable_vocab), generator_(at::make_generator<at::CPUGeneratorImpl>(params.seed)) {}
+    : params_(params),
+      eos_token_id_(eos_token_id),
+      sampleable_vocab_(sampleable_vocab),
+      generator_(at::make_generator<at::CPUGeneratorImpl>(params.seed)) {}
 
 Sampler::Choice Sampler::pick(const at::Tensor& logits, std::span<const int32_t> sequence, int num_generated) {
   check_params(params_);

@@ -118,10 +118,13 @@ std::string pax_path(const std::string& records, const std::string& path) {
   for (size_t at = 0; at < records.size();) {
     const size_t space = records.find(' ', at);
     size_t length = 0;
-    const auto [end, ec] = std::from_chars(records.data() + at, records.data() + (space == std::string::npos ? at : space), length);
+    const auto [end, ec] =
+        std::from_chars(records.data() + at, records.data() + (space == std::string::npos ? at : space), length);
     if (space == std::string::npos || ec != std::errc() || end != records.data() + space || length < space + 2 - at ||
         length > records.size() - at) {
-      throw damaged(path, fmt::format("PAX header record at byte {} of its header is malformed; expected \"<length> <key>=<value>\\n\"", at));
+      throw damaged(
+          path,
+          fmt::format("PAX header record at byte {} of its header is malformed; expected \"<length> <key>=<value>\\n\"", at));
     }
     const std::string record = records.substr(space + 1, length - (space + 1 - at) - 1);
     if (record.rfind("path=", 0) == 0) return record.substr(5);
@@ -187,7 +190,8 @@ TarListing list_tar(const std::string& path, uint64_t keep_bytes) {
   if (!listing.gzip) {
     std::ifstream end_check(path, std::ios::binary | std::ios::ate);
     for (const auto& [name, m] : listing.members) {
-      if (m.offset + m.size > static_cast<uint64_t>(end_check.tellg())) throw damaged(path, fmt::format("member {} is truncated", name));
+      if (m.offset + m.size > static_cast<uint64_t>(end_check.tellg()))
+        throw damaged(path, fmt::format("member {} is truncated", name));
     }
   }
   return listing;

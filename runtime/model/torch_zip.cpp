@@ -65,10 +65,11 @@ class Unpickler {
     while (true) {
       const uint8_t op = byte();
       switch (op) {
-        case 0x80: byte(); break;                    // PROTO
-        case 0x95: take(8); break;                   // FRAME
-        case '}': push(make(Dict{})); break;         // EMPTY_DICT
-        case ']': case ')': push(make(Tuple{})); break;  // EMPTY_LIST, EMPTY_TUPLE
+        case 0x80: byte(); break;             // PROTO
+        case 0x95: take(8); break;            // FRAME
+        case '}': push(make(Dict{})); break;  // EMPTY_DICT
+        case ']':
+        case ')': push(make(Tuple{})); break;  // EMPTY_LIST, EMPTY_TUPLE
         case '(': push(make(Mark{})); break;
         case 'N': push(make(std::monostate{})); break;
         case 0x88: push(make(true)); break;
@@ -79,7 +80,8 @@ class Unpickler {
         case 0x8a: push(make(long1())); break;
         case 'G': push(make(binfloat())); break;
         case 'X': push(make(std::string(take(uint32())))); break;
-        case 0x8c: case 'U': push(make(std::string(take(byte())))); break;
+        case 0x8c:
+        case 'U': push(make(std::string(take(byte())))); break;
         case 'T': push(make(std::string(take(uint32())))); break;
         case 'c': {
           std::string module = line(), name = line();
@@ -93,19 +95,44 @@ class Unpickler {
         case 'j': push(memo_.at(uint32())); break;
         case 't': push(make(pop_to_mark())); break;
         case 0x85: push(make(Tuple{pop()})); break;
-        case 0x86: { auto b = pop(), a = pop(); push(make(Tuple{a, b})); break; }
-        case 0x87: { auto c = pop(), b = pop(), a = pop(); push(make(Tuple{a, b, c})); break; }
-        case 'e': { auto items = pop_to_mark(); auto& list = std::get<Tuple>(top()->value); list.insert(list.end(), items.begin(), items.end()); break; }
-        case 'a': { auto item = pop(); std::get<Tuple>(top()->value).push_back(item); break; }
+        case 0x86: {
+          auto b = pop(), a = pop();
+          push(make(Tuple{a, b}));
+          break;
+        }
+        case 0x87: {
+          auto c = pop(), b = pop(), a = pop();
+          push(make(Tuple{a, b, c}));
+          break;
+        }
+        case 'e': {
+          auto items = pop_to_mark();
+          auto& list = std::get<Tuple>(top()->value);
+          list.insert(list.end(), items.begin(), items.end());
+          break;
+        }
+        case 'a': {
+          auto item = pop();
+          std::get<Tuple>(top()->value).push_back(item);
+          break;
+        }
         case 'u': {
           auto items = pop_to_mark();
           auto& dict = std::get<Dict>(top()->value);
           for (size_t i = 0; i + 1 < items.size(); i += 2) dict.items.emplace_back(items[i], items[i + 1]);
           break;
         }
-        case 's': { auto v = pop(), k = pop(); std::get<Dict>(top()->value).items.emplace_back(k, v); break; }
+        case 's': {
+          auto v = pop(), k = pop();
+          std::get<Dict>(top()->value).items.emplace_back(k, v);
+          break;
+        }
         case 'Q': push(persistent(pop())); break;
-        case 'R': { auto args = pop(), callable = pop(); push(reduce(callable, args)); break; }
+        case 'R': {
+          auto args = pop(), callable = pop();
+          push(reduce(callable, args));
+          break;
+        }
         case 'b': pop(); break;  // BUILD: the state (OrderedDict _metadata, parameter hooks) changes no tensor
         case '.': return pop();
         default: throw std::runtime_error(fmt::format("unsupported pickle opcode 0x{:02x}", op));
@@ -120,8 +147,16 @@ class Unpickler {
     return &arena_.back();
   }
   uint8_t byte() { return static_cast<uint8_t>(*take(1).data()); }
-  uint16_t uint16() { uint16_t v; std::memcpy(&v, take(2).data(), 2); return v; }
-  uint32_t uint32() { uint32_t v; std::memcpy(&v, take(4).data(), 4); return v; }
+  uint16_t uint16() {
+    uint16_t v;
+    std::memcpy(&v, take(2).data(), 2);
+    return v;
+  }
+  uint32_t uint32() {
+    uint32_t v;
+    std::memcpy(&v, take(4).data(), 4);
+    return v;
+  }
   int64_t long1() {
     const uint8_t n = byte();
     std::string_view bytes = take(n);

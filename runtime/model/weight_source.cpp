@@ -13,8 +13,8 @@ class CheckpointSource final : public WeightSource {
 
   bool contains(const std::string& name) const override { return checkpoint_.contains(name); }
 
-  at::Tensor read(const std::string& name, const std::vector<int64_t>& shape, const TensorSlice& slice,
-                  at::ScalarType dtype, Init) const override {
+  at::Tensor read(const std::string& name, const std::vector<int64_t>& shape, const TensorSlice& slice, at::ScalarType dtype,
+                  Init) const override {
     checkpoint_.expect(name, shape);
     return checkpoint_.read(name, slice, dtype);
   }
@@ -46,8 +46,8 @@ class RandomSource final : public WeightSource {
   explicit RandomSource(uint64_t seed) : seed_(seed) {}
   bool contains(const std::string&) const override { return true; }
 
-  at::Tensor read(const std::string& name, const std::vector<int64_t>& shape, const TensorSlice& slice,
-                  at::ScalarType dtype, Init init) const override {
+  at::Tensor read(const std::string& name, const std::vector<int64_t>& shape, const TensorSlice& slice, at::ScalarType dtype,
+                  Init init) const override {
     std::vector<int64_t> out_shape = shape;
     const int64_t length = slice.length < 0 ? shape[slice.dim] - slice.start : slice.length;
     out_shape[slice.dim] = length;

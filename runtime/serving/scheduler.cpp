@@ -54,7 +54,8 @@ ServiceStatus Scheduler::status() const {
   int64_t kv = 0;
   for (const auto& copy : running_) s.running += static_cast<int>(copy.size());
   for (int64_t t : copy_kv_tokens_) kv += t;
-  if (options_.kv_cache_tokens > 0) s.kv_cache_usage = static_cast<double>(kv) / static_cast<double>(options_.kv_cache_tokens * options_.num_copies);
+  if (options_.kv_cache_tokens > 0)
+    s.kv_cache_usage = static_cast<double>(kv) / static_cast<double>(options_.kv_cache_tokens * options_.num_copies);
   s.prompt_tokens_total = prompt_tokens_total_;
   s.generated_tokens_total = generated_tokens_total_;
   s.steps_total = steps_total_;
@@ -94,8 +95,12 @@ RequestId Scheduler::submit(TextRequest request, std::shared_ptr<GenerationSink>
   r->prompt = std::move(prompt);
   r->max_new_tokens = std::min(std::max(settings.max_tokens, 1), context - static_cast<int>(r->prompt.size()));
   r->ignore_eos = settings.ignore_eos;
-  r->sampling = SamplingParams{settings.greedy, settings.temperature, settings.top_k, settings.top_p,
-                               settings.repetition_penalty, settings.ignore_eos ? r->max_new_tokens : settings.min_tokens,
+  r->sampling = SamplingParams{settings.greedy,
+                               settings.temperature,
+                               settings.top_k,
+                               settings.top_p,
+                               settings.repetition_penalty,
+                               settings.ignore_eos ? r->max_new_tokens : settings.min_tokens,
                                settings.seed.value_or(seed_counter_.fetch_add(0x9E3779B97F4A7C15ull))};
   r->deadline = request.deadline;
   r->sink = std::move(sink);
@@ -106,8 +111,9 @@ RequestId Scheduler::submit(TextRequest request, std::shared_ptr<GenerationSink>
     if (stopping_ || draining_) throw Error(ErrorCode::unavailable, "server: shutting down; not accepting new requests");
     if (!loop_running_) throw Error(ErrorCode::unavailable, "server: the model is not loaded yet");
     if (static_cast<int>(queue_.size()) >= options_.max_queue_size) {
-      throw Error(ErrorCode::overloaded, fmt::format("server: the queue is full ({} requests wait; --max-queue-size {}); retry later",
-                                                     queue_.size(), options_.max_queue_size));
+      throw Error(ErrorCode::overloaded,
+                  fmt::format("server: the queue is full ({} requests wait; --max-queue-size {}); retry later", queue_.size(),
+                              options_.max_queue_size));
     }
     queue_.push_back(r);
   }
@@ -241,7 +247,9 @@ StepPlan Scheduler::build_plan() {
       const auto& copy = running_[static_cast<size_t>(c)];
       if (static_cast<int>(copy.size()) >= options_.model.max_batch_size) continue;
       // A copy with nothing running always takes a request, so one that exceeds the budget still runs.
-      if (options_.kv_cache_tokens > 0 && !copy.empty() && copy_kv_tokens_[static_cast<size_t>(c)] + need > options_.kv_cache_tokens) continue;
+      if (options_.kv_cache_tokens > 0 && !copy.empty() &&
+          copy_kv_tokens_[static_cast<size_t>(c)] + need > options_.kv_cache_tokens)
+        continue;
       if (best < 0 || copy.size() < running_[static_cast<size_t>(best)].size()) best = c;
     }
     if (best < 0) break;
@@ -285,8 +293,9 @@ void Scheduler::deliver(const StepResults& results) {
         FinishEvent failed;
         failed.reason = FinishReason::error;
         failed.error_code = ErrorCode::runtime;
-        failed.error_message = "sampling: no next token could be drawn for this request (the model's logits are not finite, "
-                               "or its sampling values leave nothing to draw); the server goes on";
+        failed.error_message =
+            "sampling: no next token could be drawn for this request (the model's logits are not finite, "
+            "or its sampling values leave nothing to draw); the server goes on";
         finish(r, failed);
         done.push_back(copies[c][slot]);
         continue;

@@ -20,14 +20,14 @@
 namespace rankserve::runtime {
 
 struct SchedulerOptions {
-  ModelInfo model;                 // max_context, eos_token_id, max_batch_size (per copy) filled by the caller
-  int bos_token_id = -1;           // prepended when a request's add_bos (or the family default) says so
-  bool add_bos_by_default = false; // OPT: true (its tokenizer prepends </s>); GPT-2/NeMo: false
-  int num_copies = 1;              // data-parallel model copies (dp_size)
-  int max_queue_size = 256;        // queued requests beyond this get Error(overloaded)
-  int64_t kv_cache_tokens = 0;     // per copy: a request joins only while the copies' KV capacity fits; 0: no limit
-  int prompt_token_budget = 512;   // prompt tokens per step, all prefilling sequences together
-  std::chrono::milliseconds idle_tick{1000};  // an empty plan at least this often keeps the followers' collectives alive
+  ModelInfo model;                               // max_context, eos_token_id, max_batch_size (per copy) filled by the caller
+  int bos_token_id = -1;                         // prepended when a request's add_bos (or the family default) says so
+  bool add_bos_by_default = false;               // OPT: true (its tokenizer prepends </s>); GPT-2/NeMo: false
+  int num_copies = 1;                            // data-parallel model copies (dp_size)
+  int max_queue_size = 256;                      // queued requests beyond this get Error(overloaded)
+  int64_t kv_cache_tokens = 0;                   // per copy: a request joins only while the copies' KV capacity fits; 0: no limit
+  int prompt_token_budget = 512;                 // prompt tokens per step, all prefilling sequences together
+  std::chrono::milliseconds idle_tick{1000};     // an empty plan at least this often keeps the followers' collectives alive
   std::chrono::milliseconds stall_after{30000};  // not ready when a step takes longer than this
 };
 

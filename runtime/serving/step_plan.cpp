@@ -37,7 +37,8 @@ class Reader {
   template <typename T>
   T get() {
     if (offset_ + sizeof(T) > bytes_.size()) {
-      throw Error(ErrorCode::runtime, fmt::format("step plan: truncated at byte {} of {} (ranks out of step)", offset_, bytes_.size()));
+      throw Error(ErrorCode::runtime,
+                  fmt::format("step plan: truncated at byte {} of {} (ranks out of step)", offset_, bytes_.size()));
     }
     T value;
     std::memcpy(&value, bytes_.data() + offset_, sizeof(T));
@@ -47,7 +48,8 @@ class Reader {
   template <typename T>
   std::vector<T> get_vector() {
     const auto n = get<uint64_t>();
-    if (n > bytes_.size()) throw Error(ErrorCode::runtime, fmt::format("step plan: a list of {} items in {} bytes", n, bytes_.size()));
+    if (n > bytes_.size())
+      throw Error(ErrorCode::runtime, fmt::format("step plan: a list of {} items in {} bytes", n, bytes_.size()));
     std::vector<T> values(n);
     for (T& v : values) v = get<T>();
     return values;

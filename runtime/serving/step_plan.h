@@ -46,7 +46,9 @@ struct StepResults {
   float logprob(int dp_rank, int slot) const { return values[index(dp_rank, slot) + 1]; }
 
  private:
-  size_t index(int dp_rank, int slot) const { return 2 * (static_cast<size_t>(dp_rank) * static_cast<size_t>(slots) + static_cast<size_t>(slot)); }
+  size_t index(int dp_rank, int slot) const {
+    return 2 * (static_cast<size_t>(dp_rank) * static_cast<size_t>(slots) + static_cast<size_t>(slot));
+  }
 };
 
 // Applies the plan to this rank's engine (leaves, then this copy's joins), runs the step and gathers

@@ -48,13 +48,14 @@ json::value parse_json_text(const std::string& text, std::string_view path, std:
     std::size_t line = 1 + std::count(text.begin(), text.begin() + consumed, '\n');
     std::size_t line_start = text.rfind('\n', consumed == 0 ? 0 : consumed - 1);
     std::size_t column = consumed - (line_start == std::string::npos || consumed == 0 ? 0 : line_start + 1) + 1;
-    fail_load(path, fmt::format("malformed JSON at line {}, column {} ({}); expected {}", line, column, ec.message(),
-                                expected));
+    fail_load(path, fmt::format("malformed JSON at line {}, column {} ({}); expected {}", line, column, ec.message(), expected));
   }
   return parser.release();
 }
 
-json::value parse_json(const std::string& path, std::string_view expected) { return parse_json_text(read_file(path), path, expected); }
+json::value parse_json(const std::string& path, std::string_view expected) {
+  return parse_json_text(read_file(path), path, expected);
+}
 
 const json::object& as_object(const json::value& value, std::string_view file, std::string_view key) {
   if (!value.is_object()) fail_load(file, fmt::format("{} is {}; expected an object", key, shown(value)));
@@ -62,13 +63,12 @@ const json::object& as_object(const json::value& value, std::string_view file, s
 }
 
 // A token -> id object (vocab.json, model.vocab).
-std::unordered_map<std::string, int32_t> vocab_from_json(const json::value& value, std::string_view file,
-                                                         std::string_view key) {
+std::unordered_map<std::string, int32_t> vocab_from_json(const json::value& value, std::string_view file, std::string_view key) {
   std::unordered_map<std::string, int32_t> vocab;
   for (const auto& [token, id] : as_object(value, file, key)) {
     if (!id.is_int64() || id.get_int64() < 0 || id.get_int64() > INT32_MAX) {
-      fail_load(file, fmt::format("{} maps {:?} to {}; expected a token id, an integer >= 0", key,
-                                  std::string_view(token), shown(id)));
+      fail_load(file,
+                fmt::format("{} maps {:?} to {}; expected a token id, an integer >= 0", key, std::string_view(token), shown(id)));
     }
     vocab.emplace(token, static_cast<int32_t>(id.get_int64()));
   }
@@ -116,8 +116,7 @@ std::vector<std::pair<std::string, std::string>> merges_from_json(const json::va
       merges.emplace_back((*pair)[0].get_string(), (*pair)[1].get_string());
       continue;
     }
-    fail_load(file,
-              fmt::format("model.merges[{}] is {}; expected \"left right\" or [\"left\", \"right\"]", i, shown(merge)));
+    fail_load(file, fmt::format("model.merges[{}] is {}; expected \"left right\" or [\"left\", \"right\"]", i, shown(merge)));
   }
   return merges;
 }
@@ -142,8 +141,8 @@ std::vector<AddedToken> added_tokens_from_json(const json::object& root, std::st
       const json::value* value = entry.if_contains(name);
       return value != nullptr && value->is_bool() && value->get_bool();
     };
-    tokens.push_back(AddedToken{std::string(content->get_string()), static_cast<int32_t>(id->get_int64()),
-                                flag("lstrip"), flag("rstrip")});
+    tokens.push_back(
+        AddedToken{std::string(content->get_string()), static_cast<int32_t>(id->get_int64()), flag("lstrip"), flag("rstrip")});
   }
   return tokens;
 }
@@ -158,8 +157,8 @@ bool is_true(const json::object& object, std::string_view key) {
 void check_supported(const json::object& root, const json::object& model, std::string_view file) {
   const json::value* type = model.if_contains("type");
   if (type != nullptr && !(type->is_string() && type->get_string() == "BPE")) {
-    fail_load(file, fmt::format("model.type is {}; expected \"BPE\" (only byte-level BPE tokenizers are supported)",
-                                shown(*type)));
+    fail_load(file,
+              fmt::format("model.type is {}; expected \"BPE\" (only byte-level BPE tokenizers are supported)", shown(*type)));
   }
   const json::value* normalizer = root.if_contains("normalizer");
   if (normalizer != nullptr && !normalizer->is_null()) {

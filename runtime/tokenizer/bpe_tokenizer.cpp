@@ -111,8 +111,8 @@ BpeTokenizer BpeTokenizer::from_model(const BpeModel& model) {
                             spelling, id));
     }
     if (id >= 0 && static_cast<std::size_t>(id) < impl->used.size() && impl->used[id]) {
-      fail_load(model.vocab_origin, fmt::format("tokens {:?} and {:?} share id {}; expected one token per id",
-                                                impl->texts[id], *bytes, id));
+      fail_load(model.vocab_origin,
+                fmt::format("tokens {:?} and {:?} share id {}; expected one token per id", impl->texts[id], *bytes, id));
     }
     impl->add_token(id, std::move(*bytes), model.vocab_origin);
   }
@@ -202,8 +202,7 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
   return ids;
 }
 
-void BpeTokenizer::Impl::encode_ordinary(std::string_view text, pcre2_match_data* match,
-                                         std::vector<int32_t>& ids) const {
+void BpeTokenizer::Impl::encode_ordinary(std::string_view text, pcre2_match_data* match, std::vector<int32_t>& ids) const {
   std::size_t pos = 0;
   while (pos < text.size()) {
     int rc = pcre2_match(pattern.get(), reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, match, nullptr);

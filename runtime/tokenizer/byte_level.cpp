@@ -7,9 +7,7 @@ namespace {
 
 // encoder.py keeps the printable Latin-1 bytes as themselves and spells the other 68 bytes (controls,
 // space, DEL, NBSP, soft hyphen) as U+0100 onwards, in byte order.
-constexpr bool is_self_spelled(int b) {
-  return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-}
+constexpr bool is_self_spelled(int b) { return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF); }
 
 constexpr char32_t kAlphabetEnd = 256 + 68;
 
@@ -30,7 +28,6 @@ constexpr std::array<int16_t, kAlphabetEnd> make_inverse(const std::array<char32
 constexpr std::array<char32_t, 256> kAlphabet = make_alphabet();
 constexpr std::array<int16_t, kAlphabetEnd> kInverse = make_inverse(kAlphabet);
 static_assert(kAlphabet[' '] == 0x120 && kAlphabet['\n'] == 0x10A, "Ġ is space and Ċ is newline, as in vocab.json");
-
 
 // Precondition: bytes[0, length) is one well-formed character.
 char32_t decode_valid(std::string_view bytes, std::size_t length) {

@@ -22,7 +22,8 @@ BpeTokenizer load_tokenizer_folder(const std::string& folder) {
   }
   if (!fs::exists(vocab) || !fs::exists(merges)) {
     throw Error(ErrorCode::load, fmt::format("tokenizer: {} has neither tokenizer.json, vocab.json + merges.txt nor "
-                                             "encoder.json + vocab.bpe (pass --tokenizer FOLDER)", folder));
+                                             "encoder.json + vocab.bpe (pass --tokenizer FOLDER)",
+                                             folder));
   }
   // vocab.json does not say which tokens are special: match the usual ones that it contains.
   BpeTokenizer plain = BpeTokenizer::from_files(vocab, merges);

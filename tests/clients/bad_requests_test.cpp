@@ -31,7 +31,8 @@ struct Bad {
 
 // A KServe binary request: `header` is the JSON part, `binary` what follows it.
 Bad binary_request(const std::string& header, const std::string& binary, const std::string& mentions) {
-  return {"/v2/models/GPT/infer", header + binary, mentions, fmt::format("-H 'Inference-Header-Content-Length: {}'", header.size())};
+  return {"/v2/models/GPT/infer", header + binary, mentions,
+          fmt::format("-H 'Inference-Header-Content-Length: {}'", header.size())};
 }
 
 std::string nemo_inputs(const std::string& extra) {
@@ -46,17 +47,21 @@ std::vector<Bad> corpus() {
       {"/v1/completions", R"({"prompt":"x","temperature":1e-40})", "temperature"},
       {"/v1/completions", R"({"prompt":"x","top_p":5e-324})", "top_p"},
       {"/v1/completions", R"({"prompt":"x","repetition_penalty":1e39})", "repetition_penalty"},
-      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"repetition_penalty":1e308})", "repetition_penalty"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"repetition_penalty":1e308})",
+       "repetition_penalty"},
       {"/v2/models/GPT/generate", R"({"text_input":"x","use_greedy":false,"temperature":1e-40})", "temperature"},
       {"/v2/models/GPT/generate", R"({"text_input":"x","repetition_penalty":5e-324})", "repetition_penalty"},
       {"/v2/models/GPT/generate_stream", R"({"text_input":"x","parameters":{"use_greedy":false,"top_p":1e-40}})", "top_p"},
-      {"/v2/models/GPT/infer", nemo_inputs(R"({"name":"temperature","datatype":"FP32","shape":[1,1],"data":[1e39]})"), "'temperature'"},
+      {"/v2/models/GPT/infer", nemo_inputs(R"({"name":"temperature","datatype":"FP32","shape":[1,1],"data":[1e39]})"),
+       "'temperature'"},
       {"/v2/models/GPT/infer", nemo_inputs(R"({"name":"repetition_penalty","datatype":"FP32","shape":[1,1],"data":[1e-40]})"),
        "'repetition_penalty'"},
       // Shapes whose element counts overflow (binary: a read past the buffer; JSON: accepted).
-      binary_request(R"({"inputs":[{"name":"max_length","datatype":"INT32","shape":[4611686018427387905],"parameters":{"binary_data_size":4}}]})",
-                     "abcd", "'max_length'"),
-      {"/v2/models/GPT/infer", R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[4294967296,4294967296],"data":[]}]})", "'prompts'"},
+      binary_request(
+          R"({"inputs":[{"name":"max_length","datatype":"INT32","shape":[4611686018427387905],"parameters":{"binary_data_size":4}}]})",
+          "abcd", "'max_length'"),
+      {"/v2/models/GPT/infer", R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[4294967296,4294967296],"data":[]}]})",
+       "'prompts'"},
       // More samples than --max-queue-size 4 (429 forever before).
       {"/v1/completions", R"({"prompt":["a","b","c","d","e"],"max_tokens":1})", "--max-queue-size 4"},
       {"/v1/completions", R"({"prompt":"a","n":5,"max_tokens":1})", "--max-queue-size 4"},
@@ -97,14 +102,16 @@ std::vector<RawBad> raw_corpus() {
 int send_raw(const std::string& url, const std::string& request) {
   const std::string host_port = url.substr(url.find("://") + 3);
   const std::string host = host_port.substr(0, host_port.find(':')), port = host_port.substr(host_port.find(':') + 1);
-  const auto r = run(fmt::format("exec 3<>/dev/tcp/{}/{} && cat {} >&3 && timeout 20 head -c 12 <&3", host, port, text_file("raw", request)), 30s);
+  const auto r =
+      run(fmt::format("exec 3<>/dev/tcp/{}/{} && cat {} >&3 && timeout 20 head -c 12 <&3", host, port, text_file("raw", request)),
+          30s);
   REQUIRE_MESSAGE(r.output.rfind("HTTP/1.1 ", 0) == 0, r.output);
   return std::stoi(r.output.substr(9, 3));
 }
 
 Reply send(const Server& s, const Bad& bad) {
-  return curl(fmt::format("-X POST -H 'Content-Type: application/json' {} --data-binary @{} {}", bad.headers, text_file("bad", bad.body),
-                          s.url + bad.path));
+  return curl(fmt::format("-X POST -H 'Content-Type: application/json' {} --data-binary @{} {}", bad.headers,
+                          text_file("bad", bad.body), s.url + bad.path));
 }
 
 }  // namespace
@@ -128,7 +135,8 @@ TEST_CASE("a corpus of bad requests each gets a 4xx naming the field, and the se
   }
   CHECK(s.num_workers_alive() == workers);
   // A KServe timeout too large for the clock means no deadline (it expired at once before).
-  const Reply no_deadline = post_json(s.url + "/v2/models/GPT/generate", R"({"text_input":"1 2 3","max_tokens":2,"timeout":9223372036854775807})");
+  const Reply no_deadline =
+      post_json(s.url + "/v2/models/GPT/generate", R"({"text_input":"1 2 3","max_tokens":2,"timeout":9223372036854775807})");
   CHECK_MESSAGE(no_deadline.status == 200, no_deadline.body);
   const Reply after = post_json(s.url + "/v1/completions", R"({"prompt":"1 2 3","max_tokens":2,"temperature":0.5,"seed":1})");
   CHECK(after.status == 200);
@@ -144,8 +152,9 @@ TEST_CASE("a model whose logits are NaN fails each request with an error and kee
       "w[k][:] = float('nan'); t.save_safetensors('model.safetensors', w)\"",
       kSource);
   Server s("gpt2", "--gpus 2 --tp 2", "", poison);
-  for (const std::string body : {R"({"prompt":"1 2 3","max_tokens":3,"temperature":0})", R"({"prompt":"1 2 3","max_tokens":3,"temperature":0.7})",
-                                 R"({"prompt":"1 2 3","max_tokens":3,"repetition_penalty":1.5,"temperature":0})"}) {
+  for (const std::string body :
+       {R"({"prompt":"1 2 3","max_tokens":3,"temperature":0})", R"({"prompt":"1 2 3","max_tokens":3,"temperature":0.7})",
+        R"({"prompt":"1 2 3","max_tokens":3,"repetition_penalty":1.5,"temperature":0})"}) {
     const Reply r = post_json(s.url + "/v1/completions", body);
     INFO(body << " -> " << r.body);
     CHECK(r.status == 500);

@@ -22,7 +22,8 @@ std::string text_file(const std::string& name, const std::string& text) {
   return path.string();
 }
 
-Server::Server(const std::string& family_name, const std::string& layout, const std::string& extra_flags, const std::string& prepare)
+Server::Server(const std::string& family_name, const std::string& layout, const std::string& extra_flags,
+               const std::string& prepare)
     : family(family_name) {
   static int count = 0;
   dir = fs::temp_directory_path() / fmt::format("rankserve-clients-{}-{}-{}", family, ::getpid(), count++);
@@ -33,9 +34,10 @@ Server::Server(const std::string& family_name, const std::string& layout, const 
     REQUIRE_MESSAGE(prepared.code == 0, prepared.output);
   }
   const std::string url_file = (dir / "url").string();
-  process = std::make_unique<Process>(fmt::format("exec {} serve {} --model-path {} --http-port 0 --metrics-port 0 "
-                                                  "--url-file {} --timeout 60 --shutdown-timeout 10 {}",
-                                                  kBin, layout, dir.string(), url_file, extra_flags));
+  process =
+      std::make_unique<Process>(fmt::format("exec {} serve {} --model-path {} --http-port 0 --metrics-port 0 "
+                                            "--url-file {} --timeout 60 --shutdown-timeout 10 {}",
+                                            kBin, layout, dir.string(), url_file, extra_flags));
   REQUIRE_MESSAGE(process->wait_for_output("Server metrics url", 120s), process->output());
   const auto ready = run(fmt::format("{} --url $(cat {}) --init-timeout-s 60", kClient, url_file), 90s);
   REQUIRE_MESSAGE(ready.code == 0, ready.output << process->output());

@@ -23,7 +23,8 @@ std::string text_file(const std::string& name, const std::string& text);
 // ready when constructed (REQUIREs it); SIGTERM, then killed, when destroyed.
 struct Server {
   // `prepare` may change the checkpoint in `dir` before the server starts (empty: none).
-  Server(const std::string& family, const std::string& layout, const std::string& extra_flags = "", const std::string& prepare = "");
+  Server(const std::string& family, const std::string& layout, const std::string& extra_flags = "",
+         const std::string& prepare = "");
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

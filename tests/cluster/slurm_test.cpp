@@ -65,7 +65,8 @@ ServeJob start_serve_job(const std::string& flags) {
   std::remove(url_file.c_str());
   auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out --export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch {} "
                                 "--http-port 0 --metrics-port -1 --url-file {} --timeout 60",
-                                kInCtl, kState, kBin, kSource, flags, url_file), 30s);
+                                kInCtl, kState, kBin, kSource, flags, url_file),
+                    30s);
   REQUIRE_MESSAGE(submit.code == 0, submit.output);
   ServeJob job;
   job.id = submit.output.substr(0, submit.output.find_first_of(";\n"));
@@ -97,8 +98,9 @@ TEST_CASE("cluster: the test cluster has two idle nodes") {
 
 TEST_CASE("cluster: srun --mpi=pmix on 2 nodes x 2 tasks passes the check with TP across nodes") {
   for (const char* layout : {"--tp 2", "--tp 4", "--tp 2 --pp 2"}) {
-    auto r = run(fmt::format("{} srun -N2 --ntasks-per-node=2 --mpi=pmix {} check --nodes 2 --gpus 2 {} --timeout 60",
-                             kInCtl, kBin, layout), 120s);
+    auto r = run(fmt::format("{} srun -N2 --ntasks-per-node=2 --mpi=pmix {} check --nodes 2 --gpus 2 {} --timeout 60", kInCtl,
+                             kBin, layout),
+                 120s);
     INFO(layout << "\n" << r.output);
     CHECK(r.code == 0);
     CHECK(r.output.find("check passed: 4 ranks on 2 nodes") != std::string::npos);
@@ -110,8 +112,9 @@ TEST_CASE("cluster: srun --mpi=pmix on 2 nodes x 2 tasks passes the check with T
 }
 
 TEST_CASE("cluster: plain srun with Slurm variables only passes the check") {
-  auto r = run(fmt::format("{} srun -N2 --ntasks-per-node=2 --mpi=none {} check --nodes 2 --gpus 2 --tp 2 --timeout 60",
-                           kInCtl, kBin), 120s);
+  auto r =
+      run(fmt::format("{} srun -N2 --ntasks-per-node=2 --mpi=none {} check --nodes 2 --gpus 2 --tp 2 --timeout 60", kInCtl, kBin),
+          120s);
   INFO(r.output);
   CHECK(r.code == 0);
   CHECK(r.output.find("source slurm") != std::string::npos);
@@ -119,10 +122,12 @@ TEST_CASE("cluster: plain srun with Slurm variables only passes the check") {
 }
 
 TEST_CASE("cluster: every rank's topology line matches what Slurm tells that task") {
-  auto ours = run(fmt::format("{} srun -N2 --ntasks-per-node=2 --mpi=pmix --label {} check --nodes 2 --gpus 2 --dry-run",
-                              kInCtl, kBin), 60s);
+  auto ours = run(
+      fmt::format("{} srun -N2 --ntasks-per-node=2 --mpi=pmix --label {} check --nodes 2 --gpus 2 --dry-run", kInCtl, kBin), 60s);
   auto slurm = run(fmt::format("{} srun -N2 --ntasks-per-node=2 --label bash -c 'echo slurm $SLURM_PROCID/$SLURM_NTASKS "
-                               "local $SLURM_LOCALID node $SLURM_NODEID host $SLURMD_NODENAME'", kInCtl), 60s);
+                               "local $SLURM_LOCALID node $SLURM_NODEID host $SLURMD_NODENAME'",
+                               kInCtl),
+                   60s);
   INFO(ours.output << "\n" << slurm.output);
   REQUIRE(ours.code == 0);
   REQUIRE(slurm.code == 0);
@@ -130,8 +135,8 @@ TEST_CASE("cluster: every rank's topology line matches what Slurm tells that tas
   std::smatch m;
   std::regex slurm_line("(\\d+): slurm (\\d+)/4 local (\\d+) node (\\d+) host (\\S+)");
   for (auto it = std::sregex_iterator(slurm.output.begin(), slurm.output.end(), slurm_line); it != std::sregex_iterator(); ++it) {
-    expected[std::stoi((*it)[1])] = fmt::format("rank {}/4 local {}/2 node {}/2 host {}", (*it)[2].str(), (*it)[3].str(),
-                                                (*it)[4].str(), (*it)[5].str());
+    expected[std::stoi((*it)[1])] =
+        fmt::format("rank {}/4 local {}/2 node {}/2 host {}", (*it)[2].str(), (*it)[3].str(), (*it)[4].str(), (*it)[5].str());
   }
   std::regex our_line("(\\d+): (?:this process: )?(rank \\d+/4 local \\d+/2 node \\d+/2 host \\S+) source slurm");
   for (auto it = std::sregex_iterator(ours.output.begin(), ours.output.end(), our_line); it != std::sregex_iterator(); ++it) {
@@ -142,7 +147,8 @@ TEST_CASE("cluster: every rank's topology line matches what Slurm tells that tas
 }
 
 TEST_CASE("cluster: an sbatch job on 2 nodes x 2 tasks passes the check") {
-  std::string id = sbatch_and_wait(fmt::format("--export=ALL,RANKSERVE={} {}/sbatch/check.sbatch --tp 2 --timeout 60", kBin, kSource));
+  std::string id =
+      sbatch_and_wait(fmt::format("--export=ALL,RANKSERVE={} {}/sbatch/check.sbatch --tp 2 --timeout 60", kBin, kSource));
   const std::string log = read_file(fmt::format("{}/jobs/{}.out", kState, id));
   INFO(log);
   CHECK(log.find("check passed: 4 ranks on 2 nodes, tp 2 pp 1 dp 2") != std::string::npos);
@@ -150,8 +156,10 @@ TEST_CASE("cluster: an sbatch job on 2 nodes x 2 tasks passes the check") {
 }
 
 TEST_CASE("cluster: a job whose tasks are not nodes x gpus exits with the topology code and says why in the log") {
-  std::string id = sbatch_and_wait(fmt::format("--nodes=2 --ntasks-per-node=1 --export=ALL,RANKSERVE={},RANKSERVE_GPUS=2 "
-                                               "{}/sbatch/check.sbatch --timeout 60", kBin, kSource));
+  std::string id =
+      sbatch_and_wait(fmt::format("--nodes=2 --ntasks-per-node=1 --export=ALL,RANKSERVE={},RANKSERVE_GPUS=2 "
+                                  "{}/sbatch/check.sbatch --timeout 60",
+                                  kBin, kSource));
   const std::string log = read_file(fmt::format("{}/jobs/{}.out", kState, id));
   INFO(log);
   CHECK(log.find("topology: SLURM_STEP_NUM_TASKS=2 but --nodes 2 x --gpus 2 = 4 (submit with --ntasks-per-node=2)") !=
@@ -163,7 +171,8 @@ TEST_CASE("cluster: a job whose tasks are not nodes x gpus exits with the topolo
 TEST_CASE("cluster: mpirun inside an allocation finds its topology through PMIx") {
   std::string id = sbatch_and_wait(fmt::format(
       "--nodes=2 --ntasks-per-node=2 --wrap 'OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 4 {} "
-      "check --nodes 2 --gpus 2 --tp 2 --timeout 60 --log-all-ranks'", kBin));
+      "check --nodes 2 --gpus 2 --tp 2 --timeout 60 --log-all-ranks'",
+      kBin));
   const std::string log = read_file(fmt::format("{}/jobs/{}.out", kState, id));
   INFO(log);
   CHECK(log.find("check passed: 4 ranks on 2 nodes") != std::string::npos);
@@ -173,11 +182,14 @@ TEST_CASE("cluster: mpirun inside an allocation finds its topology through PMIx"
 }
 
 TEST_CASE("cluster: a rank killed on one node makes every other rank exit within 10 s") {
-  Process step(fmt::format("exec {} srun -N2 --ntasks-per-node=2 --mpi=pmix {} check --nodes 2 --gpus 2 --tp 2 "
-                           "--check-duration 120 --timeout 60", kInCtl, kBin));
+  Process step(
+      fmt::format("exec {} srun -N2 --ntasks-per-node=2 --mpi=pmix {} check --nodes 2 --gpus 2 --tp 2 "
+                  "--check-duration 120 --timeout 60",
+                  kInCtl, kBin));
   REQUIRE(step.wait_for_output("all 4 ranks arrived", 60s));
   // One rank on n2: a rankserve process whose network namespace is the node's.
-  auto victim = run("for p in $(ip netns pids rs-n2); do [ \"$(cat /proc/$p/comm)\" = rankserve ] && echo $p && break; done", 10s);
+  auto victim =
+      run("for p in $(ip netns pids rs-n2); do [ \"$(cat /proc/$p/comm)\" = rankserve ] && echo $p && break; done", 10s);
   REQUIRE_MESSAGE(!victim.output.empty(), victim.output);
   const auto killed_at = std::chrono::steady_clock::now();
   ::kill(std::stoi(victim.output), SIGKILL);
@@ -186,7 +198,8 @@ TEST_CASE("cluster: a rank killed on one node makes every other rank exit within
   REQUIRE(code.has_value());
   CHECK(*code != 0);
   CHECK(std::chrono::steady_clock::now() - killed_at < 11s);
-  auto left = run("for ns in rs-n1 rs-n2; do for p in $(ip netns pids $ns); do cat /proc/$p/comm; done; done | grep -c rankserve", 10s);
+  auto left =
+      run("for ns in rs-n1 rs-n2; do for p in $(ip netns pids $ns); do cat /proc/$p/comm; done; done | grep -c rankserve", 10s);
   CHECK(left.output.find('0') == 0);
 }
 
@@ -196,7 +209,8 @@ TEST_CASE("cluster: sbatch serve with TP across both nodes answers rankserve-cli
   const std::string& id = job.id;
   CHECK(url.rfind("http://n1:", 0) == 0);  // a name the other hosts resolve, not localhost
   auto client = run(fmt::format("{} {} --server-url {} --init-timeout-s 60 --input 'The capital of Poland is' --output-length 3",
-                                kInCtl, RANKSERVE_CLIENT_BIN, url), 120s);
+                                kInCtl, RANKSERVE_CLIENT_BIN, url),
+                    120s);
   INFO(client.output);
   CHECK(client.code == 0);
   CHECK(client.output.find("output: ['The capital of Poland is") != std::string::npos);
@@ -220,14 +234,16 @@ TEST_CASE("cluster: rankserve-client in an interactive srun --pty session stream
   // input ends, as when a user types it and closes the terminal.
   const std::string go = fmt::format("{}/jobs/go-{}", kState, ::getpid());
   std::remove(go.c_str());
-  Process session(fmt::format("(printf 'The capital of Poland is\\n'; while [ ! -e {} ]; do sleep 0.2; done; printf 'exit\\n') | "
-                              "script -qfec '{} srun -N1 -w n2 --pty {} --url {} --output-len 4' /dev/null",
-                              go, kInCtl, RANKSERVE_CLIENT_BIN, url));
+  Process session(
+      fmt::format("(printf 'The capital of Poland is\\n'; while [ ! -e {} ]; do sleep 0.2; done; printf 'exit\\n') | "
+                  "script -qfec '{} srun -N1 -w n2 --pty {} --url {} --output-len 4' /dev/null",
+                  go, kInCtl, RANKSERVE_CLIENT_BIN, url));
   auto prompts_shown = [&] {
     const std::string out = session.output();
     const size_t start = out.find("type a prompt");
     size_t count = 0;
-    for (size_t at = out.find("> ", start); start != std::string::npos && at != std::string::npos; at = out.find("> ", at + 2)) ++count;
+    for (size_t at = out.find("> ", start); start != std::string::npos && at != std::string::npos; at = out.find("> ", at + 2))
+      ++count;
     return count;
   };
   for (int i = 0; i < 600 && prompts_shown() < 2; ++i) std::this_thread::sleep_for(200ms);
@@ -238,7 +254,7 @@ TEST_CASE("cluster: rankserve-client in an interactive srun --pty session stream
   INFO(out);
   REQUIRE(code.has_value());
   CHECK(*code == 0);
-  CHECK(out.find("type a prompt") != std::string::npos);    // it knew it was on a terminal
+  CHECK(out.find("type a prompt") != std::string::npos);  // it knew it was on a terminal
   // Typed-ahead input is echoed by the terminal before the client prints its prompt; the answer
   // (random words from the built-in model) follows the first "> ".
   CHECK(prompts_shown() >= 2);

@@ -65,8 +65,10 @@ std::vector<Output> generate_all(const std::string& model, const std::vector<std
                                  int max_tokens = 10) {
   std::string joined;
   for (const std::string& p : prompts) joined += (joined.empty() ? "" : ";") + p;
-  auto r = run(fmt::format("{} generate --model-path {} --prompt-ids '{}' --max-tokens {} --json --log-level warn --timeout 60 {}",
-                           kBin, model, joined, max_tokens, flags), 180s);
+  auto r =
+      run(fmt::format("{} generate --model-path {} --prompt-ids '{}' --max-tokens {} --json --log-level warn --timeout 60 {}",
+                      kBin, model, joined, max_tokens, flags),
+          180s);
   INFO(flags << "\n" << r.output);
   REQUIRE(r.code == 0);
   std::vector<Output> lines;
@@ -141,14 +143,16 @@ TEST_CASE("damaged checkpoints exit with the load code, naming the file and the 
   auto patch = run(fmt::format("sed -i 's/\"ffn_dim\": 256/\"ffn_dim\": 512/' {}/config.json", model), 10s);
   REQUIRE(patch.code == 0);
   auto reshaped = run(fmt::format("{} make opt {} && sed -i 's/\"ffn_dim\": 256/\"ffn_dim\": 512/' {}/config.json && {} {}",
-                                  kReference, model, model, kBin, flags), 120s);
+                                  kReference, model, model, kBin, flags),
+                      120s);
   INFO(reshaped.output);
   CHECK(reshaped.code == 5);
   CHECK(reshaped.output.find("model.decoder.layers.0.fc1.weight has shape [256, 64] but the config implies [512, 64]") !=
         std::string::npos);
 
   auto missing_key = run(fmt::format("{} make opt {} && sed -i 's/\"num_hidden_layers\": 2,//' {}/config.json && {} {}",
-                                     kReference, model, model, kBin, flags), 120s);
+                                     kReference, model, model, kBin, flags),
+                         120s);
   INFO(missing_key.output);
   CHECK(missing_key.code == 5);
   CHECK(missing_key.output.find("config.json: \"num_hidden_layers\" is missing") != std::string::npos);
@@ -176,7 +180,9 @@ TEST_CASE("a text prompt is tokenized like GPT-2's encoder and the continuation 
     const fs::path model = fs::path(make_model(family));
     rankserve::testing::make_text_checkpoint(family, model.string());
     auto r = run(fmt::format("{} generate --gpus 2 --tp 2 --model-path {} --prompt \"$(cat {})\" --max-tokens 6 --json "
-                             "--log-level warn --timeout 60", kBin, model.string(), text_file), 120s);
+                             "--log-level warn --timeout 60",
+                             kBin, model.string(), text_file),
+                 120s);
     INFO(r.output);
     REQUIRE(r.code == 0);
     const json::value out = json::parse(r.output.substr(r.output.rfind("{\"")));
@@ -205,7 +211,8 @@ TEST_CASE("a batch of prompts of different lengths equals the same prompts run o
   const std::vector<Output> lines = generate_all(model, prompts, "--gpus 4 --tp 2 --pp 2", 8);
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto alone = run(fmt::format("{} generate --gpus 1 --model-path {} --prompt-ids {} --max-tokens 8 --json --log-level warn",
-                                 kBin, model, prompts[i]), 120s);
+                                 kBin, model, prompts[i]),
+                     120s);
     REQUIRE_MESSAGE(alone.code == 0, alone.output);
     check_close(lines[i], parse(alone.output), 1e-4);
   }
@@ -223,7 +230,8 @@ TEST_CASE("sampling with a seed is reproducible across runs and tensor-parallel 
 }
 
 TEST_CASE("bad sampling options are usage errors naming the flag") {
-  auto r = run(fmt::format("{} generate --model-path random/125M --prompt-ids 1 --sample --temperature 0 --top-p 1.5", kBin), 30s);
+  auto r =
+      run(fmt::format("{} generate --model-path random/125M --prompt-ids 1 --sample --temperature 0 --top-p 1.5", kBin), 30s);
   INFO(r.output);
   CHECK(r.code == 2);
   CHECK(r.output.find("--temperature=0 must be > 0") != std::string::npos);
@@ -264,15 +272,19 @@ TEST_CASE("NeMo Megatron GPT checkpoints saved at TP 1 or 2 generate what the re
   }
 }
 
-TEST_CASE("NeMo checkpoints with pipeline stages, untied output, kv_channels, megatron_legacy QKV and amp_O2 bf16 weights "
-          "generate what the Megatron reference generates at any run layout, also from a gzip-compressed .nemo") {
+TEST_CASE(
+    "NeMo checkpoints with pipeline stages, untied output, kv_channels, megatron_legacy QKV and amp_O2 bf16 weights "
+    "generate what the Megatron reference generates at any run layout, also from a gzip-compressed .nemo") {
   struct Case {
     const char* family;  // tests/reference/tiny_models.py megatron options
     int saved_tp, saved_pp;
     std::vector<std::string> runs;  // the first runs with the saved layout as the default
   };
   const std::vector<Case> cases = {
-      {"megatron-untied-kv-legacy-o2", 2, 2, {"--gpus 4", "--gpus 1 --tp 1 --pp 1", "--gpus 4 --tp 4 --pp 1", "--gpus 4 --tp 1 --pp 4"}},
+      {"megatron-untied-kv-legacy-o2",
+       2,
+       2,
+       {"--gpus 4", "--gpus 1 --tp 1 --pp 1", "--gpus 4 --tp 4 --pp 1", "--gpus 4 --tp 1 --pp 4"}},
       {"megatron-erf", 1, 2, {"--gpus 2", "--gpus 2 --tp 2 --pp 1"}},  // tied: the last stage holds its own copy
       {"megatron-kv-legacy", 4, 1, {"--gpus 4", "--gpus 2 --tp 1 --pp 2"}},
   };
@@ -342,7 +354,9 @@ TEST_CASE("a .nemo carries its own tokenizer: --prompt needs no --tokenizer and 
   reference(fmt::format("pack-nemo {}-nemo {}.nemo tar", hf.string(), hf.string()));
   auto from = [&](const std::string& model) {
     auto r = run(fmt::format("{} generate --gpus 2 --tp 2 --model-path {} --prompt 'Hello, world! 1 2 3' --max-tokens 5 --json "
-                             "--log-level warn --timeout 60", kBin, model), 120s);
+                             "--log-level warn --timeout 60",
+                             kBin, model),
+                 120s);
     INFO(r.output);
     REQUIRE(r.code == 0);
     return json::parse(r.output.substr(r.output.rfind("{\"")));
@@ -396,7 +410,8 @@ TEST_CASE("--dtype bf16 computes in bfloat16 across TP and PP and stays close to
         CHECK(std::abs(got.logprobs[i] - want.logprobs[i]) < 0.1);
       }
       bool differs = false;  // and it really ran in bfloat16
-      for (size_t i = 0; i < std::min(got.logprobs.size(), want.logprobs.size()); ++i) differs |= got.logprobs[i] != want.logprobs[i];
+      for (size_t i = 0; i < std::min(got.logprobs.size(), want.logprobs.size()); ++i)
+        differs |= got.logprobs[i] != want.logprobs[i];
       CHECK(differs);
     }
     fs::remove_all(model);

@@ -24,7 +24,8 @@ std::vector<std::unique_ptr<Process>> start_ranks(int world, int port, const std
   for (int r : ranks) {
     procs.push_back(std::make_unique<Process>(
         fmt::format("RANK={} WORLD_SIZE={} LOCAL_RANK={} LOCAL_WORLD_SIZE={} MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
-                    "RANKSERVE_JOB_ID=test-{} exec {} check {}", r, world, r, world, port, port, kBin, flags)));
+                    "RANKSERVE_JOB_ID=test-{} exec {} check {}",
+                    r, world, r, world, port, port, kBin, flags)));
   }
   return procs;
 }
@@ -154,10 +155,14 @@ TEST_CASE("rankserve-client fails with a clear message when the server is unreac
 
 TEST_CASE("the store admits only peers of the same job") {
   const int port = test_port();
-  Process head(fmt::format("RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
-                           "RANKSERVE_JOB_ID=job-a exec {} check --timeout 5", port, kBin));
+  Process head(
+      fmt::format("RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
+                  "RANKSERVE_JOB_ID=job-a exec {} check --timeout 5",
+                  port, kBin));
   auto intruder = run(fmt::format("RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
-                                  "RANKSERVE_JOB_ID=job-b {} check --timeout 5", port, kBin), 30s);
+                                  "RANKSERVE_JOB_ID=job-b {} check --timeout 5",
+                                  port, kBin),
+                      30s);
   INFO(intruder.output);
   CHECK(intruder.code == 4);
   CHECK(intruder.output.find("belongs to job 'job-a', not to this job 'job-b'") != std::string::npos);
@@ -169,9 +174,11 @@ TEST_CASE("the store admits only peers of the same job") {
 
 TEST_CASE("a store port already in use is a clear rendezvous error naming the port") {
   const int port = test_port();
-  Process squatter(fmt::format("exec python3 -c 'import socket,time; s=socket.socket(); "
-                               "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", {})); "
-                               "s.listen(); print(\"listening\", flush=True); time.sleep(60)'", port));
+  Process squatter(
+      fmt::format("exec python3 -c 'import socket,time; s=socket.socket(); "
+                  "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", {})); "
+                  "s.listen(); print(\"listening\", flush=True); time.sleep(60)'",
+                  port));
   REQUIRE(squatter.wait_for_output("listening", 10s));
   auto r = run(fmt::format("RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT={} {} check --timeout 5", port, kBin), 30s);
   INFO(r.output);

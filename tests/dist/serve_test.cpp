@@ -40,8 +40,10 @@ struct LiveServer {
   explicit LiveServer(const std::string& flags) {
     dir = fs::temp_directory_path() / fmt::format("rankserve-serve-{}-{}", ::getpid(), std::rand());
     fs::create_directories(dir);
-    process = std::make_unique<Process>(fmt::format("exec {} serve --http-port 0 --metrics-port -1 --url-file {}/url "
-                                                    "--timeout 60 --log-all-ranks {}", kBin, dir.string(), flags));
+    process =
+        std::make_unique<Process>(fmt::format("exec {} serve --http-port 0 --metrics-port -1 --url-file {}/url "
+                                              "--timeout 60 --log-all-ranks {}",
+                                              kBin, dir.string(), flags));
     REQUIRE_MESSAGE(process->wait_for_output("Server http url", 120s), process->output());
     std::ifstream(dir / "url") >> url;
     auto ready = run(fmt::format("{} --url {} --init-timeout-s 60", kClient, url), 90s);
@@ -51,10 +53,11 @@ struct LiveServer {
 
   // A long generation in the background: curl prints the status code last.
   std::unique_ptr<Process> start_request(int max_tokens) const {
-    return std::make_unique<Process>(fmt::format(
-        "curl -sS --max-time 60 -w '\\n%{{http_code}}\\n' -X POST -H 'Content-Type: application/json' "
-        "-d '{{\"model\":\"OPT\",\"prompt\":\"1 2 3\",\"max_tokens\":{},\"temperature\":0,\"ignore_eos\":true}}' {}/v1/completions",
-        max_tokens, url));
+    return std::make_unique<Process>(
+        fmt::format("curl -sS --max-time 60 -w '\\n%{{http_code}}\\n' -X POST -H 'Content-Type: application/json' "
+                    "-d '{{\"model\":\"OPT\",\"prompt\":\"1 2 3\",\"max_tokens\":{},\"temperature\":0,\"ignore_eos\":true}}' "
+                    "{}/v1/completions",
+                    max_tokens, url));
   }
 };
 
@@ -73,7 +76,6 @@ int status_of(const std::string& curl_output) {
   return std::regex_search(curl_output, m, last_code) ? std::stoi(m[1]) : -1;
 }
 
-
 // The request shapes a rank failure must answer, each in flight when the rank dies.
 struct Shape {
   const char* name;
@@ -84,9 +86,11 @@ struct Shape {
 };
 constexpr Shape kShapes[] = {
     {"OpenAI", "/v1/completions", R"({"model":"OPT","prompt":"1 2 3","max_tokens":300,"ignore_eos":true})", true, false},
-    {"OpenAI stream", "/v1/completions", R"({"model":"OPT","prompt":"1 2 3","max_tokens":300,"ignore_eos":true,"stream":true})", true, true},
+    {"OpenAI stream", "/v1/completions", R"({"model":"OPT","prompt":"1 2 3","max_tokens":300,"ignore_eos":true,"stream":true})",
+     true, true},
     {"KServe generate", "/v2/models/OPT/generate", R"({"text_input":"1 2 3","parameters":{"max_tokens":300}})", false, false},
-    {"KServe generate_stream", "/v2/models/OPT/generate_stream", R"({"text_input":"1 2 3","parameters":{"max_tokens":300}})", false, true},
+    {"KServe generate_stream", "/v2/models/OPT/generate_stream", R"({"text_input":"1 2 3","parameters":{"max_tokens":300}})",
+     false, true},
 };
 
 // The error message of a protocol-shaped error body: KServe {"error": "..."}, OpenAI {"error": {"message": ...}}.
@@ -142,9 +146,10 @@ void kill_rank_under_load(const std::string& layout, int world_size, int victim)
   std::vector<std::pair<const Shape*, std::unique_ptr<Process>>> requests;
   for (int copy = 0; copy < 2; ++copy) {
     for (const Shape& shape : kShapes) {
-      requests.emplace_back(&shape, std::make_unique<Process>(fmt::format(
-          "curl -sS -N --max-time 60 -w '\\n%{{http_code}}\\n' -H 'Content-Type: application/json' -d '{}' {}{}", shape.body,
-          server.url, shape.path)));
+      requests.emplace_back(
+          &shape, std::make_unique<Process>(fmt::format(
+                      "curl -sS -N --max-time 60 -w '\\n%{{http_code}}\\n' -H 'Content-Type: application/json' -d '{}' {}{}",
+                      shape.body, server.url, shape.path)));
     }
   }
   // Running: every stream has sent a token (the others joined the same batch with them).
@@ -179,13 +184,15 @@ void kill_rank_under_load(const std::string& layout, int world_size, int victim)
 
 }  // namespace
 
-TEST_CASE("serve: killing rank 1 (rank 0's tensor-parallel peer) under load fails every streamed and non-streamed request with "
-          "an error naming rank 1, and every rank exits non-zero") {
+TEST_CASE(
+    "serve: killing rank 1 (rank 0's tensor-parallel peer) under load fails every streamed and non-streamed request with "
+    "an error naming rank 1, and every rank exits non-zero") {
   kill_rank_under_load("--gpus 2 --tp 2", 2, 1);
 }
 
-TEST_CASE("serve: killing rank 3 (in neither of rank 0's tensor- and data-parallel groups) under load fails every request with an "
-          "error naming rank 3, and every rank exits non-zero") {
+TEST_CASE(
+    "serve: killing rank 3 (in neither of rank 0's tensor- and data-parallel groups) under load fails every request with an "
+    "error naming rank 3, and every rank exits non-zero") {
   kill_rank_under_load("--gpus 4 --tp 2", 4, 3);
 }
 
@@ -197,7 +204,9 @@ TEST_CASE("serve: SIGTERM under load drains: in-flight requests complete, new on
   server.process->signal(SIGTERM);
   REQUIRE(server.process->wait_for_output("draining", 10s));
   auto late = run(fmt::format("curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' "
-                              "-d '{{\"model\":\"OPT\",\"prompt\":\"x\",\"max_tokens\":2}}' {}/v1/completions", server.url), 30s);
+                              "-d '{{\"model\":\"OPT\",\"prompt\":\"x\",\"max_tokens\":2}}' {}/v1/completions",
+                              server.url),
+                  30s);
   INFO(late.output);
   CHECK(late.output.substr(0, 3) == "503");  // the requests above keep it draining for many seconds
   const auto code = server.process->wait_for(60s);
@@ -244,10 +253,11 @@ TEST_CASE("serve: a second SIGTERM during the drain exits at once, non-zero, lea
 
 TEST_CASE("serve: ports in use are all named, before any shard is loaded, with the usage code") {
   // Two listening sockets held by another process.
-  Process holder("exec /usr/bin/python3 -c 'import socket, sys, time\n"
-                 "ss = [socket.socket() for _ in range(2)]\n"
-                 "[s.bind((\"0.0.0.0\", 0)) or s.listen() for s in ss]\n"
-                 "print(\"ports\", *[s.getsockname()[1] for s in ss], flush=True)\ntime.sleep(300)'");
+  Process holder(
+      "exec /usr/bin/python3 -c 'import socket, sys, time\n"
+      "ss = [socket.socket() for _ in range(2)]\n"
+      "[s.bind((\"0.0.0.0\", 0)) or s.listen() for s in ss]\n"
+      "print(\"ports\", *[s.getsockname()[1] for s in ss], flush=True)\ntime.sleep(300)'");
   REQUIRE(holder.wait_for_output("ports", 10s));
   std::istringstream in(holder.output().substr(holder.output().find("ports") + 5));
   int http = 0, metrics = 0;

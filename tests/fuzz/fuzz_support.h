@@ -19,8 +19,8 @@ void expect_only(ErrorCode code, Decode&& decode) {
     decode();
   } catch (const Error& e) {
     if (e.code() == code) return;
-    std::fprintf(stderr, "fuzz: the decoder threw Error(%s) '%s'; expected Error(%s) or success\n", std::string(to_string(e.code())).c_str(),
-                 e.what(), std::string(to_string(code)).c_str());
+    std::fprintf(stderr, "fuzz: the decoder threw Error(%s) '%s'; expected Error(%s) or success\n",
+                 std::string(to_string(e.code())).c_str(), e.what(), std::string(to_string(code)).c_str());
     std::abort();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fuzz: the decoder threw a non-Error std::exception '%s'; expected Error(%s) or success\n", e.what(),

@@ -13,7 +13,8 @@ using namespace rankserve;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::optional<runtime::ModelConfig> config;
-  fuzz::expect_only(ErrorCode::load, [&] { config = runtime::parse_hf_config(std::string(fuzz::as_text(data, size)), "config.json"); });
+  fuzz::expect_only(ErrorCode::load,
+                    [&] { config = runtime::parse_hf_config(std::string(fuzz::as_text(data, size)), "config.json"); });
   if (config) {
     if (config->num_attention_heads <= 0 || config->head_dim() <= 0) std::abort();
     (void)runtime::describe(*config);

@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     config = runtime::parse_nemo_config(yaml, "model_config.yaml", [](const std::string&) { return 50257; });
   });
   if (config) {
-    if (config->num_attention_heads <= 0 || config->head_dim() <= 0 || config->checkpoint_vocab_rows < config->vocab_size) std::abort();
+    if (config->num_attention_heads <= 0 || config->head_dim() <= 0 || config->checkpoint_vocab_rows < config->vocab_size)
+      std::abort();
     (void)runtime::describe(*config);
   }
   fuzz::expect_only(ErrorCode::load, [&] { runtime::nemo_tokenizer_files(yaml, "model_config.yaml"); });

@@ -9,6 +9,7 @@
 using namespace rankserve;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  fuzz::expect_only(ErrorCode::bad_request, [&] { net::decode_completion_request(net::parse_json_object(fuzz::as_text(data, size))); });
+  fuzz::expect_only(ErrorCode::bad_request,
+                    [&] { net::decode_completion_request(net::parse_json_object(fuzz::as_text(data, size))); });
   return 0;
 }

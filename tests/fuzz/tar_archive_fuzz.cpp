@@ -17,7 +17,7 @@ using namespace rankserve;
 
 namespace {
 
-constexpr uint64_t kKeepBytes = 512;        // members up to this size are kept by a gzip listing
+constexpr uint64_t kKeepBytes = 512;         // members up to this size are kept by a gzip listing
 constexpr uint64_t kMaxReadBytes = 1 << 20;  // a gzip member claiming more is not read back
 
 }  // namespace

@@ -17,7 +17,8 @@ inline void check_views(const runtime::TensorFile& file) {
     __int128 low = 0, high = 0, count = 1;
     for (size_t d = 0; d < e.shape.size(); ++d) {
       if (e.shape[d] < 0) {
-        std::fprintf(stderr, "fuzz: tensor %s was accepted with dimension %lld < 0\n", name.c_str(), static_cast<long long>(e.shape[d]));
+        std::fprintf(stderr, "fuzz: tensor %s was accepted with dimension %lld < 0\n", name.c_str(),
+                     static_cast<long long>(e.shape[d]));
         std::abort();
       }
       count *= e.shape[d];
@@ -31,10 +32,11 @@ inline void check_views(const runtime::TensorFile& file) {
       stride *= e.shape[d];
     }
     const __int128 element = static_cast<__int128>(at::elementSize(e.dtype));
-    const __int128 first = static_cast<__int128>(e.offset) + low * element, end = static_cast<__int128>(e.offset) + (high + 1) * element;
+    const __int128 first = static_cast<__int128>(e.offset) + low * element,
+                   end = static_cast<__int128>(e.offset) + (high + 1) * element;
     if (first < 0 || end > static_cast<__int128>(file.size())) {
-      std::fprintf(stderr, "fuzz: tensor %s reaches bytes [%lld, %lld) of a %llu-byte file\n", name.c_str(), static_cast<long long>(first),
-                   static_cast<long long>(end), static_cast<unsigned long long>(file.size()));
+      std::fprintf(stderr, "fuzz: tensor %s reaches bytes [%lld, %lld) of a %llu-byte file\n", name.c_str(),
+                   static_cast<long long>(first), static_cast<long long>(end), static_cast<unsigned long long>(file.size()));
       std::abort();
     }
   }

@@ -10,8 +10,9 @@ using namespace rankserve::testing;
 namespace {
 
 std::string post_raw(const std::string& target, const std::string& body) {
-  return "POST " + target + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n\r\n" + body;
+  return "POST " + target +
+         " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+         body;
 }
 
 }  // namespace
@@ -37,7 +38,8 @@ TEST_CASE("a client that disconnects from a batched infer gets every sample canc
   s.hang = true;
   t.service.set_script(s);
   RawConnection c(t.server.http_port());
-  c.write(post_raw("/v2/models/GPT/infer", R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[3,1],"data":["a","b","c"]}]})"));
+  c.write(post_raw("/v2/models/GPT/infer",
+                   R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[3,1],"data":["a","b","c"]}]})"));
   REQUIRE(t.service.wait_for_submits(3, 5s));
   c.close();
   CHECK(t.service.wait_for_cancels(3, 5s));
@@ -58,7 +60,8 @@ TEST_CASE("a request that outlives its deadline fails with 504") {
   FakeScript s;
   s.hang = true;
   t.service.set_script(s);
-  const Reply r = t.post("/v2/models/GPT/infer",
-                         R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["a"]}],"parameters":{"timeout":100000}})");
+  const Reply r =
+      t.post("/v2/models/GPT/infer",
+             R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["a"]}],"parameters":{"timeout":100000}})");
   CHECK(r.status == 504);
 }

@@ -69,7 +69,8 @@ RequestId FakeService::submit(TextRequest request, std::shared_ptr<GenerationSin
     --num_blocked_;
   }
   if (script_.unavailable) throw Error(ErrorCode::unavailable, "server: shutting down; not accepting new requests");
-  if (script_.overloaded) throw Error(ErrorCode::overloaded, "server: the queue is full (16 requests wait; --max-queue-size 16); retry later");
+  if (script_.overloaded)
+    throw Error(ErrorCode::overloaded, "server: the queue is full (16 requests wait; --max-queue-size 16); retry later");
   if (request.prompt.empty()) throw Error(ErrorCode::bad_request, "request: the prompt is empty");
   if (count_tokens(request.prompt) > script_.max_prompt_words) {
     throw Error(ErrorCode::bad_request, fmt::format("request: the prompt has {} tokens; the model's context is {} tokens",

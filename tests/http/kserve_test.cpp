@@ -30,7 +30,8 @@ json::object bytes_input(const std::string& name, const std::vector<std::string>
 }
 
 json::object scalar_input(const std::string& name, const std::string& datatype, const json::array& data) {
-  return json::object{{"name", name}, {"datatype", datatype}, {"shape", json::array{static_cast<int64_t>(data.size()), 1}}, {"data", data}};
+  return json::object{
+      {"name", name}, {"datatype", datatype}, {"shape", json::array{static_cast<int64_t>(data.size()), 1}}, {"data", data}};
 }
 
 const json::object& output_named(const json::value& response, const std::string& name) {
@@ -49,11 +50,14 @@ Reply post_binary_prompts(TestServer& t, const std::vector<std::string>& values)
   prompts.datatype = net::DataType::bytes;
   prompts.strings = values;
   const std::string raw = net::encode_tensor_bytes(prompts);
-  const std::string header = json::serialize(json::object{
-      {"inputs", json::array{json::object{{"name", "prompts"}, {"datatype", "BYTES"}, {"shape", {static_cast<int64_t>(values.size()), 1}},
-                                          {"parameters", {{"binary_data_size", raw.size()}}}}}}});
-  return t.post("/v2/models/GPT/infer", header + raw,
-                {{"Inference-Header-Content-Length", std::to_string(header.size())}, {"Content-Type", "application/octet-stream"}});
+  const std::string header =
+      json::serialize(json::object{{"inputs", json::array{json::object{{"name", "prompts"},
+                                                                       {"datatype", "BYTES"},
+                                                                       {"shape", {static_cast<int64_t>(values.size()), 1}},
+                                                                       {"parameters", {{"binary_data_size", raw.size()}}}}}}});
+  return t.post(
+      "/v2/models/GPT/infer", header + raw,
+      {{"Inference-Header-Content-Length", std::to_string(header.size())}, {"Content-Type", "application/octet-stream"}});
 }
 
 }  // namespace
@@ -156,7 +160,8 @@ TEST_CASE("a GPT batch maps every NeMo input per sample and runs each sample as 
       scalar_input("add_BOS", "BOOL", {false, true}),
       scalar_input("all_probs", "BOOL", {false, false}),
       scalar_input("compute_logprob", "BOOL", {true, false}),
-      json::object{{"name", "end_strings"}, {"datatype", "BYTES"}, {"shape", {2, 2}}, {"data", {"<|endoftext|>", "\n", "STOP", ""}}},
+      json::object{
+          {"name", "end_strings"}, {"datatype", "BYTES"}, {"shape", {2, 2}}, {"data", {"<|endoftext|>", "\n", "STOP", ""}}},
   };
   const Reply r = t.post("/v2/models/GPT/infer", infer_body(inputs));
   REQUIRE(r.status == 200);
@@ -195,7 +200,8 @@ TEST_CASE("an OPT batch of different prompt lengths returns each prompt with its
   const auto& output = output_named(r.json(), "output");
   CHECK(output.at("datatype") == "BYTES");
   CHECK(output.at("shape") == json::array{3, 1});
-  CHECK(output.at("data") == json::array{"The capital of Poland is w0", "Hi w0 w1 w2", "one two three four five six seven w0 w1"});
+  CHECK(output.at("data") ==
+        json::array{"The capital of Poland is w0", "Hi w0 w1 w2", "one two three four five six seven w0 w1"});
   for (const auto& req : t.service.submitted()) CHECK(req.settings.greedy);
   CHECK(t.get("/v2/models/OPT/config").json().at("max_batch_size") == 256);
 }
@@ -203,7 +209,9 @@ TEST_CASE("an OPT batch of different prompt lengths returns each prompt with its
 TEST_CASE("request parameters seed every contract and make OPT sample") {
   TestServer t(opt_model_info());
   const json::array inputs{bytes_input("input", {"a", "a"})};
-  REQUIRE(t.post("/v2/models/OPT/infer", infer_body(inputs, json::object{{"parameters", {{"seed", 5}, {"temperature", 0.8}, {"top_p", 0.9}}}})).status == 200);
+  REQUIRE(t.post("/v2/models/OPT/infer",
+                 infer_body(inputs, json::object{{"parameters", {{"seed", 5}, {"temperature", 0.8}, {"top_p", 0.9}}}}))
+              .status == 200);
   const auto reqs = t.service.submitted();
   REQUIRE(reqs.size() == 2);
   CHECK_FALSE(reqs[0].settings.greedy);
@@ -216,12 +224,14 @@ TEST_CASE("request parameters seed every contract and make OPT sample") {
 
 TEST_CASE("the requested outputs alone are returned and an unknown one is a 400 naming it") {
   TestServer t;
-  const Reply r = t.post("/v2/models/GPT/infer",
-                         infer_body({bytes_input("prompts", {"a"})}, json::object{{"outputs", json::array{json::object{{"name", "sentences"}}}}}));
+  const Reply r = t.post(
+      "/v2/models/GPT/infer",
+      infer_body({bytes_input("prompts", {"a"})}, json::object{{"outputs", json::array{json::object{{"name", "sentences"}}}}}));
   REQUIRE(r.status == 200);
   CHECK(r.json().at("outputs").as_array().size() == 1);
-  const Reply bad = t.post("/v2/models/GPT/infer",
-                           infer_body({bytes_input("prompts", {"a"})}, json::object{{"outputs", json::array{json::object{{"name", "full_logprob"}}}}}));
+  const Reply bad =
+      t.post("/v2/models/GPT/infer", infer_body({bytes_input("prompts", {"a"})},
+                                                json::object{{"outputs", json::array{json::object{{"name", "full_logprob"}}}}}));
   CHECK(bad.status == 400);
   CHECK(error_of(bad).find("full_logprob") != std::string::npos);
 }
@@ -246,9 +256,11 @@ TEST_CASE("invalid infer requests get 400 naming the input or field") {
       {infer_body({bytes_input("prompts", {"a"}), scalar_input("use_greedy", "BOOL", {1})}), "'use_greedy'"},
       {infer_body({bytes_input("prompts", {"a", "b"}), scalar_input("max_length", "INT32", {5})}), "'max_length'"},
       {infer_body({bytes_input("prompts", {"a"}), scalar_input("bogus", "INT32", {5})}), "'bogus'"},
-      {infer_body({bytes_input("prompts", {"a"}), scalar_input("use_greedy", "BOOL", {false}), scalar_input("temperature", "FP32", {0})}),
+      {infer_body({bytes_input("prompts", {"a"}), scalar_input("use_greedy", "BOOL", {false}),
+                   scalar_input("temperature", "FP32", {0})}),
        "'temperature'"},
-      {R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["a"]}],"parameters":{"timeout":"soon"}})", "parameters.timeout"},
+      {R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["a"]}],"parameters":{"timeout":"soon"}})",
+       "parameters.timeout"},
   };
   for (const Case& c : cases) {
     const Reply r = t.post("/v2/models/GPT/infer", c.body);
@@ -278,14 +290,21 @@ TEST_CASE("binary tensors are decoded from the request and returned when asked")
   const std::string p = net::encode_tensor_bytes(prompts);
   const std::string m = net::encode_tensor_bytes(max_length);
   const json::object header{
-      {"inputs", json::array{json::object{{"name", "prompts"}, {"datatype", "BYTES"}, {"shape", {2, 1}}, {"parameters", {{"binary_data_size", p.size()}}}},
-                             json::object{{"name", "max_length"}, {"datatype", "INT32"}, {"shape", {2, 1}}, {"parameters", {{"binary_data_size", m.size()}}}}}},
+      {"inputs",
+       json::array{
+           json::object{
+               {"name", "prompts"}, {"datatype", "BYTES"}, {"shape", {2, 1}}, {"parameters", {{"binary_data_size", p.size()}}}},
+           json::object{{"name", "max_length"},
+                        {"datatype", "INT32"},
+                        {"shape", {2, 1}},
+                        {"parameters", {{"binary_data_size", m.size()}}}}}},
       {"outputs", json::array{json::object{{"name", "sentences"}, {"parameters", {{"binary_data", true}}}},
                               json::object{{"name", "token_ids"}}}},
   };
   const std::string json_part = json::serialize(header);
-  const Reply r = t.post("/v2/models/GPT/infer", json_part + p + m,
-                         {{"Inference-Header-Content-Length", std::to_string(json_part.size())}, {"Content-Type", "application/octet-stream"}});
+  const Reply r = t.post(
+      "/v2/models/GPT/infer", json_part + p + m,
+      {{"Inference-Header-Content-Length", std::to_string(json_part.size())}, {"Content-Type", "application/octet-stream"}});
   REQUIRE_MESSAGE(r.status == 200, r.body);
   const size_t json_size = std::stoul(r.header("Inference-Header-Content-Length"));
   const json::value response = json::parse(r.body.substr(0, json_size));
@@ -305,8 +324,8 @@ TEST_CASE("binary tensors are decoded from the request and returned when asked")
 
 TEST_CASE("binary_data_output makes every output binary") {
   TestServer t;
-  const Reply r = t.post("/v2/models/GPT/infer",
-                         infer_body({bytes_input("prompts", {"a"})}, json::object{{"parameters", {{"binary_data_output", true}}}}));
+  const Reply r = t.post("/v2/models/GPT/infer", infer_body({bytes_input("prompts", {"a"})},
+                                                            json::object{{"parameters", {{"binary_data_output", true}}}}));
   REQUIRE(r.status == 200);
   CHECK(r.header("Content-Type") == "application/octet-stream");
   const size_t json_size = std::stoul(r.header("Inference-Header-Content-Length"));
@@ -320,7 +339,8 @@ TEST_CASE("binary sections that do not add up get 400") {
   TestServer t;
   const std::string json_part =
       R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"parameters":{"binary_data_size":10}}]})";
-  const Reply short_body = t.post("/v2/models/GPT/infer", json_part + "abc", {{"Inference-Header-Content-Length", std::to_string(json_part.size())}});
+  const Reply short_body =
+      t.post("/v2/models/GPT/infer", json_part + "abc", {{"Inference-Header-Content-Length", std::to_string(json_part.size())}});
   CHECK(short_body.status == 400);
   CHECK(error_of(short_body).find("'prompts'") != std::string::npos);
   const Reply bad_header = t.post("/v2/models/GPT/infer", json_part, {{"Inference-Header-Content-Length", "many"}});
@@ -331,7 +351,9 @@ TEST_CASE("binary sections that do not add up get 400") {
 TEST_CASE("the KServe timeout parameter is microseconds and sets the deadline") {
   TestServer t;
   const auto before = Clock::now();
-  REQUIRE(t.post("/v2/models/GPT/infer", infer_body({bytes_input("prompts", {"a"})}, json::object{{"parameters", {{"timeout", 5'000'000}}}})).status == 200);
+  REQUIRE(t.post("/v2/models/GPT/infer",
+                 infer_body({bytes_input("prompts", {"a"})}, json::object{{"parameters", {{"timeout", 5'000'000}}}}))
+              .status == 200);
   const auto deadline = t.service.submitted().at(0).deadline;
   CHECK(deadline > before + 4s);
   CHECK(deadline < before + 6s + 1s);
@@ -445,7 +467,9 @@ TEST_CASE("a timeout too large for the clock means no deadline rather than one a
   TestServer t;
   for (const char* timeout : {"9223372036854775807", "18446744073709551615", "1e300"}) {
     const std::string params = std::string(R"({"timeout":)") + timeout + "}";
-    const Reply infer = t.post("/v2/models/GPT/infer", R"({"parameters":)" + params + R"(,"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["a"]}]})");
+    const Reply infer =
+        t.post("/v2/models/GPT/infer",
+               R"({"parameters":)" + params + R"(,"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["a"]}]})");
     CHECK_MESSAGE(infer.status == 200, timeout << " -> " << infer.body);
     const Reply generate = t.post("/v2/models/GPT/generate", R"({"text_input":"a","max_tokens":1,"parameters":)" + params + "}");
     CHECK_MESSAGE(generate.status == 200, timeout << " -> " << generate.body);

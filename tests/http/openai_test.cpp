@@ -51,8 +51,7 @@ TEST_CASE("a completion returns text, finish reason and usage in OpenAI's shape"
 
 TEST_CASE("completion fields map onto the generation settings") {
   TestServer t;
-  REQUIRE(t.post("/v1/completions",
-                 R"({"prompt":"x","temperature":0,"top_p":0.5,"stop":"\n","seed":7,"n":2,"max_tokens":2})")
+  REQUIRE(t.post("/v1/completions", R"({"prompt":"x","temperature":0,"top_p":0.5,"stop":"\n","seed":7,"n":2,"max_tokens":2})")
               .status == 200);
   const auto reqs = t.service.submitted();
   REQUIRE(reqs.size() == 2);
@@ -92,7 +91,8 @@ TEST_CASE("echo and logprobs follow the legacy completions shape") {
 
 TEST_CASE("a streamed completion sends one chunk per token, a finish chunk, usage when asked, then [DONE]") {
   TestServer t;
-  const Reply r = t.post("/v1/completions", R"({"prompt":"hi","max_tokens":3,"stream":true,"stream_options":{"include_usage":true}})");
+  const Reply r =
+      t.post("/v1/completions", R"({"prompt":"hi","max_tokens":3,"stream":true,"stream_options":{"include_usage":true}})");
   REQUIRE(r.status == 200);
   CHECK(r.header("Content-Type") == "text/event-stream");
   const auto events = sse_data(r.body);
@@ -134,7 +134,8 @@ TEST_CASE("a chat completion renders the documented template and answers as the 
 
 TEST_CASE("chat logprobs list each chosen token with its bytes") {
   TestServer t;
-  const Reply r = t.post("/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"max_tokens":2,"logprobs":true,"top_logprobs":2})");
+  const Reply r = t.post("/v1/chat/completions",
+                         R"({"messages":[{"role":"user","content":"x"}],"max_tokens":2,"logprobs":true,"top_logprobs":2})");
   REQUIRE(r.status == 200);
   const auto& content = r.json().at("choices").as_array()[0].at("logprobs").at("content").as_array();
   REQUIRE(content.size() == 2);
@@ -145,8 +146,9 @@ TEST_CASE("chat logprobs list each chosen token with its bytes") {
 
 TEST_CASE("a streamed chat sends the role first, content deltas, the finish chunk, usage and [DONE]") {
   TestServer t;
-  const Reply r = t.post("/v1/chat/completions",
-                         R"({"messages":[{"role":"user","content":"x"}],"max_tokens":2,"stream":true,"stream_options":{"include_usage":true}})");
+  const Reply r = t.post(
+      "/v1/chat/completions",
+      R"({"messages":[{"role":"user","content":"x"}],"max_tokens":2,"stream":true,"stream_options":{"include_usage":true}})");
   REQUIRE(r.status == 200);
   const auto events = sse_data(r.body);
   REQUIRE(events.size() == 6);
@@ -210,7 +212,8 @@ TEST_CASE("invalid OpenAI requests get 400 with param naming the field") {
       {"/v1/completions", R"({"prompt":"x","presence_penalty":0.5})", "presence_penalty"},
       {"/v1/chat/completions", R"({"messages":[]})", "messages"},
       {"/v1/chat/completions", R"({"messages":[{"role":"robot","content":"x"}]})", "messages[0].role"},
-      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", "messages[0].content[0].type"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})",
+       "messages[0].content[0].type"},
       {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"logprobs":"yes"})", "logprobs"},
       {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})", "top_logprobs"},
   };
@@ -274,5 +277,6 @@ TEST_CASE("a chat message without text gets 400 naming its content") {
     CHECK_MESSAGE(r.json().at("error").at("param") == json::value(c.param), c.messages << " -> " << r.body);
   }
   CHECK(t.service.submitted().empty());
-  CHECK(t.post("/v1/chat/completions", R"({"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":1})").status == 200);
+  CHECK(t.post("/v1/chat/completions", R"({"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":1})")
+            .status == 200);
 }

@@ -43,13 +43,15 @@ TEST_CASE("sampling values that are not float32 get 400 naming the field on ever
       // OpenAI (temperature and top_p are range-checked first: only the small values reach float32).
       if (field == "repetition_penalty" || v.find("e-") != std::string::npos) {
         check_refused(t, "/v1/completions", fmt::format(R"({{"prompt":"x","{}":{}}})", field, v), field);
-        check_refused(t, "/v1/chat/completions", fmt::format(R"({{"messages":[{{"role":"user","content":"x"}}],"{}":{}}})", field, v), field);
+        check_refused(t, "/v1/chat/completions",
+                      fmt::format(R"({{"messages":[{{"role":"user","content":"x"}}],"{}":{}}})", field, v), field);
       }
       // KServe generate (top level and parameters).
       if (field != "top_p" || v.find("e-") != std::string::npos) {
-        check_refused(t, "/v2/models/GPT/generate", fmt::format(R"({{"text_input":"x","use_greedy":false,"{}":{}}})", field, v), field);
-        check_refused(t, "/v2/models/GPT/generate_stream", fmt::format(R"({{"text_input":"x","parameters":{{"use_greedy":false,"{}":{}}}}})", field, v),
+        check_refused(t, "/v2/models/GPT/generate", fmt::format(R"({{"text_input":"x","use_greedy":false,"{}":{}}})", field, v),
                       field);
+        check_refused(t, "/v2/models/GPT/generate_stream",
+                      fmt::format(R"({{"text_input":"x","parameters":{{"use_greedy":false,"{}":{}}}}})", field, v), field);
       }
     }
     // KServe infer: the NeMo contract's FP32 inputs and the request parameters of every contract.
@@ -68,9 +70,12 @@ TEST_CASE("sampling values that are not float32 get 400 naming the field on ever
   for (const std::string& v : kNotFloat32) {
     for (const std::string field : {"temperature", "top_p"}) {
       if (field == "top_p" && v.find("e-") == std::string::npos) continue;
-      check_refused(opt, "/v2/models/OPT/infer",
-                    fmt::format(R"({{"inputs":[{{"name":"input","datatype":"BYTES","shape":[1,1],"data":["x"]}}],"parameters":{{"{}":{}}}}})", field, v),
-                    "parameters." + field);
+      check_refused(
+          opt, "/v2/models/OPT/infer",
+          fmt::format(
+              R"({{"inputs":[{{"name":"input","datatype":"BYTES","shape":[1,1],"data":["x"]}}],"parameters":{{"{}":{}}}}})",
+              field, v),
+          "parameters." + field);
     }
   }
   CHECK(opt.service.submitted().empty());
@@ -86,7 +91,8 @@ TEST_CASE("a binary FP32 NaN sampling input gets 400 naming it") {
         {{"name":"use_greedy","datatype":"BOOL","shape":[1,1],"data":[false]}},
         {{"name":"{}","datatype":"FP32","shape":[1,1],"parameters":{{"binary_data_size":4}}}}]}})",
                                            input);
-    const Reply r = t.post("/v2/models/GPT/infer", header + raw, {{"Inference-Header-Content-Length", std::to_string(header.size())}});
+    const Reply r =
+        t.post("/v2/models/GPT/infer", header + raw, {{"Inference-Header-Content-Length", std::to_string(header.size())}});
     CHECK_MESSAGE(r.status == 400, input << " -> " << r.body);
     CHECK(error_text(r).find(fmt::format("'{}'", input)) != std::string::npos);
   }
@@ -113,7 +119,8 @@ TEST_CASE("a binary tensor whose byte count overflows is refused before it is re
     CHECK(std::string(e.what()).find("'max_length'") != std::string::npos);
   }
   TestServer t;
-  const Reply r = t.post("/v2/models/GPT/infer", header + std::string(4, '\1'), {{"Inference-Header-Content-Length", std::to_string(header.size())}});
+  const Reply r = t.post("/v2/models/GPT/infer", header + std::string(4, '\1'),
+                         {{"Inference-Header-Content-Length", std::to_string(header.size())}});
   CHECK(r.status == 400);
   CHECK(t.get("/v2/health/ready").status == 200);
 }
@@ -125,7 +132,8 @@ TEST_CASE("a JSON shape whose element count overflows is refused") {
     CHECK_THROWS_WITH_AS(decode_infer_request(body, std::nullopt), doctest::Contains("more elements than a body"), Error);
   }
   // A zero dimension holds nothing, whatever the others say.
-  CHECK(decode_infer_request(R"({"inputs":[{"name":"a","datatype":"INT32","shape":[0,4611686018427387905],"data":[]}]})", std::nullopt)
+  CHECK(decode_infer_request(R"({"inputs":[{"name":"a","datatype":"INT32","shape":[0,4611686018427387905],"data":[]}]})",
+                             std::nullopt)
             .inputs.at(0)
             .num_elements() == 0);
 }
@@ -140,8 +148,9 @@ TEST_CASE("a request of more samples than the queue holds gets 400 naming the li
   const Reply openai = t.post("/v1/completions", fmt::format(R"({{"prompt":{},"max_tokens":1}})", prompts));
   CHECK(openai.status == 400);
   CHECK(error_text(openai).find("--max-queue-size 16") != std::string::npos);
-  const Reply kserve = t.post("/v2/models/GPT/infer",
-                              fmt::format(R"({{"inputs":[{{"name":"prompts","datatype":"BYTES","shape":[{},1],"data":{}}}]}})", limit + 1, prompts));
+  const Reply kserve = t.post(
+      "/v2/models/GPT/infer",
+      fmt::format(R"({{"inputs":[{{"name":"prompts","datatype":"BYTES","shape":[{},1],"data":{}}}]}})", limit + 1, prompts));
   CHECK(kserve.status == 400);
   CHECK(error_text(kserve).find("--max-queue-size 16") != std::string::npos);
   CHECK(t.service.submitted().empty());

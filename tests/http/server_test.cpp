@@ -171,7 +171,8 @@ TEST_CASE("with an API key inference endpoints need the bearer token and health 
 
 TEST_CASE("metrics use the Prometheus text format with the Triton and rankserve names") {
   TestServer t;
-  REQUIRE(t.post("/v2/models/GPT/infer", R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[2,1],"data":["a","b"]}]})").status == 200);
+  REQUIRE(t.post("/v2/models/GPT/infer", R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[2,1],"data":["a","b"]}]})")
+              .status == 200);
   REQUIRE(t.post("/v2/models/GPT/infer", R"({"inputs":[]})").status == 400);
   REQUIRE(t.post("/v1/completions", R"({"prompt":"a","max_tokens":3})").status == 200);
   // A request is counted right after its answer is written: poll until the last one shows.
@@ -208,8 +209,8 @@ TEST_CASE("stop cancels requests in flight and returns with connections still op
   t->service.set_script(s);
   RawConnection c(t->server.http_port());
   const std::string body = R"({"prompt":"a","max_tokens":5})";
-  c.write("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-          "\r\n\r\n" + body);
+  c.write("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body);
   REQUIRE(t->service.wait_for_submits(1, 5s));
   t->server.stop();
   CHECK(t->service.num_cancelled() == 1);
@@ -223,8 +224,9 @@ TEST_CASE("a client that expects 100-continue gets it before sending the body, a
   TestServer t(gpt_model_info(), o);
   const std::string body = R"({"prompt":"a","max_tokens":1})";
   RawConnection c(t.server.http_port());
-  c.write("POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: " +
-          std::to_string(body.size()) + "\r\n\r\n");
+  c.write(
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n");
   CHECK(c.read_until("\r\n\r\n", 5s).rfind("HTTP/1.1 100 Continue\r\n\r\n", 0) == 0);
   c.write(body);
   CHECK(c.read_until("text_completion", 5s).rfind("HTTP/1.1 200", 0) == 0);
@@ -237,7 +239,8 @@ TEST_CASE("a client that expects 100-continue gets it before sending the body, a
   CHECK(closed);
 }
 
-TEST_CASE("a Transfer-Encoding other than exactly chunked gets 501, and one beside Content-Length or not ending in chunked gets 400") {
+TEST_CASE(
+    "a Transfer-Encoding other than exactly chunked gets 501, and one beside Content-Length or not ending in chunked gets 400") {
   TestServer t;
   struct Case {
     std::string headers;
@@ -256,7 +259,8 @@ TEST_CASE("a Transfer-Encoding other than exactly chunked gets 501, and one besi
       {"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", "0\r\n\r\n", 400},
   };
   for (const Case& c : cases) {
-    const RawReply r = send_raw(t.server.http_port(), "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n" + c.headers + "\r\n" + c.body);
+    const RawReply r =
+        send_raw(t.server.http_port(), "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n" + c.headers + "\r\n" + c.body);
     CHECK_MESSAGE(r.status() == c.status, c.headers << " -> " << r.text);
     CHECK_MESSAGE(r.closed, c.headers);
     boost::json::error_code ec;
@@ -265,9 +269,10 @@ TEST_CASE("a Transfer-Encoding other than exactly chunked gets 501, and one besi
   }
   // Exactly chunked, in any case, is framed as chunked.
   const std::string body = R"({"prompt":"a","max_tokens":1})";
-  const RawReply ok = send_raw(t.server.http_port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                                     "Content-Type: application/json\r\nTransfer-Encoding: Chunked\r\n\r\n" +
-                                                         fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", body.size(), body));
+  const RawReply ok = send_raw(t.server.http_port(),
+                               "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                               "Content-Type: application/json\r\nTransfer-Encoding: Chunked\r\n\r\n" +
+                                   fmt::format("{:x}\r\n{}\r\n0\r\n\r\n", body.size(), body));
   CHECK_MESSAGE(ok.status() == 200, ok.text);
 }
 
@@ -276,17 +281,17 @@ TEST_CASE("a malformed or truncated body gets 400 with a JSON error and the conn
   struct Case {
     std::string framing;  // the headers that frame the body
     std::string body;
-    bool end_stream;      // the client half-closes after the bytes
+    bool end_stream;  // the client half-closes after the bytes
   };
   const std::vector<Case> cases = {
-      {"Transfer-Encoding: chunked\r\n", "zz\r\nabc\r\n0\r\n\r\n", false},      // chunk size not hex
-      {"Transfer-Encoding: chunked\r\n", "3\r\nabcXY0\r\n\r\n", false},          // no CRLF after the chunk data
-      {"Transfer-Encoding: chunked\r\n", "a\r\nabc", true},                        // cut short inside a chunk
-      {"Content-Length: 10\r\n", "abc", true},                                     // cut short of its length
+      {"Transfer-Encoding: chunked\r\n", "zz\r\nabc\r\n0\r\n\r\n", false},  // chunk size not hex
+      {"Transfer-Encoding: chunked\r\n", "3\r\nabcXY0\r\n\r\n", false},     // no CRLF after the chunk data
+      {"Transfer-Encoding: chunked\r\n", "a\r\nabc", true},                 // cut short inside a chunk
+      {"Content-Length: 10\r\n", "abc", true},                              // cut short of its length
   };
   for (const Case& c : cases) {
-    const RawReply r = send_raw(t.server.http_port(), "POST /v2/models/GPT/infer HTTP/1.1\r\nHost: x\r\n" + c.framing + "\r\n" + c.body,
-                                c.end_stream);
+    const RawReply r = send_raw(t.server.http_port(),
+                                "POST /v2/models/GPT/infer HTTP/1.1\r\nHost: x\r\n" + c.framing + "\r\n" + c.body, c.end_stream);
     CHECK_MESSAGE(r.status() == 400, c.body << " -> " << r.text);
     CHECK_MESSAGE(r.closed, c.body);
     boost::json::error_code ec;

@@ -17,9 +17,13 @@ TEST_CASE("JSON tensors accept nested data and check the element count against t
   REQUIRE(r.inputs.size() == 2);
   CHECK(r.inputs[0].numbers == std::vector<double>{1, 2, 3, 4});
   CHECK(r.inputs[1].numbers == std::vector<double>{0.5});
-  CHECK_THROWS_AS(decode_infer_request(R"({"inputs":[{"name":"a","datatype":"INT32","shape":[3],"data":[1,2]}]})", std::nullopt), Error);
-  CHECK_THROWS_AS(decode_infer_request(R"({"inputs":[{"name":"a","datatype":"INT32","shape":[1],"data":[3000000000]}]})", std::nullopt), Error);
-  CHECK_THROWS_AS(decode_infer_request(R"({"inputs":[{"name":"a","datatype":"INT32","shape":[-1],"data":[]}]})", std::nullopt), Error);
+  CHECK_THROWS_AS(decode_infer_request(R"({"inputs":[{"name":"a","datatype":"INT32","shape":[3],"data":[1,2]}]})", std::nullopt),
+                  Error);
+  CHECK_THROWS_AS(
+      decode_infer_request(R"({"inputs":[{"name":"a","datatype":"INT32","shape":[1],"data":[3000000000]}]})", std::nullopt),
+      Error);
+  CHECK_THROWS_AS(decode_infer_request(R"({"inputs":[{"name":"a","datatype":"INT32","shape":[-1],"data":[]}]})", std::nullopt),
+                  Error);
 }
 
 TEST_CASE("binary tensors round-trip through the codec for every datatype") {
@@ -31,8 +35,8 @@ TEST_CASE("binary tensors round-trip through the codec for every datatype") {
   std::string binary;
   for (const Tensor* t : {&bytes, &ints, &floats, &bools}) {
     const std::string raw = encode_tensor_bytes(*t);
-    json += fmt::format(R"({{"name":"{}","datatype":"{}","shape":[{}],"parameters":{{"binary_data_size":{}}}}},)", t->name, to_string(t->datatype),
-                        t->shape[0], raw.size());
+    json += fmt::format(R"({{"name":"{}","datatype":"{}","shape":[{}],"parameters":{{"binary_data_size":{}}}}},)", t->name,
+                        to_string(t->datatype), t->shape[0], raw.size());
     binary += raw;
   }
   json.back() = ']';
@@ -45,8 +49,8 @@ TEST_CASE("binary tensors round-trip through the codec for every datatype") {
 }
 
 TEST_CASE("a binary response puts the JSON header first and the raw outputs after it") {
-  const EncodedResponse e = encode_infer_response("GPT", "", {{Tensor{"o", DataType::int32, {2}, {}, {1, 2}}, true},
-                                                              {Tensor{"j", DataType::bytes, {1}, {"x"}, {}}, false}});
+  const EncodedResponse e = encode_infer_response(
+      "GPT", "", {{Tensor{"o", DataType::int32, {2}, {}, {1, 2}}, true}, {Tensor{"j", DataType::bytes, {1}, {"x"}, {}}, false}});
   REQUIRE(e.json_size);
   CHECK(e.body.size() == *e.json_size + 8);
   CHECK(e.body.substr(0, *e.json_size).find(R"("binary_data_size":8)") != std::string::npos);

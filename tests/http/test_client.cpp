@@ -54,21 +54,22 @@ Reply send_request(int port, const std::string& method, const std::string& targe
   beast::error_code error;
   std::string step = "connect";
   stream.expires_after(timeout);  // connect, write and read together
-  stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)), [&](beast::error_code ec) {
-    if (ec) {
-      error = ec;
-      return;
-    }
-    step = "write";
-    http::async_write(stream, request, [&](beast::error_code ec, size_t) {
-      if (ec) {
-        error = ec;
-        return;
-      }
-      step = "read";
-      http::async_read(stream, buffer, parser, [&](beast::error_code ec, size_t) { error = ec; });
-    });
-  });
+  stream.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)),
+                       [&](beast::error_code ec) {
+                         if (ec) {
+                           error = ec;
+                           return;
+                         }
+                         step = "write";
+                         http::async_write(stream, request, [&](beast::error_code ec, size_t) {
+                           if (ec) {
+                             error = ec;
+                             return;
+                           }
+                           step = "read";
+                           http::async_read(stream, buffer, parser, [&](beast::error_code ec, size_t) { error = ec; });
+                         });
+                       });
   io.run();
   if (error) throw std::runtime_error(method + " " + target + ": " + step + " failed: " + error.message());
   Reply reply;

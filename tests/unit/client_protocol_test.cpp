@@ -68,8 +68,7 @@ TEST_CASE("python_list_repr prints the OPT client's list") {
 TEST_CASE("the NeMo infer request carries every prompt as one batch with the NeMo client's settings") {
   GenerationParams params;
   params.max_tokens = 30;
-  const json::value body =
-      json::parse(infer_body(Contract::nemo, {"Thank you for", "Q: Are you going for a lunch?"}, params));
+  const json::value body = json::parse(infer_body(Contract::nemo, {"Thank you for", "Q: Are you going for a lunch?"}, params));
   const auto& prompts = input_named(body, "prompts");
   CHECK(prompts.at("datatype") == "BYTES");
   CHECK(prompts.at("shape") == json::array{2, 1});
@@ -141,8 +140,7 @@ TEST_CASE("error bodies give the server's message in either protocol's shape") {
 TEST_CASE("model metadata tells the NeMo contract from the OPT contract") {
   CHECK(contract_from_metadata(R"({"name":"GPT","inputs":[{"name":"prompts","datatype":"BYTES","shape":[-1,1]}]})") ==
         Contract::nemo);
-  CHECK(contract_from_metadata(R"({"name":"OPT","inputs":[{"name":"input"},{"name":"output_length"}]})") ==
-        Contract::opt);
+  CHECK(contract_from_metadata(R"({"name":"OPT","inputs":[{"name":"input"},{"name":"output_length"}]})") == Contract::opt);
   CHECK_FALSE(contract_from_metadata(R"({"name":"X","inputs":[{"name":"INPUT0"}]})").has_value());
   CHECK_FALSE(contract_from_metadata(R"({"error":"no model"})").has_value());
   CHECK(model_ids(R"({"object":"list","data":[{"id":"GPT","object":"model"},{"id":"OPT"}]})") ==
@@ -152,8 +150,7 @@ TEST_CASE("model metadata tells the NeMo contract from the OPT contract") {
 
 TEST_CASE("streamed pieces are read from generate_stream, completion and chat chunks") {
   CHECK(stream_piece(StreamProtocol::kserve, R"({"model_name":"GPT","text_output":" four"})").text == " four");
-  CHECK(stream_piece(StreamProtocol::openai, R"({"choices":[{"index":0,"text":" 4","finish_reason":null}]})").text ==
-        " 4");
+  CHECK(stream_piece(StreamProtocol::openai, R"({"choices":[{"index":0,"text":" 4","finish_reason":null}]})").text == " 4");
   CHECK(stream_piece(StreamProtocol::openai_chat, R"({"choices":[{"delta":{"content":"Hi"}}]})").text == "Hi");
   CHECK(stream_piece(StreamProtocol::openai_chat, R"({"choices":[{"delta":{"role":"assistant"}}]})").text.empty());
   CHECK(stream_piece(StreamProtocol::openai, "[DONE]").done);
@@ -182,8 +179,7 @@ TEST_CASE("streaming bodies carry the prompt, max_tokens and the given sampling 
 }
 
 TEST_CASE("client options accept the NeMo and the OPT example clients' flags") {
-  const ClientOptions nemo =
-      parse({"--url", "http://n1:8000", "--prompts", "Thank you for", "Q: lunch?", "--output-len", "12"});
+  const ClientOptions nemo = parse({"--url", "http://n1:8000", "--prompts", "Thank you for", "Q: lunch?", "--output-len", "12"});
   CHECK(nemo.url == "http://n1:8000");
   CHECK(nemo.form == ClientForm::nemo);
   CHECK(nemo.prompts == std::vector<std::string>{"Thank you for", "Q: lunch?"});
@@ -198,12 +194,10 @@ TEST_CASE("client options accept the NeMo and the OPT example clients' flags") {
 }
 
 TEST_CASE("client options report every problem at once, naming the flags") {
-  CHECK_THROWS_WITH_AS(
-      parse({"--prompts", "a", "--input", "b", "--output-len", "3", "--max-tokens", "4", "--top-p", "2"}),
-      doctest::Contains("--url is required"), Error);
+  CHECK_THROWS_WITH_AS(parse({"--prompts", "a", "--input", "b", "--output-len", "3", "--max-tokens", "4", "--top-p", "2"}),
+                       doctest::Contains("--url is required"), Error);
   try {
-    parse({"--prompts", "a", "--input", "b", "--output-len", "3", "--max-tokens", "4", "--top-p", "2", "--protocol",
-           "grpc"});
+    parse({"--prompts", "a", "--input", "b", "--output-len", "3", "--max-tokens", "4", "--top-p", "2", "--protocol", "grpc"});
     FAIL("no error");
   } catch (const Error& e) {
     const std::string message = e.what();

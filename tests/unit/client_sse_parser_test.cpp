@@ -50,8 +50,7 @@ TEST_CASE("SSE frames give the same events whatever the chunk boundaries") {
   for (size_t piece : {1u, 2u, 3u, 7u, 1000u}) {
     CAPTURE(piece);
     const auto events = feed_in_pieces(stream, piece);
-    CHECK(data_of(events) ==
-          std::vector<std::string>{"one", R"({"error": "boom"})", "first line\nsecond line", "[DONE]"});
+    CHECK(data_of(events) == std::vector<std::string>{"one", R"({"error": "boom"})", "first line\nsecond line", "[DONE]"});
     REQUIRE(events.size() == 4);
     CHECK(events[1].event == "error");
     CHECK(events[2].event.empty());  // the event type does not outlive its event

@@ -78,7 +78,7 @@ TEST_CASE("best_token picks the first largest usable logit and its log-probabili
       CAPTURE(n);
       CAPTURE(usable);
       at::Tensor logits = at::randn({n}).mul(8);
-      if (n > 20) logits[n - 1] = 100.0f;  // the largest overall may lie past `usable`
+      if (n > 20) logits[n - 1] = 100.0f;         // the largest overall may lie past `usable`
       if (n > 20) logits[7] = logits[3] = 50.0f;  // a tie: the first wins
       if (!best_token_applies(logits)) return;
       const BestToken best = best_token(logits, usable);

@@ -40,7 +40,7 @@ TEST_CASE("expands Slurm's compressed tasks-per-node lists") {
 
 TEST_CASE("rejects malformed tasks-per-node lists naming the variable") {
   for (const char* bad : {"2(x)", "x2", "2(x3", "0", "2,,1", ""}) {
-    CHECK_THROWS_WITH_AS(expand_tasks_per_node(bad, "SLURM_STEP_TASKS_PER_NODE"),
-                         doctest::Contains("SLURM_STEP_TASKS_PER_NODE"), Error);
+    CHECK_THROWS_WITH_AS(expand_tasks_per_node(bad, "SLURM_STEP_TASKS_PER_NODE"), doctest::Contains("SLURM_STEP_TASKS_PER_NODE"),
+                         Error);
   }
 }

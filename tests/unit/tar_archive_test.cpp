@@ -27,8 +27,9 @@ TEST_CASE("lists a tar's files with long names and reads them, in place or throu
     for (const char* compress : {"", "z"}) {
       INFO(format << " " << compress);
       const fs::path archive = dir / fmt::format("{}.tar{}", format, compress);
-      const int rc = std::system(fmt::format("tar --format={} -c{}f {} -C {} . 2>/dev/null", format, compress, archive.string(),
-                                             (dir / "src").string()).c_str());
+      const int rc = std::system(
+          fmt::format("tar --format={} -c{}f {} -C {} . 2>/dev/null", format, compress, archive.string(), (dir / "src").string())
+              .c_str());
       if (std::string(format) == "ustar" && rc != 0) continue;  // ustar cannot hold the long name at all
       REQUIRE(rc == 0);
       // Keep members up to 100 bytes from the listing pass; the larger one needs another pass (gzip).
@@ -83,7 +84,8 @@ TEST_CASE("a malformed PAX record or an oversized long-name header is a load err
   const std::string bad_pax = write_temp("rs-bad-pax", pax);
   const std::string pax_error = bad_pax + ": PAX header record at byte 0 of its header is malformed";
   CHECK_THROWS_WITH_AS(list_tar(bad_pax), doctest::Contains(pax_error.c_str()), Error);
-  const std::string huge_name = write_temp("rs-huge-name", tar_header("././@LongLink", 'L', uint64_t{8} << 30) + std::string(1024, '\0'));
+  const std::string huge_name =
+      write_temp("rs-huge-name", tar_header("././@LongLink", 'L', uint64_t{8} << 30) + std::string(1024, '\0'));
   const std::string name_error = huge_name + ": a GNU long-name header at byte 0 claims 8589934592 bytes";
   CHECK_THROWS_WITH_AS(list_tar(huge_name), doctest::Contains(name_error.c_str()), Error);
   fs::remove(bad_pax);

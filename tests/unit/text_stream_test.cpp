@@ -54,7 +54,10 @@ TEST_CASE("text without end strings streams through whole") {
 }
 
 TEST_CASE("a multi-byte character is released only when complete") {
-  Streamed s = stream("a\xC3\xA9" "b", {}, false);  // a é b
+  Streamed s = stream(
+      "a\xC3\xA9"
+      "b",
+      {}, false);  // a é b
   CHECK(s.pieces == std::vector<std::string>{"a", "", "\xC3\xA9", "b"});
 }
 

@@ -14,11 +14,16 @@ namespace {
 LaunchContext context(EnvMap env, std::string host = "n1") { return LaunchContext{std::move(env), std::move(host), {}, 0}; }
 
 EnvMap slurm_step(int procid, int nodeid, int localid) {
-  return {{"SLURM_JOB_ID", "4242"},       {"SLURM_STEP_ID", "0"},
-          {"SLURM_PROCID", std::to_string(procid)}, {"SLURM_LOCALID", std::to_string(localid)},
-          {"SLURM_NODEID", std::to_string(nodeid)}, {"SLURM_NTASKS", "6"},
-          {"SLURM_NNODES", "3"},          {"SLURM_STEP_NODELIST", "gpu-a[01-02],gpu-b12"},
-          {"SLURM_STEP_TASKS_PER_NODE", "2(x3)"}, {"SLURMD_NODENAME", "gpu-a02"}};
+  return {{"SLURM_JOB_ID", "4242"},
+          {"SLURM_STEP_ID", "0"},
+          {"SLURM_PROCID", std::to_string(procid)},
+          {"SLURM_LOCALID", std::to_string(localid)},
+          {"SLURM_NODEID", std::to_string(nodeid)},
+          {"SLURM_NTASKS", "6"},
+          {"SLURM_NNODES", "3"},
+          {"SLURM_STEP_NODELIST", "gpu-a[01-02],gpu-b12"},
+          {"SLURM_STEP_TASKS_PER_NODE", "2(x3)"},
+          {"SLURMD_NODENAME", "gpu-a02"}};
 }
 
 }  // namespace
@@ -93,7 +98,9 @@ TEST_CASE("under mpirun the PMIx view wins over the allocation's Slurm variables
 }
 
 TEST_CASE("Open MPI variables alone need --head-url and map ranks by slot") {
-  EnvMap env{{"OMPI_COMM_WORLD_RANK", "5"}, {"OMPI_COMM_WORLD_SIZE", "8"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+  EnvMap env{{"OMPI_COMM_WORLD_RANK", "5"},
+             {"OMPI_COMM_WORLD_SIZE", "8"},
+             {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
              {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}};
   CHECK_THROWS_WITH_AS(topology_from_env(Options{}, context(env)), doctest::Contains("--head-url"), Error);
   Options o;
@@ -106,8 +113,8 @@ TEST_CASE("Open MPI variables alone need --head-url and map ranks by slot") {
 }
 
 TEST_CASE("torchrun-style variables give rank, nodes and the store address") {
-  EnvMap env{{"RANK", "5"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "4"}, {"NODE_RANK", "1"},
-             {"MASTER_ADDR", "10.0.0.1"}, {"MASTER_PORT", "29500"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"}};
+  EnvMap env{{"RANK", "5"},      {"WORLD_SIZE", "8"},         {"LOCAL_RANK", "1"},      {"LOCAL_WORLD_SIZE", "4"},
+             {"NODE_RANK", "1"}, {"MASTER_ADDR", "10.0.0.1"}, {"MASTER_PORT", "29500"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"}};
   Topology t = topology_from_env(Options{}, context(env));
   CHECK(t.source == TopologySource::torchrun);
   CHECK(t.num_nodes == 2);
@@ -164,9 +171,10 @@ TEST_CASE("with no launcher rankserve spawns --gpus local workers") {
 }
 
 TEST_CASE("a spawned worker reads what its launcher set") {
-  EnvMap env{{"RANKSERVE_WORKER", "1"}, {"RANK", "2"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "2"}, {"LOCAL_WORLD_SIZE", "4"},
-             {"NODE_RANK", "0"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "4000"}, {"RANKSERVE_JOB_ID", "local-1"},
-             {"SLURM_PROCID", "0"}, {"SLURM_JOB_ID", "1"}};  // Slurm variables of an outer launch are ignored
+  EnvMap env{{"RANKSERVE_WORKER", "1"},       {"RANK", "2"},         {"WORLD_SIZE", "4"},          {"LOCAL_RANK", "2"},
+             {"LOCAL_WORLD_SIZE", "4"},       {"NODE_RANK", "0"},    {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "4000"},
+             {"RANKSERVE_JOB_ID", "local-1"}, {"SLURM_PROCID", "0"}, {"SLURM_JOB_ID", "1"}};  // Slurm variables of an outer
+                                                                                              // launch are ignored
   Topology t = topology_from_env(Options{}, context(env));
   CHECK(t.source == TopologySource::worker);
   CHECK(t.rank == 2);

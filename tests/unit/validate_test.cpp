@@ -39,7 +39,8 @@ TEST_CASE("rejects a step whose tasks are not nodes x gpus, naming the variable 
   o.gpus = "4";
   auto problems = validate(o, slurm(7, 2, {4, 3}), 0, kResolvesAll);
   const std::string text = all_messages(problems);
-  CHECK(text.find("topology: SLURM_NTASKS=7 but --nodes 2 x --gpus 4 = 8 (submit with --ntasks-per-node=4)") != std::string::npos);
+  CHECK(text.find("topology: SLURM_NTASKS=7 but --nodes 2 x --gpus 4 = 8 (submit with --ntasks-per-node=4)") !=
+        std::string::npos);
   CHECK(text.find("puts 3 tasks on n2") != std::string::npos);
   CHECK(problems.front().code == ErrorCode::topology);
 }
