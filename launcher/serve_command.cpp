@@ -125,18 +125,6 @@ std::function<void(const WorkerLoss&)> stop_on_worker_loss(const FailureHook& ho
 
 }  // namespace
 
-void FailureHook::set_fail_requests(std::function<void(const std::string& reason)> fail) {
-  std::lock_guard lock(mutex_);
-  fail_ = std::move(fail);
-}
-
-void FailureHook::clear_fail_requests() { set_fail_requests(nullptr); }
-
-void FailureHook::fail_requests(const std::string& reason) {
-  std::lock_guard lock(mutex_);
-  if (fail_) fail_(reason);
-}
-
 void run_serve(const Options& options, const runtime::ProcessGroups& groups, const Topology& topology, FailureHook& hook) {
   const bool head = topology.rank == 0;
   // Rank 0 tokenizes; it loads the tokenizer before the shards so a missing one fails fast.
