@@ -74,15 +74,17 @@ int64_t as_int(const json::value& value, std::string_view field) {
 }
 
 float to_float32(double value, std::string_view field) {
-  const float f = static_cast<float>(value);
   if (value == 0) return 0.0f;
+  // Beyond float32's range the conversion itself is undefined: such a value counts as infinite.
+  const bool fits = std::abs(value) <= std::numeric_limits<float>::max();  // false for NaN too
+  const float f = fits ? static_cast<float>(value) : std::numeric_limits<float>::infinity();
   if (!std::isnormal(f)) {
     throw field_error(field,
                       fmt::format("is {}, which is {} as float32; expected a float32 between {} and {} in magnitude", value,
-                                  std::isnan(f)   ? "not a number"
-                                  : std::isinf(f) ? "infinite"
-                                  : f == 0        ? "0"
-                                                  : "subnormal",
+                                  std::isnan(value) ? "not a number"
+                                  : std::isinf(f)   ? "infinite"
+                                  : f == 0          ? "0"
+                                                    : "subnormal",
                                   std::numeric_limits<float>::min(), std::numeric_limits<float>::max()));
   }
   return f;

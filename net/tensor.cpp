@@ -76,11 +76,11 @@ size_t element_size(DataType type) {
   return 0;
 }
 
-// The element count of `shape` (dimensions already >= 0). Every element takes at least one byte of
-// JSON text or binary data, so a count above the body's `body_bytes` is refused before any size
-// arithmetic uses it (and cannot overflow: a product is checked at each step).
-int64_t checked_num_elements(const std::vector<int64_t>& shape, size_t body_bytes, const std::string& field) {
-  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
+// Refuses a `shape` (dimensions already >= 0) whose element count exceeds the body's `body_bytes`:
+// every element takes at least one byte of JSON text or binary data. Checked before any size
+// arithmetic uses the count (Tensor::num_elements, byte counts), with each product checked.
+void check_num_elements(const std::vector<int64_t>& shape, size_t body_bytes, const std::string& field) {
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return;
   int64_t n = 1;
   for (int64_t d : shape) {
     if (__builtin_mul_overflow(n, d, &n) || static_cast<uint64_t>(n) > body_bytes) {
@@ -88,7 +88,6 @@ int64_t checked_num_elements(const std::vector<int64_t>& shape, size_t body_byte
                                            fmt::join(shape, ","), body_bytes));
     }
   }
-  return n;
 }
 
 // Appends the elements of `data` (flat or nested arrays, as KServe allows) to the tensor.
@@ -217,7 +216,7 @@ InferRequest decode_infer_request(std::string_view body, std::optional<size_t> j
       if (dim < 0) throw field_error(field, fmt::format("has shape dimension {}; expected sizes >= 0", dim));
       t.shape.push_back(dim);
     }
-    checked_num_elements(t.shape, body.size(), field);
+    check_num_elements(t.shape, body.size(), field);
     std::optional<int64_t> binary_size;
     if (const json::object* parameters = read_object(in, "parameters", field + " parameters")) {
       binary_size = read_int(*parameters, "binary_data_size", field + " parameters.binary_data_size");

@@ -76,8 +76,9 @@ Reply curl(const std::string& args) {
   return {std::stoi(r.output.substr(newline + 1)), r.output.substr(0, newline)};
 }
 
-Reply post_json(const std::string& url, const std::string& body) {
-  return curl(fmt::format("-X POST -H 'Content-Type: application/json' --data-binary @{} {}", text_file("body", body), url));
+Reply post_json(const std::string& url, const std::string& body, const std::string& curl_args) {
+  return curl(fmt::format("-X POST -H 'Content-Type: application/json' {} --data-binary @{} {}", curl_args,
+                          text_file("body", body), url));
 }
 
 }  // namespace rankserve::testing

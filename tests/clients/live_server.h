@@ -48,6 +48,7 @@ struct Reply {
 
 // curl with `args`: the status code and the body. REQUIREs that curl ran.
 Reply curl(const std::string& args);
-Reply post_json(const std::string& url, const std::string& body);
+// POSTs `body` as application/json; `curl_args` adds to the command line (headers, say).
+Reply post_json(const std::string& url, const std::string& body, const std::string& curl_args = "");
 
 }  // namespace rankserve::testing
