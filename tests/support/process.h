@@ -36,7 +36,8 @@ struct Result {
   std::string output;
 };
 
-// Runs to completion or the deadline (then kills it and returns code -1).
+// Runs to completion or the deadline (then kills it and returns code -1, with the stacks of its
+// process group appended to the output when gdb is installed).
 Result run(const std::string& command, std::chrono::milliseconds timeout = std::chrono::minutes(5));
 
 }  // namespace rankserve::testing
