@@ -118,6 +118,20 @@ TEST_CASE("rankserve-client in the NeMo form prints each sentence after a line o
   CHECK(r.output.find(bar + "\nQ: Are you going for a lunch?", first) != std::string::npos);
 }
 
+TEST_CASE("rankserve-client --protocol openai and openai-chat decode greedily by default, as generate does") {
+  Server& s = gpt_server();
+  const json::value expected = s.generate("1 2 3", 6);
+  for (const char* protocol : {"openai", "openai-chat"}) {
+    auto r =
+        run(fmt::format("{} --url {} --protocol {} --model-name GPT --prompts '1 2 3' --output-len 6", kClient, s.url, protocol),
+            120s);
+    INFO(protocol << ": " << r.output);
+    REQUIRE(r.code == 0);
+    if (std::string(protocol) == "openai")
+      CHECK(r.output.find(std::string(expected.at("text").as_string())) != std::string::npos);
+  }
+}
+
 TEST_CASE("rankserve-client in the OPT form prints output: ['...'] from a server with two data-parallel copies") {
   Server& s = opt_server();
   auto r = run(fmt::format("{} --server-url {} --input 'The capital of Poland is' --output-length 3", kClient, s.url), 120s);
