@@ -108,7 +108,8 @@ void log_peer_table(const std::vector<runtime::PeerInfo>& peers) {
   for (const auto& p : peers) {
     table += fmt::format("\n{:<5} {:<24} {:<16} {:<8} {}", p.rank, p.hostname, p.address, p.pid, p.device);
   }
-  log::info("all {} ranks arrived:\n{}", peers.size(), table);
+  log::info("{}:\n{}",
+            peers.size() == 1 ? std::string("the one rank arrived") : fmt::format("all {} ranks arrived", peers.size()), table);
 }
 
 int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visible_gpus) {

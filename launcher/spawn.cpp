@@ -10,6 +10,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
+#include "runtime/core/plural.h"
 
 namespace rankserve::launcher {
 namespace {
@@ -42,6 +43,14 @@ struct Worker {
   std::vector<std::string> args = plan.args;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The binary's own path, so that ps shows the workers as rankserve (exec of /proc/self/exe names
+  // them "exe"); /proc/self/exe itself when the file is gone (replaced by a rebuild, say).
+  char path[4096];
+  const ssize_t length = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (length > 0) {
+    path[length] = '\0';
+    ::execv(path, argv.data());
+  }
   ::execv("/proc/self/exe", argv.data());
   std::fprintf(stderr, "rankserve: cannot start worker %d: exec /proc/self/exe: %s\n", rank, std::strerror(errno));
   ::_exit(exit_code(ErrorCode::runtime));
@@ -88,7 +97,7 @@ int run_workers(const SpawnPlan& plan) {
     if (pid == 0) exec_worker(plan, local, original);
     running[pid] = Worker{local, plan.first_rank + local};
   }
-  log::info("spawned {} workers (ranks {}..{}) with store {}:{}", plan.num_workers, plan.first_rank,
+  log::info("spawned {} (ranks {}..{}) with store {}:{}", count_of(plan.num_workers, "worker", "workers"), plan.first_rank,
             plan.first_rank + plan.num_workers - 1, plan.head_host, plan.head_port);
 
   int result = 0;
@@ -128,8 +137,9 @@ int run_workers(const SpawnPlan& plan) {
         if (!ok) log::debug("worker rank {} {}", worker.rank, describe_status(status));
         continue;
       }
-      log::error("worker rank {} (local rank {}, pid {}) {}; stopping the other {} workers", worker.rank, worker.local_rank, pid,
-                 describe_status(status), running.size());
+      log::error(
+          "worker rank {} (local rank {}, pid {}) {}{}", worker.rank, worker.local_rank, pid, describe_status(status),
+          running.empty() ? "" : "; stopping the other " + count_of(static_cast<long long>(running.size()), "worker", "workers"));
       result = WIFEXITED(status) ? WEXITSTATUS(status) : exit_code(ErrorCode::runtime);
       stopping = true;
       announce_loss(running, WorkerLoss{worker.rank, status});

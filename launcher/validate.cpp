@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "runtime/core/plural.h"
+
 namespace rankserve::launcher {
 namespace {
 
@@ -62,8 +64,8 @@ void check_layout(const Options& o, const Topology& t, const GpuSelection& gpus,
   auto topology = [&](std::string message) { out.push_back({ErrorCode::topology, std::move(message)}); };
   if (!spawned(t)) {
     if (o.nodes > 0 && o.nodes != t.num_nodes) {
-      topology(fmt::format("topology: {} gives {} nodes but --nodes {} (submit with --nodes={}, or pass --nodes {})",
-                           t.num_nodes_from, t.num_nodes, o.nodes, o.nodes, t.num_nodes));
+      topology(fmt::format("topology: {} gives {} but --nodes {} (submit with --nodes={}, or pass --nodes {})", t.num_nodes_from,
+                           count_of(t.num_nodes, "node", "nodes"), o.nodes, o.nodes, t.num_nodes));
     }
     if (gpus.per_node > 0) {
       const int nodes = o.nodes > 0 ? o.nodes : t.num_nodes;

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -90,6 +91,9 @@ TEST_CASE("killing one spawned worker makes the launcher stop the rest and exit 
   auto children = run(fmt::format("pgrep -P {}", launcher.pid()), 10s);
   REQUIRE(children.code == 0);
   const int victim = std::stoi(children.output.substr(children.output.find('\n') + 1));
+  std::string comm;
+  std::ifstream(fmt::format("/proc/{}/comm", victim)) >> comm;
+  CHECK(comm == "rankserve");  // what ps and top show (not "exe")
   const auto killed_at = std::chrono::steady_clock::now();
   ::kill(victim, SIGKILL);
   auto code = launcher.wait_for(10s);

@@ -44,8 +44,11 @@ struct LiveServer {
         std::make_unique<Process>(fmt::format("exec {} serve --http-port 0 --metrics-port -1 --url-file {}/url "
                                               "--timeout 60 --log-all-ranks {}",
                                               kBin, dir.string(), flags));
-    REQUIRE_MESSAGE(process->wait_for_output("Server http url", 120s), process->output());
-    std::ifstream(dir / "url") >> url;
+    url = rankserve::testing::wait_for_file_word((dir / "url").string(), 180s);
+    REQUIRE_MESSAGE(!url.empty(), process->output());
+    // --url-file appears once the server is ready (before the model had loaded, it did not answer 200 yet).
+    const auto health = run(fmt::format("curl -s -o /dev/null -w '%{{http_code}}' {}/v2/health/ready", url), 30s);
+    CHECK_MESSAGE(health.output == "200", health.output << process->output());
     auto ready = run(fmt::format("{} --url {} --init-timeout-s 60", kClient, url), 90s);
     REQUIRE_MESSAGE(ready.code == 0, ready.output << process->output());
   }

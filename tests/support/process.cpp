@@ -78,6 +78,16 @@ bool Process::wait_for_output(const std::string& text, std::chrono::milliseconds
   return false;
 }
 
+std::string wait_for_file_word(const std::string& path, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string word;
+  while (word.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::ifstream(path) >> word;
+    if (word.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return word;
+}
+
 Result run(const std::string& command, std::chrono::milliseconds timeout) {
   Process p(command);
   auto code = p.wait_for(timeout);

@@ -49,7 +49,7 @@ TEST_CASE("rejects a node count different from --nodes") {
   Options o;
   o.nodes = 2;
   const std::string text = all_messages(validate(o, slurm(4, 1, {4}), 0, kResolvesAll));
-  CHECK(text.find("SLURM_NNODES=1 gives 1 nodes but --nodes 2") != std::string::npos);
+  CHECK(text.find("SLURM_NNODES=1 gives 1 node but --nodes 2") != std::string::npos);
 }
 
 TEST_CASE("rejects tp x pp that does not divide the world") {
