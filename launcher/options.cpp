@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cctype>
+#include <filesystem>
 #include <sstream>
 
 #include "runtime/core/error.h"
@@ -60,7 +61,8 @@ void describe(Description& d, Options& o) {
      "check: repeat the all-reduce check on every group for this many seconds (0: once).")
     ("model-path", po::value<std::string>(&o.model_path),
      "generate, serve: a Hugging Face GPT-2 or OPT folder (config.json and model.safetensors, or shards with "
-     "model.safetensors.index.json), or random/<size> (125M ... 530B, the OPT example's table) for seeded "
+     "model.safetensors.index.json), a NeMo Megatron GPT checkpoint (a .nemo file, or its unpacked folder; its saved "
+     "TP/PP are the default layout), or random/<size> (125M ... 530B, the OPT example's table) for seeded "
      "random weights created directly as each rank's shard.")
     ("prompt-ids", po::value<std::string>(&o.prompt_ids), "generate: the prompt as comma-separated token ids.")
     ("prompt", po::value<std::string>(&o.prompt),
@@ -89,7 +91,9 @@ void describe(Description& d, Options& o) {
     ("seed", po::value<uint64_t>(&o.seed)->default_value(o.seed), "generate --sample: the same seed gives the same tokens.")
     ("model-name", po::value<std::string>(&o.model_name),
      "serve: the name clients use for the model (KServe and OpenAI). Default: OPT for OPT checkpoints and "
-     "random/<size>, GPT otherwise (the examples' names); the contract (OPT or GPT inputs) follows the family.")
+     "random/<size>, GPT otherwise (the examples' names); the contract (OPT or GPT inputs) follows the family. "
+     "Without --model-path, a model given here (random/<size>, or a folder or file) is the model to load, as the "
+     "OPT example's --model-name.")
     ("http-address", po::value<std::string>(&o.http_address)->default_value(o.http_address),
      "serve: address the HTTP server of global rank 0 listens on.")
     ("http-port", po::value<int>(&o.http_port)->default_value(o.http_port), "serve: HTTP port (KServe v2, OpenAI, /metrics).")
@@ -117,7 +121,7 @@ void describe(Description& d, Options& o) {
     ("log-json", po::bool_switch(&o.log_json), "Log one JSON object per line.")
     ("log-all-ranks", po::bool_switch(&o.log_all_ranks), "Print info lines from every rank, not only rank 0.");
   // clang-format on
-  d.all.add(d.visible).add_options()("command", po::value<std::string>(&o.command), "check");
+  d.all.add(d.visible).add_options()("command", po::value<std::string>(&o.command), "serve");
   d.positional.add("command", 1);
 }
 
@@ -163,6 +167,19 @@ void merge_alias(const po::variables_map& vm, const std::string& name, const std
   target = value;
 }
 
+// The OPT example's --model-name is the model to load. Without --model-path, a --model-name that is
+// a model (random/<size>, or a folder or file that exists) is taken as --model-path, served under the
+// family's default name; a hub id (ORG/NAME) is refused by validation (see check_options).
+void take_model_name_as_model(Options& o) {
+  if (!o.model_path.empty() || o.model_name.find('/') == std::string::npos) return;
+  std::error_code ec;
+  if (o.model_name.rfind("random/", 0) == 0 || std::filesystem::exists(o.model_name, ec)) {
+    o.model_path = o.model_name;
+    o.model_name.clear();
+    o.model_name_was_model = true;
+  }
+}
+
 }  // namespace
 
 ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& env) {
@@ -188,10 +205,11 @@ ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& 
   }
   merge_alias(vm, "nodes", "number-of-nodes", parsed.options.nodes);
   merge_alias(vm, "gpus", "number-of-gpus", parsed.options.gpus);
+  take_model_name_as_model(parsed.options);
   parsed.help = vm["help"].as<bool>();
   parsed.version = vm["version"].as<bool>();
   std::ostringstream help;
-  help << "Usage: rankserve [check|generate|serve] [options]\n\n"
+  help << "Usage: rankserve [serve|check|generate] [options]   (serve when no command is given)\n\n"
           "  check     start every rank, rendezvous, create the world/TP/PP/DP communicators,\n"
           "            verify an all-reduce on each, print the topology and exit.\n"
           "  generate  the same, then load each rank's shard of --model-path and run one greedy\n"

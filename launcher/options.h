@@ -12,7 +12,8 @@ namespace rankserve::launcher {
 inline constexpr int kFirstDerivedStorePort = 15000;  // NeMo example: 15000 + last 4 digits of the job id
 
 struct Options {
-  std::string command = "check";  // check: start-up and collective check; generate: one generation; serve: HTTP
+  std::string command = "serve";  // serve (default, as the examples' servers): HTTP; check: start-up and collective check;
+                                  // generate: one generation
 
   // Topology. Zero / empty means "take it from the launcher".
   int nodes = 0;                  // --nodes / --number-of-nodes
@@ -50,7 +51,8 @@ struct Options {
   uint64_t seed = 0;  // sampling seed
 
   // serve
-  std::string model_name;  // served name; default GPT (GPT-2, NeMo) or OPT by family
+  std::string model_name;             // served name; default GPT (GPT-2, NeMo) or OPT by family
+  bool model_name_was_model = false;  // --model-name named the model to load (the OPT example's meaning): now model_path
   std::string http_address = "0.0.0.0";
   int http_port = 8000;
   int metrics_port = 8002;

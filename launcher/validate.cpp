@@ -26,6 +26,13 @@ void check_options(const Options& o, std::vector<Problem>& out) {
     if (!(o.repetition_penalty > 0)) usage(fmt::format("options: --repetition-penalty={} must be > 0", o.repetition_penalty));
     if (o.min_length < 0) usage(fmt::format("options: --min-length={} must be >= 0", o.min_length));
   }
+  if ((o.command == "serve" || o.command == "generate") && o.model_path.empty() && o.model_name.find('/') != std::string::npos) {
+    usage(
+        fmt::format("options: --model-name={} names a model to load (as the OPT example's --model-name does), but it is "
+                    "neither random/<size> nor a local folder or file, and rankserve does not download models; download "
+                    "it, then pass --model-path /path/to/it (--model-name is the name clients ask for, e.g. OPT)",
+                    o.model_name));
+  }
   if (o.command == "serve") {
     auto port = [&](const char* flag, int value, int lowest) {
       if (value < lowest || value > 65535) usage(fmt::format("options: --{}={} is not in {}..65535", flag, value, lowest));
