@@ -149,6 +149,7 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   FailureHook failure_hook;
   std::unique_ptr<runtime::Watchdog> watchdog = rendezvous.start_watchdog([&failure_hook](int code, const std::string& reason) {
     log::fatal("{}", reason);
+    report_failure_to_launcher(capture_environment(), reason);
     failure_hook.fail_requests(reason);
     std::_Exit(code);
   });
@@ -300,6 +301,7 @@ int main(int argc, char** argv) {
     return rankserve::launcher::run(argc, argv);
   } catch (const rankserve::Error& e) {
     rankserve::log::fatal("{}", e.what());
+    rankserve::launcher::report_failure_to_launcher(rankserve::launcher::capture_environment(), e.what());
     return rankserve::exit_code(e.code());
   } catch (const std::exception& e) {
     rankserve::log::fatal("internal: {}", e.what());

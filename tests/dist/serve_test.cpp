@@ -271,4 +271,12 @@ TEST_CASE("serve: ports in use are all named, before any shard is loaded, with t
   CHECK(r.output.find(fmt::format(":{} (--http-port)", http)) != std::string::npos);
   CHECK(r.output.find(fmt::format(":{} (--metrics-port)", metrics)) != std::string::npos);
   CHECK(r.output.find("loaded random/125M") == std::string::npos);  // rank 0 never loaded its shard
+  // The launcher's own last word names rank 0's cause, not only the worker that happened to exit first.
+  const size_t last = r.output.rfind("] ERROR ");  // the launcher's line: "<cause>; worker rank N ... exited with code 2"
+  REQUIRE(last != std::string::npos);
+  const size_t line_start = r.output.rfind('\n', last) + 1;
+  const std::string line = r.output.substr(line_start, r.output.find('\n', last) - line_start);
+  CHECK(line.find("rank 0 (host") != std::string::npos);
+  CHECK(line.find("exited with code 2") != std::string::npos);
+  CHECK(line.find(fmt::format(":{} (--http-port)", http)) != std::string::npos);
 }
