@@ -226,7 +226,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& 
 }
 
 std::string describe_options(const Options& o) {
-  return fmt::format(
+  std::string out = fmt::format(
       "command = {}\nnodes = {}\ngpus = {}\nrank = {}\nhead-url = {}\nk8s-service = {}\nadvertise-address = {}\n"
       "store-port = {}\ntp = {}\npp = {}\ntimeout = {}\ncheck-duration = {}\nlog-level = {}\nlog-json = {}\n",
       o.command, o.nodes == 0 ? std::string("(from launcher)") : std::to_string(o.nodes), o.gpus,
@@ -234,6 +234,27 @@ std::string describe_options(const Options& o) {
       o.k8s_service.empty() ? "(unset)" : o.k8s_service, o.advertise_address.empty() ? "(derived)" : o.advertise_address,
       o.store_port == 0 ? std::string("(derived)") : std::to_string(o.store_port), o.tp_size, o.pp_size, o.timeout_s,
       o.check_duration_s, o.log_level, o.log_json);
+  if (o.command == "check") return out;
+  out += fmt::format("model-path = {}\ndtype = {}\ncpu-threads = {}\nweights-seed = {}\n",
+                     o.model_path.empty() ? "(built-in random/125M)" : o.model_path, o.dtype,
+                     o.cpu_threads == 0 ? std::string("(derived)") : std::to_string(o.cpu_threads), o.weights_seed);
+  if (o.command == "generate") {
+    out += fmt::format(
+        "prompt = {}\nprompt-ids = {}\ntokenizer = {}\nmax-tokens = {}\nsample = {}\ntemperature = {}\ntop-k = {}\n"
+        "top-p = {}\nrepetition-penalty = {}\nmin-length = {}\nseed = {}\njson = {}\nno-kv-cache = {}\n",
+        o.prompt, o.prompt_ids, o.tokenizer.empty() ? "(the model's)" : o.tokenizer, o.max_tokens, o.sample, o.temperature,
+        o.top_k, o.top_p, o.repetition_penalty, o.min_length, o.seed, o.json, o.no_kv_cache);
+    return out;
+  }
+  out += fmt::format(
+      "model-name = {}\nhttp-address = {}\nhttp-port = {}\nmetrics-port = {}\nurl-file = {}\nmax-batch-size = {}\n"
+      "max-queue-size = {}\nkv-cache-gb = {}\nmax-prefill-tokens = {}\nrequest-timeout = {}\nshutdown-timeout = {}\n"
+      "api-key = {}\n",
+      o.model_name.empty() ? "(by family: GPT or OPT)" : o.model_name, o.http_address, o.http_port, o.metrics_port,
+      o.url_file.empty() ? "(none)" : o.url_file,
+      o.max_batch_size == 0 ? std::string("(the contract's)") : std::to_string(o.max_batch_size), o.max_queue_size, o.kv_cache_gb,
+      o.max_prefill_tokens, o.request_timeout_s, o.shutdown_timeout_s, o.api_key.empty() ? "(none)" : "(set, not shown)");
+  return out;
 }
 
 }  // namespace rankserve::launcher

@@ -74,3 +74,18 @@ TEST_CASE("the OPT example's --model-name is the model to load when it names one
   CHECK(messages.find("--model-name=facebook/opt-125m names a model to load") != std::string::npos);
   CHECK(messages.find("--model-path") != std::string::npos);
 }
+
+TEST_CASE("the options dump shows the command's own flags (serve's, generate's), never the API key") {
+  Options o = parse_options({"serve", "--http-port", "9000", "--api-key", "s3cret", "--max-queue-size", "7"}, {}).options;
+  const std::string serve = describe_options(o);
+  CHECK(serve.find("\nhttp-port = 9000\n") != std::string::npos);
+  CHECK(serve.find("\nmax-queue-size = 7\n") != std::string::npos);
+  CHECK(serve.find("\nshutdown-timeout = 30\n") != std::string::npos);
+  CHECK(serve.find("s3cret") == std::string::npos);
+  CHECK(serve.find("\napi-key = (set, not shown)\n") != std::string::npos);
+  const std::string generate =
+      describe_options(parse_options({"generate", "--model-path", "random/125M", "--max-tokens", "5"}, {}).options);
+  CHECK(generate.find("\nmax-tokens = 5\n") != std::string::npos);
+  CHECK(generate.find("http-port") == std::string::npos);
+  CHECK(describe_options(parse_options({"check"}, {}).options).find("model-path") == std::string::npos);
+}
