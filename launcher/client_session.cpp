@@ -108,10 +108,14 @@ ServedModel ClientSession::resolve_model(bool need_contract) const {
   }
 
   const std::string preferred = options_.form == ClientForm::opt ? "OPT" : "GPT";
-  if (const auto response = metadata(preferred); response && response->status == 200) {
-    if (const auto contract = contract_from_metadata(response->body)) return ServedModel{preferred, contract};
-  }
+  // The list first (rankserve's /v1/models), so a server without the preferred model is not asked for
+  // it (a 404 in its log each time); a server with no list (Triton) is asked directly.
   const auto ids = served_ids();
+  if (ids.empty() || std::find(ids.begin(), ids.end(), preferred) != ids.end()) {
+    if (const auto response = metadata(preferred); response && response->status == 200) {
+      if (const auto contract = contract_from_metadata(response->body)) return ServedModel{preferred, contract};
+    }
+  }
   for (const auto& id : ids) {
     if (id == preferred) continue;
     const auto response = metadata(id);

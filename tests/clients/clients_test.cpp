@@ -140,6 +140,16 @@ TEST_CASE("rankserve-client in the OPT form prints output: ['...'] from a server
   CHECK(r.output.find("output: ['The capital of Poland is") != std::string::npos);
 }
 
+TEST_CASE("rankserve-client in the NeMo form against a server of only OPT uses it without a 404 in the server's log") {
+  Server& s = opt_server();
+  auto r = run(fmt::format("{} --url {} --prompts '1 2 3' --output-len 3", kClient, s.url), 120s);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("using 'OPT'") != std::string::npos);
+  CHECK(r.output.find(std::string(32, '=') + "\n1 2 3") != std::string::npos);
+  CHECK(s.process->output().find("/v2/models/GPT -> 404") == std::string::npos);
+}
+
 TEST_CASE("the OPT contract takes a batch of prompts of different lengths, each equal to generate") {
   Server& s = opt_server();
   const Reply reply = post_json(s.url + "/v2/models/OPT/infer", R"({"inputs":[
