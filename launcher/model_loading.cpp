@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "runtime/core/error.h"
 #include "runtime/core/log.h"
 #include "runtime/model/nemo_tokenizer.h"
 #include "runtime/tokenizer/tokenizer_folder.h"
@@ -36,7 +37,16 @@ runtime::BpeTokenizer load_tokenizer(const Options& options) {
     const std::string specials[] = {"<|endoftext|>"};
     return runtime::BpeTokenizer::from_texts({t.vocab_json, t.vocab_origin}, {t.merges_txt, t.merges_origin}, specials);
   }
-  return runtime::load_tokenizer_folder(tokenizer_folder_of(options));
+  const std::string folder = tokenizer_folder_of(options);
+  std::error_code ec;
+  if (options.tokenizer.empty() && model.rfind("random/", 0) == 0 && !std::filesystem::is_directory(folder, ec)) {
+    throw Error(ErrorCode::load,
+                fmt::format("tokenizer: the built-in GPT-2 vocabulary of {} is not at {} (the binary looks in "
+                            "<its folder>/../share/rankserve/gpt2); run the binary from its build or install tree "
+                            "(cmake --install), or pass --tokenizer FOLDER holding encoder.json and vocab.bpe",
+                            model, folder));
+  }
+  return runtime::load_tokenizer_folder(folder);
 }
 
 int random_model_eos(const Options& options, const runtime::BpeTokenizer& tokenizer) {
