@@ -32,6 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/content_encoding.h"
 #include "net/errors.h"
 #include "net/exchange.h"
 #include "net/http_request_parser.h"
@@ -352,6 +353,13 @@ asio::awaitable<void> Session::run() {
     http::request<http::string_body> message = parser.release();
     for (const auto& field : message) request_.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     request_.body = std::move(message.body());
+    if (std::optional<ContentEncodingError> failed =
+            decode_content_encoding(request_.header("Content-Encoding"), request_.body, options_.max_body_bytes)) {
+      // The body was read whole, but a request that cannot be decoded is answered like one that cannot be framed.
+      co_await reject(status_detail(failed->status), ErrorCode::bad_request, failed->message, request_.path);
+      break;
+    }
+    std::erase_if(request_.headers, [](const auto& h) { return beast::iequals(h.first, "Content-Encoding"); });
 
     const bool usable = co_await serve_exchange(server_.context, *this, metrics_port_);
     busy_->store(false);
