@@ -6,9 +6,12 @@
 #include <boost/beast/core/string.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <vector>
+
+#include "net/http_types.h"
 
 namespace rankserve::net {
 
@@ -137,6 +140,31 @@ std::optional<ContentEncodingError> decode_content_encoding(std::optional<std::s
   }
   body = std::move(out);
   return std::nullopt;
+}
+
+bool accepts_gzip(std::optional<std::string_view> accept_encoding) {
+  if (!accept_encoding) return false;
+  bool gzip = false;
+  bool gzip_named = false;
+  for (const std::string_view item : header_list(*accept_encoding)) {
+    const size_t semicolon = item.find(';');
+    const std::string_view coding = trim(item.substr(0, semicolon));
+    double q = 1;
+    if (semicolon != std::string_view::npos) {
+      const std::string_view param = trim(item.substr(semicolon + 1));
+      if (param.size() > 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+        q = std::strtod(std::string(param.substr(2)).c_str(), nullptr);
+      }
+    }
+    const bool named = boost::beast::iequals(coding, "gzip") || boost::beast::iequals(coding, "x-gzip");
+    if (named) {
+      gzip_named = true;
+      gzip = q > 0;
+    } else if (coding == "*" && !gzip_named) {
+      gzip = q > 0;
+    }
+  }
+  return gzip;
 }
 
 std::string gzip_compress(std::string_view data) {

@@ -24,7 +24,14 @@ struct ContentEncodingError {
 std::optional<ContentEncodingError> decode_content_encoding(std::optional<std::string_view> content_encoding, std::string& body,
                                                             std::size_t max_inflated_bytes);
 
-// `data` as one gzip member (level 6). For Accept-Encoding replies and for tests.
+// Responses of fewer bytes go out uncompressed whatever the client accepts: not worth the CPU.
+inline constexpr std::size_t kMinCompressedResponseBytes = 1024;
+
+// True when an Accept-Encoding value (nullopt: the header is absent) accepts gzip: `gzip`,
+// `x-gzip` or `*` listed with a q-value above 0 (RFC 9110 §12.5.3).
+bool accepts_gzip(std::optional<std::string_view> accept_encoding);
+
+// `data` as one gzip member (level 6). For responses to clients that accept gzip.
 std::string gzip_compress(std::string_view data);
 
 }  // namespace rankserve::net

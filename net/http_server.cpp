@@ -171,7 +171,15 @@ Task<void> Session::respond(ServerResponse response) {
   res.set(http::field::server, "rankserve");
   res.set(http::field::content_type, response.content_type);
   for (const auto& [name, value] : response.headers) res.set(name, value);
-  res.body() = std::move(response.body);
+  if (response.body.size() >= kMinCompressedResponseBytes && accepts_gzip(request_.header("Accept-Encoding"))) {
+    // As Triton compresses for tritonclient: the whole body, Inference-Header-Content-Length still
+    // counting the uncompressed JSON (clients inflate before they split).
+    res.body() = gzip_compress(response.body);
+    res.set(http::field::content_encoding, "gzip");
+    res.set(http::field::vary, "Accept-Encoding");
+  } else {
+    res.body() = std::move(response.body);
+  }
   res.keep_alive(keep_alive_);
   res.prepare_payload();
   status_ = response.status;
@@ -477,6 +485,8 @@ HttpServer::~HttpServer() { stop(); }
 int HttpServer::http_port() const { return impl_->bound_http_port; }
 
 int HttpServer::metrics_port() const { return impl_->bound_metrics_port; }
+
+Metrics& HttpServer::metrics() { return impl_->metrics; }
 
 void HttpServer::stop() {
   Impl& impl = *impl_;

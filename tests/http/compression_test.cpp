@@ -214,3 +214,32 @@ TEST_CASE("the OpenAI and generate surfaces take gzip bodies too") {
   CHECK(g.status == 200);
   CHECK(g.json().at("text_output").as_string() == FakeService::continuation(2));
 }
+
+TEST_CASE("a client that accepts gzip gets large responses gzipped and small ones as they are") {
+  TestServer t;
+  const std::string big = R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["x"]},
+                                       {"name":"max_length","datatype":"INT32","shape":[1,1],"data":[200]}]})";
+  const Reply plain = t.post("/v2/models/GPT/infer", big);
+  REQUIRE(plain.status == 200);
+  REQUIRE(plain.body.size() >= net::kMinCompressedResponseBytes);
+  CHECK(plain.header("Content-Encoding").empty());
+  for (const std::string accept : {"gzip", "deflate, gzip;q=0.5", "*", "br;q=1.0, GZIP"}) {
+    CAPTURE(accept);
+    const Reply r = t.post("/v2/models/GPT/infer", big, {{"Accept-Encoding", accept}});
+    REQUIRE(r.status == 200);
+    CHECK(r.header("Content-Encoding") == "gzip");
+    std::string body = r.body;
+    CHECK(body.size() < plain.body.size());
+    CHECK_FALSE(net::decode_content_encoding("gzip", body, 1 << 20));
+    CHECK(body == plain.body);
+  }
+  for (const std::string accept : {"gzip;q=0", "identity", "br", "*, gzip;q=0", "deflate"}) {
+    CAPTURE(accept);
+    const Reply r = t.post("/v2/models/GPT/infer", big, {{"Accept-Encoding", accept}});
+    CHECK(r.header("Content-Encoding").empty());
+    CHECK(r.body == plain.body);
+  }
+  const Reply small = t.get("/v2/health/ready", {{"Accept-Encoding", "gzip"}});
+  CHECK(small.header("Content-Encoding").empty());
+  CHECK(small.json().at("ready").as_bool());
+}

@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "net/metrics.h"
 #include "tests/http/test_client.h"
 
 namespace json = boost::json;
@@ -121,4 +122,25 @@ TEST_CASE("the repository index lists the served model with its state") {
   CHECK(t.post("/v2/repository/index", R"({"ready":true})").json().as_array().empty());
   CHECK(t.post("/v2/repository/index", R"({"ready":"yes"})").status == 400);
   CHECK(t.get("/v2/repository/index").status == 405);
+}
+
+TEST_CASE("another surface records into the server's statistics through HttpServer::metrics") {
+  TestServer t;
+  net::RequestTiming timing;
+  timing.received = Clock::now();
+  timing.submitted = timing.received + std::chrono::microseconds(1);
+  timing.first_event = timing.submitted + std::chrono::microseconds(2);
+  timing.finished = timing.first_event + std::chrono::microseconds(3);
+  timing.encoded = timing.finished + std::chrono::microseconds(4);
+  t.server.metrics().count_inference_success("GPT", timing, 5);
+  const json::object s = only_stat(t.get("/v2/models/GPT/stats"));
+  CHECK(s.at("inference_count").to_number<uint64_t>() == 5);
+  CHECK(ns_of(s, "compute_input") == 1000);
+  CHECK(ns_of(s, "queue") == 2000);
+  CHECK(ns_of(s, "compute_infer") == 3000);
+  CHECK(ns_of(s, "compute_output") == 4000);
+  CHECK(ns_of(s, "success") == 10000);
+  const std::string m = send_request(t.server.metrics_port(), "GET", "/metrics").body;
+  CHECK(m.find("nv_inference_queue_duration_us{model=\"GPT\",version=\"1\"} 2\n") != std::string::npos);
+  CHECK(m.find("nv_inference_request_duration_us{model=\"GPT\",version=\"1\"} 10\n") != std::string::npos);
 }
