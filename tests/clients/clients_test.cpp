@@ -112,7 +112,9 @@ TEST_CASE("curl with a gzip or deflate body (tritonclient's request compression)
               "{} > {}.zz",
               json_file, json_file))
           .code == 0);
-  for (const auto& [coding, file] : {std::pair{"gzip", json_file + ".gz"}, std::pair{"deflate", json_file + ".zz"}}) {
+  for (const auto& sent : {std::pair{"gzip", json_file + ".gz"}, std::pair{"deflate", json_file + ".zz"}}) {
+    const std::string coding = sent.first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& file = sent.second;
     CAPTURE(coding);
     const Reply r = curl(fmt::format("-X POST -H 'Content-Type: application/json' -H 'Content-Encoding: {}' --data-binary @{} {}",
                                      coding, file, s.url + "/v2/models/GPT/infer"));

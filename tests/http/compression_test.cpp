@@ -98,10 +98,12 @@ TEST_CASE("gzip and deflate infer bodies are answered as the same body uncompres
   TestServer t;
   const Reply plain = t.post("/v2/models/GPT/infer", kInfer);
   REQUIRE(plain.status == 200);
-  for (const auto& [coding, body] : std::vector<std::pair<std::string, std::string>>{{"gzip", gzip(kInfer)},
-                                                                                     {"GZIP", gzip(kInfer)},
-                                                                                     {"deflate", zlib_deflate(kInfer)},
-                                                                                     {"deflate", compress(kInfer, -15)}}) {
+  for (const auto& sent : std::vector<std::pair<std::string, std::string>>{{"gzip", gzip(kInfer)},
+                                                                           {"GZIP", gzip(kInfer)},
+                                                                           {"deflate", zlib_deflate(kInfer)},
+                                                                           {"deflate", compress(kInfer, -15)}}) {
+    const std::string& coding = sent.first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& body = sent.second;
     CAPTURE(coding);
     const Reply r = t.post("/v2/models/GPT/infer", body, {{"Content-Encoding", coding}});
     CHECK(r.status == 200);
@@ -180,13 +182,14 @@ TEST_CASE("a corrupt or truncated compressed body gets 400 naming Content-Encodi
   flipped[flipped.size() / 2] = static_cast<char>(flipped[flipped.size() / 2] ^ 0x55);
   std::string bad_crc = good;
   bad_crc[bad_crc.size() - 6] = static_cast<char>(bad_crc[bad_crc.size() - 6] ^ 0x01);  // the CRC32 trailer
-  for (const auto& [coding, body] :
-       std::vector<std::pair<std::string, std::string>>{{"gzip", kInfer},
-                                                        {"gzip", good.substr(0, good.size() / 2)},
-                                                        {"gzip", flipped},
-                                                        {"gzip", bad_crc},
-                                                        {"deflate", kInfer},
-                                                        {"deflate", zlib_deflate(kInfer) + "junk"}}) {
+  for (const auto& sent : std::vector<std::pair<std::string, std::string>>{{"gzip", kInfer},
+                                                                           {"gzip", good.substr(0, good.size() / 2)},
+                                                                           {"gzip", flipped},
+                                                                           {"gzip", bad_crc},
+                                                                           {"deflate", kInfer},
+                                                                           {"deflate", zlib_deflate(kInfer) + "junk"}}) {
+    const std::string& coding = sent.first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& body = sent.second;
     CAPTURE(coding);
     CAPTURE(body.size());
     const Reply r = t.post("/v2/models/GPT/infer", body, {{"Content-Encoding", coding}});
