@@ -57,6 +57,10 @@ Outcome inflate_all(std::string_view in, Coding coding, std::size_t limit, char*
       outcome = Outcome::too_large;
       break;
     }
+    if (dest != nullptr && size > capacity) {
+      detail = "the stream inflated to more than it measured";  // zlib is deterministic: never seen
+      break;
+    }
     // The measuring pass always has room (one byte past the limit tells "exactly" from "more");
     // the writing pass has exactly what the first pass measured, plus nothing.
     const std::size_t room = dest == nullptr ? kInflateStep : std::min(kInflateStep, capacity - size);
