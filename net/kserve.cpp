@@ -106,6 +106,10 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
       if (*v < 1) throw field_error(key, fmt::format("is {}; expected new tokens >= 1", *v));
       s.max_tokens =
           static_cast<int>(std::min<int64_t>(*v, std::numeric_limits<int>::max()));  // the service refuses more than its context
+      // NeMo's own name on NeMo's contract is clipped to the context as NeMo does (as on infer).
+      if (key == "max_length" && !contract.opt && contract.max_context > 0) {
+        s.max_tokens = std::min(s.max_tokens, contract.max_context);
+      }
       s.max_tokens_field = std::string(key);
       break;
     }

@@ -236,6 +236,11 @@ TEST_CASE("a NeMo max_length above the model's context is clipped to it, as NeMo
   REQUIRE(t.service.submitted().size() == 2);
   CHECK(t.service.submitted()[0].settings.max_tokens == 2048);
   CHECK(t.service.submitted()[1].settings.max_tokens == 2048);
+  // The generate extension clips NeMo's max_length alike; its max_tokens keeps OpenAI's meaning (refused by the service).
+  REQUIRE(t.post("/v2/models/GPT/generate", R"({"text_input":"short","max_length":5000})").status == 200);
+  CHECK(t.service.submitted().back().settings.max_tokens == 2048);
+  REQUIRE(t.post("/v2/models/GPT/generate", R"({"text_input":"short","max_tokens":5000})").status == 200);
+  CHECK(t.service.submitted().back().settings.max_tokens == 5000);
 }
 
 TEST_CASE("request parameters seed every contract and make OPT sample") {
