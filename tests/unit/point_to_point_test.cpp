@@ -86,10 +86,16 @@ TEST_CASE("Gloo sends and receives between the two stages of a pipeline, in orde
       receiver_error = std::current_exception();
     }
   });
-  a.send(Buffer{sent.data(), sent.size(), ElementType::float32, false}, 1);
-  a.send(Buffer{bytes_sent.data(), bytes_sent.size(), ElementType::byte, false}, 1);
-  a.recv(Buffer{back_got.data(), back_got.size(), ElementType::float32, false}, 1);
+  std::exception_ptr sender_error;
+  try {
+    a.send(Buffer{sent.data(), sent.size(), ElementType::float32, false}, 1);
+    a.send(Buffer{bytes_sent.data(), bytes_sent.size(), ElementType::byte, false}, 1);
+    a.recv(Buffer{back_got.data(), back_got.size(), ElementType::float32, false}, 1);
+  } catch (...) {
+    sender_error = std::current_exception();  // the receiver gives up at the deadline; join it first
+  }
   receiver.join();
+  if (sender_error) std::rethrow_exception(sender_error);
   if (receiver_error) std::rethrow_exception(receiver_error);
   CHECK(got == sent);
   CHECK(bytes_got == bytes_sent);
