@@ -78,8 +78,9 @@ void describe(Description& d, Options& o) {
      "generate, serve: CPU threads each rank computes with. 0: OMP_NUM_THREADS when set, else "
      "SLURM_CPUS_PER_TASK, else the CPUs this process may run on divided by the ranks on its node.")
     ("dtype", po::value<std::string>(&o.dtype)->default_value(o.dtype),
-     "generate, serve: compute dtype of weights, activations and the KV cache: fp32, bf16 or fp16 (fp16 needs GPUs). "
-     "Checkpoint tensors of any type are converted on load; logits, sampling and collectives stay fp32.")
+     "generate, serve: compute dtype of weights, activations and the KV cache: auto, fp32, bf16 or fp16 (fp16 needs "
+     "GPUs). auto: fp32 on CPU; on GPUs the checkpoint's half type (fp16 for a float16 checkpoint, else bf16, also for "
+     "random weights). Checkpoint tensors of any type are converted on load; logits and sampling stay fp32.")
     ("sample", po::bool_switch(&o.sample), "generate: sample the next token instead of taking the most likely one.")
     ("temperature", po::value<float>(&o.temperature)->default_value(o.temperature), "generate --sample: logits divided by this (> 0).")
     ("top-k", po::value<int>(&o.top_k)->default_value(o.top_k), "generate --sample: keep the k most likely tokens (0: all).")
@@ -106,7 +107,12 @@ void describe(Description& d, Options& o) {
     ("max-queue-size", po::value<int>(&o.max_queue_size)->default_value(o.max_queue_size),
      "serve: requests waiting beyond the running batches; more get 429 with Retry-After.")
     ("kv-cache-gb", po::value<double>(&o.kv_cache_gb)->default_value(o.kv_cache_gb),
-     "serve: KV-cache budget per rank in GB; a request joins a batch only while its prompt + max tokens fit.")
+     "serve: KV-cache budget per rank in GB; a request joins a batch only while its prompt + max tokens fit. "
+     "0: 2 GB on CPU; on a GPU what --gpu-memory-utilization leaves after the weights.")
+    ("gpu-memory-utilization", po::value<double>(&o.gpu_memory_utilization)->default_value(o.gpu_memory_utilization),
+     "generate, serve: on GPUs, the fraction (0, 1] of each device's memory that weights, KV cache and activations "
+     "may use (as vLLM's flag); memory other processes hold counts against it. A shard that does not fit fails "
+     "before loading.")
     ("max-prefill-tokens", po::value<int>(&o.max_prefill_tokens)->default_value(o.max_prefill_tokens),
      "serve: prompt tokens read per step, all joining requests together (longer prompts are read in chunks "
      "while the others keep decoding).")

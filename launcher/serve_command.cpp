@@ -265,8 +265,7 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
 
   LoadedModel loaded = load_model(options, groups, vocab[0], vocab[1]);
   runtime::Engine& engine = *loaded.engine;
-  const int64_t kv_tokens = static_cast<int64_t>(options.kv_cache_gb * 1e9 /
-                                                 static_cast<double>(std::max<uint64_t>(loaded.max_kv_cache_bytes_per_token, 1)));
+  const int64_t kv_tokens = loaded.kv_tokens;
   scheduler.set_kv_cache_tokens(kv_tokens);
   log::info("model {} ({}) served as '{}': {} x {} sequences, KV budget {} tokens per copy, context {}", so.model.source,
             so.model.family, so.model.name, count_of(so.num_copies, "copy", "copies"), so.model.max_batch_size, kv_tokens,

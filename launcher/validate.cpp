@@ -46,14 +46,17 @@ void check_options(const Options& o, std::vector<Problem>& out) {
     if (o.max_batch_size < 0)
       usage(fmt::format("options: --max-batch-size={} must be >= 0 (0: the contract's)", o.max_batch_size));
     if (o.max_queue_size < 0) usage(fmt::format("options: --max-queue-size={} must be >= 0", o.max_queue_size));
-    if (!(o.kv_cache_gb > 0)) usage(fmt::format("options: --kv-cache-gb={} must be > 0", o.kv_cache_gb));
+    if (!(o.kv_cache_gb >= 0)) usage(fmt::format("options: --kv-cache-gb={} must be >= 0 (0: automatic)", o.kv_cache_gb));
     if (o.max_prefill_tokens < 1) usage(fmt::format("options: --max-prefill-tokens={} must be at least 1", o.max_prefill_tokens));
     if (!(o.request_timeout_s > 0)) usage(fmt::format("options: --request-timeout={} must be > 0 seconds", o.request_timeout_s));
     if (!(o.shutdown_timeout_s >= 0))
       usage(fmt::format("options: --shutdown-timeout={} must be >= 0 seconds", o.shutdown_timeout_s));
   }
-  if (o.dtype != "fp32" && o.dtype != "bf16" && o.dtype != "fp16") {
-    usage(fmt::format("options: --dtype={} is not one of fp32, bf16, fp16", o.dtype));
+  if (o.dtype != "auto" && o.dtype != "fp32" && o.dtype != "bf16" && o.dtype != "fp16") {
+    usage(fmt::format("options: --dtype={} is not one of auto, fp32, bf16, fp16", o.dtype));
+  }
+  if (!(o.gpu_memory_utilization > 0 && o.gpu_memory_utilization <= 1)) {
+    usage(fmt::format("options: --gpu-memory-utilization={} must be in (0, 1]", o.gpu_memory_utilization));
   }
   if (o.cpu_threads < 0) usage(fmt::format("options: --cpu-threads={} must be >= 0 (0: automatic)", o.cpu_threads));
   if (o.tp_size < 1) usage(fmt::format("options: --tp={} must be at least 1", o.tp_size));
