@@ -23,6 +23,12 @@ summary=$out/summary.txt
 : >"$summary"
 failed=0
 note() { echo "gpu-check: $*" | tee -a "$summary"; }
+finish() {
+  local result=passed
+  ((failed)) && result=FAILED
+  note "$result in ${SECONDS} s; logs in $out"
+  exit "$failed"
+}
 # step NAME LOG SECONDS COMMAND...: runs COMMAND with its output appended to LOG, at most SECONDS.
 step() {
   local name=$1 log=$2 limit=$3 start=$SECONDS rc
@@ -53,10 +59,15 @@ step() {
 build_log=$out/build.log
 prefix=$PWD/build-gpu-prefix
 rm -rf "$prefix"
-step prefix "$build_log" 60 bash scripts/gpu-prefix.sh "${RANKSERVE_GPU_DEBS:-.gpu-debs}" "$prefix" || exit 1
+step prefix "$build_log" 60 bash scripts/gpu-prefix.sh "${RANKSERVE_GPU_DEBS:-.gpu-debs}" "$prefix" || finish
 # shellcheck disable=SC1091
 source "$prefix/env.sh"
-torch_prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+torch_prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>>"$build_log")
+if [[ -z "$torch_prefix" ]]; then
+  note "torch: $python cannot import torch; expected PyTorch 2.x for CUDA (set PYTHON to a python3 that has it)"
+  failed=1
+  finish
+fi
 # One NCCL in the process: the one torch loads (the nvidia-nccl wheel), found first by cmake/cuda.cmake.
 nccl_lib=$("$python" -c 'import nvidia, pathlib; print(next(p for d in nvidia.__path__ for p in pathlib.Path(d).rglob("libnccl.so*")))' 2>/dev/null)
 [[ -n "$nccl_lib" ]] && export NCCL_HOME=$(dirname "$(dirname "$nccl_lib")")
@@ -67,11 +78,11 @@ step configure "$build_log" 120 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_T
   "-DCMAKE_PREFIX_PATH=$torch_prefix;$CMAKE_PREFIX_PATH" "-DCMAKE_CUDA_ARCHITECTURES=${arch:-90}" \
   -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "-DRANKSERVE_REFERENCE_PYTHON=$python" \
   "-DRANKSERVE_NODE=$(command -v node || echo /bin/true)" ${RANKSERVE_PKG_CONFIG:+"-DPKG_CONFIG_EXECUTABLE=$RANKSERVE_PKG_CONFIG"} ||
-  exit 1
+  finish
 grep -q "CUDA ON" "$build_log" || note "configure: torch at $torch_prefix is not a CUDA build; the gpu tier is not registered"
 read -r -a targets <<<"${RANKSERVE_GPU_TARGETS:-rankserve rankserve-client rankserve_gpu_tests}"
 [[ -z "${RANKSERVE_GPU_TARGETS:-}" ]] && ninja -C build-gpu -t targets all 2>/dev/null | grep -q '^hbm_copy:' && targets+=(hbm_copy)
-step build "$build_log" 300 cmake --build build-gpu -j "$(nproc)" --target "${targets[@]}" || exit 1
+step build "$build_log" 300 cmake --build build-gpu -j "$(nproc)" --target "${targets[@]}" || finish
 for exe in build-gpu/launcher/rankserve build-gpu/launcher/rankserve-client; do
   [[ -x "$exe" ]] && ldd "$exe" | grep -q 'not found' && note "$exe lacks libraries: $(ldd "$exe" | grep 'not found' | tr -s ' \t\n' ' ')"
 done
@@ -85,7 +96,4 @@ if [[ "${RANKSERVE_GPU_BENCH:-1}" != 0 ]]; then
   PYTHON=$python step bench "$out/bench.log" 150 bash bench/gpu_bench.sh build-gpu 256
   grep -E '^(hbm_copy|device-to-device|rankserve|batch|transformers|load)' "$out/bench.log" >>"$summary"
 fi
-result=passed
-((failed)) && result=FAILED
-note "$result in ${SECONDS} s; logs in $out"
-exit $failed
+finish
