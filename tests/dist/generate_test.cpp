@@ -30,8 +30,7 @@ TEST_CASE("GPT-2, OPT and post-LN OPT generate what the PyTorch reference genera
   const std::vector<std::string> prompts{kPrompt, "7", "100,200,300,400,500,600,700,800,900"};
   for (const char* family : {"gpt2", "opt", "opt-postln"}) {
     const std::string model = make_model(family);
-    std::vector<Output> want;
-    for (const std::string& p : prompts) want.push_back(reference_generate(model, p, 10));
+    const std::vector<Output> want = reference_generate_all(model, prompts, 10);
     for (const char* tp : {"--tp 1", "--tp 2", "--tp 4", "--tp 1 --pp 2", "--tp 2 --pp 2"}) {
       const std::vector<Output> got = generate_all(model, prompts, fmt::format("--gpus 4 {}", tp));
       for (size_t i = 0; i < prompts.size(); ++i) {

@@ -66,11 +66,7 @@ void check_against_reference(const std::string& model, const std::vector<Output>
   }
 }
 
-std::vector<Output> reference_outputs(const std::string& model) {
-  std::vector<Output> want;
-  for (const std::string& prompt : kPrompts) want.push_back(reference_generate(model, prompt, 10));
-  return want;
-}
+std::vector<Output> reference_outputs(const std::string& model) { return reference_generate_all(model, kPrompts, 10); }
 
 // The continuation `rankserve generate` prints for `prompt` on `model` (greedy, at most max_tokens, ending at EOS as
 // the server's requests do).

@@ -53,6 +53,20 @@ inline Output reference_generate(const std::string& model, const std::string& pr
   return parse_output(r.output);
 }
 
+// The same for several prompts in one run of the reference: an output per prompt, in order.
+inline std::vector<Output> reference_generate_all(const std::string& model, const std::vector<std::string>& prompts, int count) {
+  std::string joined;
+  for (const std::string& p : prompts) joined += (joined.empty() ? "" : ";") + p;
+  auto r = run(fmt::format("{} generate {} '{}' {}", kReferenceScript, model, joined, count), std::chrono::minutes(3));
+  REQUIRE_MESSAGE(r.code == 0, r.output);
+  std::vector<Output> outputs;
+  for (size_t at = r.output.find("{\""); at != std::string::npos; at = r.output.find("{\"", at + 1)) {
+    outputs.push_back(parse_output(r.output.substr(at, r.output.find('\n', at) - at)));
+  }
+  REQUIRE(outputs.size() == prompts.size());
+  return outputs;
+}
+
 // A fresh folder holding a tiny checkpoint of `family` written by the reference script.
 inline std::string make_model(const std::string& family) {
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / fmt::format("rankserve-{}-{}", family, ::getpid());
