@@ -16,6 +16,11 @@ multiarch=lib/x86_64-linux-gnu
 for pc in "$prefix"/usr/$multiarch/pkgconfig/*.pc "$prefix"/usr/share/pkgconfig/*.pc; do
   sed -i -E "s#(^|[=[:space:]]|-I|-L)/usr(/|[[:space:]]|\$)#\\1$prefix/usr\\2#g" "$pc"
 done
+# CMake configs that fix their prefix at /usr (Debian's doctestTargets.cmake) take the prefix's. Those that
+# compare their real path with the /usr one (fmt, yaml-cpp) compute it themselves.
+grep -rlF 'set(_IMPORT_PREFIX "/usr")' --include='*.cmake' "$prefix" | while IFS= read -r config; do
+  sed -i "s#set(_IMPORT_PREFIX \"/usr\")#set(_IMPORT_PREFIX \"$prefix/usr\")#" "$config"
+done
 # Absolute links (libz.so -> /lib/...) point at the prefix's copy.
 while IFS= read -r link; do
   target=$(readlink "$link")
