@@ -90,7 +90,7 @@ done
 if [[ "${RANKSERVE_GPU_TIER:-1}" != 0 ]]; then
   step gpu-tier "$out/gpu-tier.log" 240 ctest --test-dir build-gpu -L '^gpu$' --no-tests=error --output-on-failure \
     --output-junit "$out/gpu-tier.xml"
-  grep -E '^(100%|[0-9]+% tests passed)|tests failed|\*\*\*' "$out/gpu-tier.log" | tail -n 20 >>"$summary"
+  grep -E '% tests passed|No tests were found|\((Failed|Timeout|Not Run)\)' "$out/gpu-tier.log" | tail -n 20 >>"$summary"
 fi
 if [[ "${RANKSERVE_GPU_BENCH:-1}" != 0 ]]; then
   PYTHON=$python step bench "$out/bench.log" 150 bash bench/gpu_bench.sh build-gpu 256
