@@ -84,6 +84,16 @@ class Server:
                 raise SystemExit(f"gpu_bench: serve did not start:\n{open(self.log_path).read()[-3000:]}")
             time.sleep(0.2)
         self.url = open(url_file).read().strip()
+        while True:  # the URL is written when HTTP listens; requests get 503 until every rank is ready
+            try:
+                with urllib.request.urlopen(self.url + "/v2/health/ready", timeout=10) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"gpu_bench: serve never became ready:\n{open(self.log_path).read()[-3000:]}")
+            time.sleep(0.2)
 
     def complete(self, tokens):
         body = json.dumps({"model": "OPT", "prompt": PROMPT, "max_tokens": tokens, "temperature": 0,
@@ -181,9 +191,13 @@ def main(argv):
 
     # 3: Hugging Face generate() on the same shape, same dtype, same GPU.
     import transformers
-    config = transformers.OPTConfig(**SHAPE, torch_dtype="bfloat16")
+    config = transformers.OPTConfig(**SHAPE)
     torch.manual_seed(0)
-    model = transformers.OPTForCausalLM(config).to(dtype=torch.bfloat16, device="cuda").eval()
+    torch.set_default_dtype(torch.bfloat16)  # created on the GPU in bf16: no 5 GB fp32 copy on the host
+    with torch.device("cuda"):
+        model = transformers.OPTForCausalLM(config)
+    torch.set_default_dtype(torch.float32)
+    model = model.to(dtype=torch.bfloat16).eval()
     with torch.no_grad():
         hf1 = hf_step_seconds(model, 1, max(32, n // 4))
         hf32 = hf_step_seconds(model, 32, max(16, n // 8))
@@ -192,7 +206,11 @@ def main(argv):
 
     # 4: load of that model's checkpoint against the file's read bandwidth.
     folder = os.path.join(work, "opt-1.3b")
-    model.save_pretrained(folder, safe_serialization=True)
+    model.save_pretrained(folder)  # safetensors, the tied head once
+    # save_pretrained leaves out the keys equal to OPTConfig's defaults (vocab_size, max_position_embeddings, ...),
+    # which rankserve requires: the whole config instead.
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(model.config.to_dict(), f, indent=1, default=str)
     del model
     torch.cuda.empty_cache()
     files = [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".safetensors")]
