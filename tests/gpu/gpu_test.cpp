@@ -27,12 +27,13 @@ namespace {
 const std::vector<std::string> kPrompts{"5,17,300,42", "7", "100,200,300,400,500,600,700,800,900"};
 
 // Log-probability tolerances against the fp32 CPU reference on the tiny models (hidden 64, weights of scale 0.2):
-// bfloat16 keeps 8 bits of mantissa, float16 11; fp32 on the GPU may use TF32 matrix products (10 bits).
+// bfloat16 keeps 8 bits of mantissa (the NeMo amp_O2 model at bf16 on the CPU moves by 0.12 on the long prompt),
+// float16 11; fp32 on the GPU may use TF32 matrix products (10 bits).
 struct Precision {
   const char* dtype;
   double tolerance;
 };
-constexpr Precision kPrecisions[] = {{"bf16", 0.1}, {"fp16", 0.05}, {"fp32", 0.02}};
+constexpr Precision kPrecisions[] = {{"bf16", 0.15}, {"fp16", 0.05}, {"fp32", 0.02}};
 
 // The GPUs this process sees; the test stops (fails) when there are none. Prints the device table once.
 int require_gpus() {
@@ -61,7 +62,7 @@ void check_against_reference(const std::string& model, const std::vector<Output>
                              const Precision& p) {
   const std::vector<Output> got = generate_all(model, kPrompts, fmt::format("{} --dtype {}", flags, p.dtype));
   for (size_t i = 0; i < kPrompts.size(); ++i) {
-    INFO(model << " " << flags << " --dtype " << p.dtype << ", prompt " << kPrompts[i]);
+    INFO(model << " " << flags << " --dtype " << std::string(p.dtype) << ", prompt " << kPrompts[i]);
     check_close_up_to_near_tie(got[i], want[i], p.tolerance);
   }
 }
@@ -141,7 +142,7 @@ TEST_CASE("gpu: decoding with the KV cache on the GPU equals recomputing the who
     const std::vector<Output> cached = generate_all(model, kPrompts, flags);
     const std::vector<Output> recomputed = generate_all(model, kPrompts, flags + " --no-kv-cache");
     for (size_t i = 0; i < kPrompts.size(); ++i) {
-      INFO(p.dtype << ", prompt " << kPrompts[i]);
+      INFO(std::string(p.dtype) << ", prompt " << kPrompts[i]);
       Output recomputed_with_margins = recomputed[i];
       recomputed_with_margins.margins = want[i].margins;  // near-ties judged by the reference
       recomputed_with_margins.margins.resize(recomputed[i].ids.size(), 0.0);
@@ -161,7 +162,7 @@ TEST_CASE("gpu: a batch of prompts of different lengths equals the same prompts 
     Output alone = generate_all(model, {kPrompts[i]}, "--gpus 1 --dtype bf16")[0];
     alone.margins = want[i].margins;
     alone.margins.resize(alone.ids.size(), 0.0);
-    check_close_up_to_near_tie(batch[i], alone, 0.1);
+    check_close_up_to_near_tie(batch[i], alone, kPrecisions[0].tolerance);
   }
   fs::remove_all(model);
 }
@@ -184,8 +185,8 @@ TEST_CASE("gpu: continuous batching: requests joining and leaving a long one eac
           generate_text(s.dir.string(), one.first, one.second, "--gpus 1 --dtype fp32"));
   }
   // Whether the short ones overlapped the long one depends on speed: reported, never a pass/fail condition.
-  MESSAGE("the long request was " << (long_request->wait_for(0ms) ? "already done" : "still running")
-                                  << " when the short ones had finished");
+  const std::string overlap = long_request->wait_for(0ms) ? "already done" : "still running";
+  MESSAGE("the long request was " << overlap << " when the short ones had finished");
   REQUIRE(long_request->wait_for(120s) == 0);
   std::string streamed;  // the text of every event's choice (a last event may carry none)
   const std::string events = long_request->output();
@@ -197,15 +198,25 @@ TEST_CASE("gpu: continuous batching: requests joining and leaving a long one eac
   CHECK(streamed == generate_text(s.dir.string(), long_prompt, 100, "--gpus 1 --dtype fp32"));
 }
 
-TEST_CASE("gpu: serve on the GPU answers rankserve-client and OpenAI completions (curl) as generate does") {
+TEST_CASE("gpu: serve on the GPU answers OpenAI completions (curl) as generate does, and rankserve-client as KServe does") {
   require_gpus();
   Server s("gpt2", "--gpus 1 --dtype bf16");
-  const std::string expected = generate_text(s.dir.string(), "1 2 3", 6, "--gpus 1 --dtype bf16");
-  CHECK(completion_text(s, "1 2 3", 6) == expected);
+  CHECK(completion_text(s, "1 2 3", 6) == generate_text(s.dir.string(), "1 2 3", 6, "--gpus 1 --dtype bf16"));
+  // The NeMo form sends NeMo's defaults (add_BOS among them), as the GPT contract's own defaults are.
+  const Reply kserve = post_json(s.url + "/v2/models/GPT/infer", R"({"inputs":[
+      {"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["1 2 3"]},
+      {"name":"max_length","datatype":"INT32","shape":[1,1],"data":[6]}]})");
+  REQUIRE_MESSAGE(kserve.status == 200, kserve.body);
+  std::string sentence;
+  const json::value reply = json::parse(kserve.body);
+  for (const auto& output : reply.at("outputs").as_array()) {
+    if (output.at("name") == "sentences") sentence = output.at("data").at(0).as_string();
+  }
+  REQUIRE_MESSAGE(sentence.rfind("1 2 3", 0) == 0, kserve.body);
   auto r = run(fmt::format("{} --url {} --prompts '1 2 3' --output-len 6", kClient, s.url), 120s);
-  INFO(r.output);
+  INFO(r.output << "\nKServe's sentence: " << sentence);
   REQUIRE(r.code == 0);
-  CHECK(r.output.find(std::string(32, '=') + "\n1 2 3" + expected) != std::string::npos);
+  CHECK(r.output.find(std::string(32, '=') + "\n" + sentence) != std::string::npos);
 }
 
 TEST_CASE("gpu: with 2 GPUs, TP 2 and PP 2 over NCCL generate what the fp32 CPU reference does") {
