@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Continuous batching: aggregate generated tokens/s with 1, 8 and 32 concurrent streaming clients on
-# the built-in model (random/125M, one rank), each measured in the same run against the same server,
+# random/125M (one rank), each measured in the same run against the same server,
 # with time to first token. Prints the ratio 32 clients / 1 client (target >= 6). Not a test.
 #   bash bench/batching_bench.sh [seconds per level, default 20] [tokens per request, default 32]
 set -euo pipefail

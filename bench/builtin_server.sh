@@ -1,4 +1,4 @@
-# Sourced by the bench scripts: starts `rankserve serve` on the built-in model (one rank, loopback,
+# Sourced by the bench scripts: starts `rankserve serve` on random/125M (one rank, loopback,
 # no metrics port) with the caller's extra flags, waits until it is ready, sets $url and $work (a
 # temporary folder), and stops the server and removes $work on exit.
 #   start_builtin_server [extra serve flags...]
@@ -10,7 +10,7 @@ stop_builtin_server() {
 }
 trap stop_builtin_server EXIT
 start_builtin_server() {
-  ./build/launcher/rankserve serve --gpus 1 --http-address 127.0.0.1 --http-port 0 --metrics-port -1 --url-file "$work/url" \
+  ./build/launcher/rankserve serve --model-path random/125M --gpus 1 --http-address 127.0.0.1 --http-port 0 --metrics-port -1 --url-file "$work/url" \
     --log-level warn "$@" >"$work/server.log" 2>&1 &
   server=$!
   for _ in $(seq 1 600); do [[ -s $work/url ]] && break; sleep 0.2; done

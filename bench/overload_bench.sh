@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Overload figures on the built-in model (random/125M, one rank, --max-queue-size 8), measured in one
+# Overload figures on random/125M (one rank, --max-queue-size 8), measured in one
 # run: 429 with Retry-After beyond the queue, and 1,000 slow connections closed at the header timeout
 # (30 s) while /v2/health/ready stays fast. Not a test.
 #   bash bench/overload_bench.sh [concurrent requests, default 64] [slow connections, default 1000]

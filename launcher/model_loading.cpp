@@ -17,8 +17,25 @@
 
 namespace rankserve::launcher {
 
+namespace {
+
+// <bin>/../share/rankserve: the vocabulary and the built-in model, in the build and the install tree.
+std::filesystem::path share_dir() {
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return (exe.parent_path() / ".." / "share" / "rankserve").lexically_normal();
+}
+
+}  // namespace
+
+std::string builtin_model_path() { return (share_dir() / "builtin.nemo").string(); }
+
 std::string model_path_of(const Options& options) {
-  if (options.model_path.empty() && options.command == "serve") return kBuiltInModel;
+  if (options.model_path == kBuiltInName) return builtin_model_path();
+  if (options.model_path.empty() && options.command == "serve") {
+    std::error_code ec;
+    return std::filesystem::exists(builtin_model_path(), ec) ? builtin_model_path() : kBuiltInFallback;
+  }
   return options.model_path;
 }
 
@@ -26,9 +43,7 @@ std::string tokenizer_folder_of(const Options& options) {
   if (!options.tokenizer.empty()) return options.tokenizer;
   std::string model = model_path_of(options);  // not const: returned by move
   if (model.rfind("random/", 0) != 0) return model;
-  std::error_code ec;
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (exe.parent_path() / ".." / "share" / "rankserve" / "gpt2").lexically_normal().string();
+  return (share_dir() / "gpt2").string();
 }
 
 runtime::BpeTokenizer load_tokenizer(const Options& options) {
@@ -99,6 +114,12 @@ void log_memory_table(const std::vector<MemoryRow>& rows, int max_context) {
 
 LoadedModel load_model(const Options& options, const runtime::ProcessGroups& groups, int sampleable_vocab, int eos_token_id) {
   const auto start = std::chrono::steady_clock::now();
+  if (options.model_path.empty() && model_path_of(options) == kBuiltInFallback) {
+    log::warn(
+        "the built-in model is not at {} (this build did not train it: RANKSERVE_BUILTIN_MODEL=OFF, or no "
+        "python3 with torch); serving {} (random weights, so gibberish) instead",
+        builtin_model_path(), kBuiltInFallback);
+  }
   runtime::EngineOptions engine_options = engine_options_of(options, sampleable_vocab, eos_token_id);
   engine_options.device = groups.device;
   const std::string device = runtime::compute_device_of(groups.device);

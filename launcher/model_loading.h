@@ -13,11 +13,16 @@
 
 namespace rankserve::launcher {
 
-// The model `serve` uses without --model-path: random weights of the OPT example's smallest size
-// with the GPT-2 vocabulary installed beside rankserve, so it runs with nothing downloaded.
-inline constexpr const char* kBuiltInModel = "random/125M";
+// The model `serve` uses without --model-path (and `--model-path builtin`): the small model trained at
+// build time (scripts/train_builtin.py: counting, letters, weekdays, months, repeated motifs), a NeMo
+// checkpoint saved at TP 2 beside the binary (<bin>/../share/rankserve/builtin.nemo). When the build
+// did not train it, serve falls back to random weights of the OPT example's smallest size with the GPT-2
+// vocabulary installed beside rankserve (and says so).
+inline constexpr const char* kBuiltInName = "builtin";
+inline constexpr const char* kBuiltInFallback = "random/125M";
+std::string builtin_model_path();
 
-// --model-path, or the built-in model for serve.
+// --model-path, or the built-in model for serve (or --model-path builtin).
 std::string model_path_of(const Options& options);
 
 // The folder the tokenizer comes from: --tokenizer, else the model folder, else (random/<size>) the

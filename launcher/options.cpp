@@ -62,8 +62,9 @@ void describe(Description& d, Options& o) {
     ("model-path", po::value<std::string>(&o.model_path),
      "generate, serve: a Hugging Face GPT-2 or OPT folder (config.json and model.safetensors, or shards with "
      "model.safetensors.index.json), a NeMo Megatron GPT checkpoint (a .nemo file, or its unpacked folder; its saved "
-     "TP/PP are the default layout), or random/<size> (125M ... 530B, the OPT example's table) for seeded "
-     "random weights created directly as each rank's shard.")
+     "TP/PP are the default layout), random/<size> (125M ... 530B, the OPT example's table) for seeded "
+     "random weights created directly as each rank's shard, or builtin (serve's default: the small trained model "
+     "beside the binary, share/rankserve/builtin.nemo).")
     ("prompt-ids", po::value<std::string>(&o.prompt_ids), "generate: the prompt as comma-separated token ids.")
     ("prompt", po::value<std::string>(&o.prompt),
      "generate: the prompt as text, tokenized with GPT-2 byte-level BPE (OPT models get </s> in front).")
@@ -221,8 +222,9 @@ ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& 
           "  generate  the same, then load each rank's shard of --model-path and run one greedy\n"
           "            generation of --max-tokens after --prompt or --prompt-ids.\n"
           "  serve     load the shards, then serve KServe v2 (Triton) and the OpenAI API from global\n"
-          "            rank 0 over HTTP with continuous batching; without --model-path a built-in\n"
-          "            model (random/125M weights, GPT-2 tokenizer).\n\n"
+          "            rank 0 over HTTP with continuous batching; without --model-path the built-in\n"
+          "            model (a small GPT trained at build time to count and continue weekdays, months,\n"
+          "            letters and motifs; --model-path builtin names it).\n\n"
        << d.visible;
   parsed.help_text = help.str();
   for (const auto& [name, value] : vm) {
@@ -242,7 +244,7 @@ std::string describe_options(const Options& o) {
       o.check_duration_s, o.log_level, o.log_json);
   if (o.command == "check") return out;
   out += fmt::format("model-path = {}\ndtype = {}\ncpu-threads = {}\nweights-seed = {}\n",
-                     o.model_path.empty() ? "(built-in random/125M)" : o.model_path, o.dtype,
+                     o.model_path.empty() ? "(built-in)" : o.model_path, o.dtype,
                      o.cpu_threads == 0 ? std::string("(derived)") : std::to_string(o.cpu_threads), o.weights_seed);
   if (o.command == "generate") {
     out += fmt::format(

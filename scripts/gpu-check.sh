@@ -84,7 +84,7 @@ arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | he
 note "torch cmake prefix $torch_prefix; NCCL_HOME ${NCCL_HOME:-unset, the toolkit NCCL}; sm_${arch:-90}"
 step configure "$build_log" 120 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
   "-DCMAKE_PREFIX_PATH=$torch_prefix;$CMAKE_PREFIX_PATH" "-DCMAKE_CUDA_ARCHITECTURES=${arch:-90}" \
-  -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "-DRANKSERVE_REFERENCE_PYTHON=$python" \
+  -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "-DRANKSERVE_REFERENCE_PYTHON=$python" -DRANKSERVE_BUILTIN_MODEL=OFF \
   "-DRANKSERVE_NODE=$(command -v node || echo /bin/true)" ${RANKSERVE_PKG_CONFIG:+"-DPKG_CONFIG_EXECUTABLE=$RANKSERVE_PKG_CONFIG"} ||
   finish
 grep -q "CUDA ON" "$build_log" || note "configure: torch at $torch_prefix is not a CUDA build; the gpu tier is not registered"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts the server on the built-in model (random/125M weights, GPT-2 tokenizer: the text is
-# gibberish, the plumbing is real), asks it two questions with rankserve-client and stops it with
-# SIGTERM (a drain). Extra arguments go to `rankserve serve`.
+# Starts the server on the built-in model (a small GPT trained at build time by scripts/train_builtin.py
+# on counting, letters, weekdays, months and repeated motifs; NeMo format, served as GPT), asks it with
+# rankserve-client in the NeMo example's form, the OPT example's form and streamed through the OpenAI
+# API, and stops it with SIGTERM (a drain). Extra arguments go to `rankserve serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./build/launcher
@@ -25,8 +26,9 @@ for _ in $(seq 1 1500); do  # the URL file appears once the server is ready (eve
   sleep 0.2
 done
 url=$(cat "$work/url")
-"$bin/rankserve-client" --server-url "$url" --init-timeout-s 300 --input "The capital of Poland is" --output-length 8
-"$bin/rankserve-client" --url "$url" --protocol openai --stream --prompts "Tell me about Slurm:" --output-len 16
+"$bin/rankserve-client" --url "$url" --init-timeout-s 300 --prompts "1 2 3 4 5" "Monday Tuesday" "A B C" --output-len 5
+"$bin/rankserve-client" --server-url "$url" --input "January February March" --output-length 4
+"$bin/rankserve-client" --url "$url" --protocol openai --stream --prompts "10 20 30" "x y x y" --output-len 6
 kill -TERM "$server_pid"
 wait "$server_pid"
 server_pid=

@@ -30,7 +30,7 @@ const std::string kBin = RANKSERVE_BIN;
 const std::string kClient = RANKSERVE_CLIENT_BIN;
 const std::string kSource = RANKSERVE_SOURCE_DIR;
 
-// The built-in model (random/125M, OPT architecture, GPT-2 vocabulary): slow enough on this machine
+// random/125M (OPT architecture, GPT-2 vocabulary, random weights): slow enough on this machine
 // (a few tokens per second per sequence) that requests are still running when the test acts.
 struct LiveServer {
   fs::path dir;
@@ -40,10 +40,10 @@ struct LiveServer {
   explicit LiveServer(const std::string& flags) {
     dir = fs::temp_directory_path() / fmt::format("rankserve-serve-{}-{}", ::getpid(), std::rand());
     fs::create_directories(dir);
-    process =
-        std::make_unique<Process>(fmt::format("exec {} serve --http-port 0 --metrics-port -1 --url-file {}/url "
-                                              "--timeout 60 --log-all-ranks {}",
-                                              kBin, dir.string(), flags));
+    process = std::make_unique<Process>(
+        fmt::format("exec {} serve --model-path random/125M --http-port 0 --metrics-port -1 --url-file {}/url "
+                    "--timeout 60 --log-all-ranks {}",
+                    kBin, dir.string(), flags));
     url = rankserve::testing::wait_for_file_word((dir / "url").string(), 180s);
     REQUIRE_MESSAGE(!url.empty(), process->output());
     // --url-file appears once the server is ready (before the model had loaded, it did not answer 200 yet).
