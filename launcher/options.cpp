@@ -76,7 +76,7 @@ void describe(Description& d, Options& o) {
      "generate, serve: CPU threads each rank computes with. 0: OMP_NUM_THREADS when set, else "
      "SLURM_CPUS_PER_TASK, else the CPUs this process may run on divided by the ranks on its node.")
     ("dtype", po::value<std::string>(&o.dtype)->default_value(o.dtype),
-     "generate, serve: compute dtype of weights, activations and the KV cache: fp32, bf16 or fp16 (fp16 needs GPUs). "
+     "generate, serve: compute dtype of weights, activations and the KV cache: fp32, bf16 or fp16. "
      "Checkpoint tensors of any type are converted on load; logits, sampling and collectives stay fp32.")
     ("sample", po::bool_switch(&o.sample), "generate: sample the next token instead of taking the most likely one.")
     ("temperature", po::value<float>(&o.temperature)->default_value(o.temperature), "generate --sample: logits divided by this (> 0).")

@@ -20,7 +20,9 @@ struct ShardSpec {
   int tp_size = 1;
   int pp_rank = 0;  // pipeline stage: layers are split into pp_size consecutive runs
   int pp_size = 1;
-  at::ScalarType dtype = at::kFloat;  // weights, activations and KV cache; logits and collectives stay float32
+  // Weights, activations and KV cache (but fp16 activations are float32: GptModel); logits and
+  // collectives stay float32.
+  at::ScalarType dtype = at::kFloat;
 };
 
 struct LayerWeights {
@@ -77,7 +79,8 @@ class GptModel {
   int first_layer_ = 0;  // global index of this stage's first layer
   int padded_vocab_ = 0;
   int local_heads_ = 0;
-  at::Tensor word_embeddings_;  // [padded_vocab / tp, embed_dim], this rank's rows
+  at::ScalarType activation_dtype_ = at::kFloat;  // of activations, layer norms and biases
+  at::Tensor word_embeddings_;                    // [padded_vocab / tp, embed_dim], this rank's rows
   at::Tensor position_embeddings_;
   at::Tensor output_weights_;  // an untied output layer (NeMo), this rank's vocabulary rows
   at::Tensor project_in_, project_out_, ln_f_w_, ln_f_b_;
