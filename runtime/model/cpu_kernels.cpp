@@ -408,11 +408,14 @@ at::Tensor cpu_project(const at::Tensor& x_in, const at::Tensor& w, const at::Te
 
 namespace {
 
-// Where BLAS wins (measured with bench/project_bench on the 2-vCPU development VM; docs/benchmarks.md):
-// from kBlasRows input rows on 2+ intra-op threads (prefill), and every float32 product on one thread,
-// where OpenBLAS's own pool still has every core while cpu_project has one.
-constexpr int64_t kBlasRows = 1 << 30;
-constexpr bool kBlasOnOneThread = true;
+// From how many input rows BLAS gemm (OpenBLAS, its own thread pool) beats cpu_project: for float32
+// weights, and for half-precision ones widened to float32 for the call. bench/project_bench, one
+// step's projections of a 125M model on the shared 2-vCPU VM (2026-12-02, loaded; docs/benchmarks.md),
+// 1 intra-op thread, cpu_project / BLAS ms: fp32 rows 1 70 / 80 (at::mv), 32 148 / 276, 64 185 / 283,
+// 128 588 / 599, 256 1154 / 942, 512 2953 / 2209; fp16 128 616 / 796, 512 2952 / 2845; bf16 (dot
+// products) 128 771 / 825, 512 3666 / 1830. With 2 threads BLAS led from 64 rows (fp32 627 / 344).
+constexpr int64_t kBlasRows = 128;
+constexpr int64_t kBlasRowsWidened = 256;
 
 at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   const at::Tensor xf = x.to(at::kFloat), wf = w.to(at::kFloat), bf = b.defined() ? b.to(at::kFloat) : b;
@@ -425,10 +428,7 @@ at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tenso
 }  // namespace
 
 at::Tensor cpu_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  const bool one_thread = at::get_num_threads() == 1;
-  if ((one_thread && kBlasOnOneThread && w.scalar_type() == at::kFloat) || (!one_thread && x.size(0) >= kBlasRows)) {
-    return blas_linear(x, w, b);
-  }
+  if (x.size(0) >= (w.scalar_type() == at::kFloat ? kBlasRows : kBlasRowsWidened)) return blas_linear(x, w, b);
   return cpu_project(x, w, b);
 }
 

@@ -24,8 +24,9 @@ bool cpu_project_applies(const at::Tensor& x, const at::Tensor& w);
 // float32 (F16C). Precondition: cpu_project_applies(x, w).
 at::Tensor cpu_project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 
-// x [n, in] times w [out, in]^T (+ b) the fastest way measured on CPUs for n rows and this many
-// intra-op threads: cpu_project, or BLAS (half-precision weights widened to float32 for the call).
+// x [n, in] times w [out, in]^T (+ b) the faster way measured for n rows: cpu_project below a row
+// count (decode steps, on any number of intra-op threads), BLAS gemm from it (prefill; half-precision
+// weights widened to float32 for the call).
 // Precondition: cpu_project_applies(x, w).
 at::Tensor cpu_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 
