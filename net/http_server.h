@@ -30,6 +30,8 @@ struct ServerOptions {
   std::string api_key;                     // non-empty: inference endpoints need "Authorization: Bearer <key>"
 };
 
+class Metrics;
+
 class HttpServer {
  public:
   // Binds every port before returning and starts serving on its own threads. Throws Error(usage)
@@ -40,6 +42,10 @@ class HttpServer {
 
   int http_port() const;     // the bound port (the chosen one when 0 was asked)
   int metrics_port() const;  // -1 when none
+
+  // The counters /metrics renders, with Triton's per-model statistics (metrics.h). Another surface
+  // beside this server (gRPC) records into the same ones; any thread, for the server's lifetime.
+  Metrics& metrics();
 
   // Closes the listeners and every connection; in-flight requests are cancelled. Waits for the
   // GenerationService::submit calls in progress to return. Idempotent.

@@ -12,6 +12,8 @@ ServerResponse kserve_server_metadata(const ServerContext& context);
 ServerResponse kserve_health_live();
 // 200 iff the service is ready; 503 with the reason otherwise.
 ServerResponse kserve_health_ready(const ServerContext& context);
+// The served model when `params` name it (a version, if any, must be "1"); else throws Error(not_found).
+const ModelInfo& kserve_find_model(const ServerContext& context, const RouteParams& params);
 // These throw Error(not_found) for an unknown model or a version other than "1".
 ServerResponse kserve_model_metadata(const ServerContext& context, const RouteParams& params);
 ServerResponse kserve_model_ready(const ServerContext& context, const RouteParams& params);
