@@ -1,15 +1,18 @@
-// Decode throughput of one rank on this machine, against the memory-bandwidth bound measured in
-// the same run: every decode step reads all weights once, so tokens/s <= bandwidth / weight bytes
-// at batch 1. Prints ratios, never pass/fail.
-// Usage: decode_bench [random/125M] [new tokens] [intra-op threads, default: every core] [batch sizes,
-// default 1,8,32; the ratio to batch 1 needs 1 first]
+// Decode throughput of one rank on this machine per compute dtype, against the memory-bandwidth bound
+// measured in the same run: every decode step reads all weights once, so tokens/s <= bandwidth /
+// weight bytes at batch 1. The dtypes run interleaved (each batch size in turn for each), so their
+// ratios share the machine's state. Then prefill of one long prompt per dtype. Prints ratios, never
+// pass/fail.
+// Usage: decode_bench [random/125M] [new tokens] [intra-op threads, default 1,2] [batch sizes, default
+// 1,8,32; the ratio to batch 1 needs 1 first] [dtypes, default fp32,bf16,fp16; ratios to the first]
+// [prefill prompt tokens, default 512; 0: none]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <chrono>
+#include <map>
 #include <string>
-#include <thread>
 
 #include "runtime/dist/communicator.h"
 #include "runtime/engine.h"
@@ -20,6 +23,22 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::string rest = text; !rest.empty();) {
+    const size_t comma = rest.find(',');
+    out.push_back(rest.substr(0, comma));
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+  }
+  return out;
+}
+
+ComputeDtype dtype_of(const std::string& name) {
+  if (name == "bf16") return ComputeDtype::bf16;
+  if (name == "fp16") return ComputeDtype::fp16;
+  return ComputeDtype::fp32;
+}
 
 // Best of several timed runs of `read`, which reads `bytes` once, in bytes per second.
 template <typename Read>
@@ -78,41 +97,71 @@ double decode_step_seconds(Engine& engine, int batch, int n) {
   return (total - prefill) / n;
 }
 
+// Prompt tokens per second of one sequence's `tokens`-token prompt (best of 2, after a warm-up).
+double prefill_tokens_per_s(Engine& engine, int tokens) {
+  std::vector<GenerationRequest> requests(1);
+  for (int i = 0; i < tokens; ++i) requests[0].prompt.push_back(100 + (37 * i) % 5000);
+  requests[0].max_new_tokens = 1;
+  engine.generate(requests, true);
+  double best = 1e30;
+  for (int i = 0; i < 2; ++i) {
+    const auto start = Clock::now();
+    engine.generate(requests, true);
+    best = std::min(best, seconds_since(start));
+  }
+  return tokens / best;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string model = argc > 1 ? argv[1] : "random/125M";
   const int n = argc > 2 ? std::stoi(argv[2]) : 32;
-  const int threads = argc > 3 ? std::stoi(argv[3]) : static_cast<int>(std::thread::hardware_concurrency());
-  std::vector<int> batches{1, 8, 32};
-  if (argc > 4) {
-    batches.clear();
-    for (std::string rest = argv[4]; !rest.empty();) {
-      const size_t comma = rest.find(',');
-      batches.push_back(std::stoi(rest.substr(0, comma)));
-      rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
-    }
-  }
-  at::set_num_threads(threads);
-  fmt::print("decode_bench: {} on {} intra-op threads, {} decode steps per batch size\n", model, at::get_num_threads(), n);
-  const double bandwidth = read_bandwidth();
-  fmt::print("bound uses the best: {:.2f} GB/s\n", bandwidth / 1e9);
+  std::vector<int> thread_counts, batches;
+  for (const std::string& t : split(argc > 3 ? argv[3] : "1,2")) thread_counts.push_back(std::stoi(t));
+  for (const std::string& b : split(argc > 4 ? argv[4] : "1,8,32")) batches.push_back(std::stoi(b));
+  const std::vector<std::string> dtypes = split(argc > 5 ? argv[5] : "fp32,bf16,fp16");
+  const int prefill_tokens = argc > 6 ? std::stoi(argv[6]) : 512;
 
   ProcessGroups groups = make_self_groups();
-  const auto start = Clock::now();
-  auto engine = Engine::load(EngineOptions{model, 0, 0}, groups);
-  fmt::print("loaded in {:.2f} s: {:.1f} MB of weights (fp32)\n", seconds_since(start), engine->weight_bytes() / 1e6);
-
-  const double bound = bandwidth / static_cast<double>(engine->weight_bytes());  // steps per second
-  double batch1 = 0;
-  for (int batch : batches) {
-    const double step = decode_step_seconds(*engine, batch, n);
-    const double tokens_per_s = batch / step;
-    if (batch1 == 0) batch1 = tokens_per_s;
-    fmt::print(
-        "batch {:>2}: {:8.1f} tokens/s ({:6.1f} ms/step); {:.2f} of the bandwidth bound ({:.1f} steps/s); "
-        "{:.2f}x batch {}\n",
-        batch, tokens_per_s, step * 1e3, (1.0 / step) / bound, bound, tokens_per_s / batch1, batches[0]);
+  std::map<std::string, std::unique_ptr<Engine>> engines;
+  for (const std::string& dtype : dtypes) {
+    const auto start = Clock::now();
+    EngineOptions options{model, 0, 0};
+    options.dtype = dtype_of(dtype);
+    engines[dtype] = Engine::load(options, groups);
+    fmt::print("{}: loaded in {:.2f} s, {:.1f} MB of weights\n", dtype, seconds_since(start),
+               engines[dtype]->weight_bytes() / 1e6);
+  }
+  for (int threads : thread_counts) {
+    at::set_num_threads(threads);
+    fmt::print("\ndecode_bench: {} on {} intra-op threads, {} decode steps per batch size\n", model, at::get_num_threads(), n);
+    const double bandwidth = read_bandwidth();
+    fmt::print("bound uses the best: {:.2f} GB/s\n", bandwidth / 1e9);
+    std::map<std::string, double> batch1;
+    for (int batch : batches) {
+      double first = 0;  // the first dtype's tokens/s at this batch size
+      for (const std::string& dtype : dtypes) {
+        Engine& engine = *engines[dtype];
+        const double bound = bandwidth / static_cast<double>(engine.weight_bytes());  // steps per second
+        const double step = decode_step_seconds(engine, batch, n);
+        const double tokens_per_s = batch / step;
+        if (batch1[dtype] == 0) batch1[dtype] = tokens_per_s;
+        if (first == 0) first = tokens_per_s;
+        fmt::print(
+            "{} batch {:>2}: {:8.1f} tokens/s ({:6.1f} ms/step); {:.2f} of the bandwidth bound ({:.1f} steps/s); "
+            "{:.2f}x batch {}; {:.2f}x {}\n",
+            dtype, batch, tokens_per_s, step * 1e3, (1.0 / step) / bound, bound, tokens_per_s / batch1[dtype], batches[0],
+            tokens_per_s / first, dtypes[0]);
+      }
+    }
+    if (prefill_tokens <= 0) continue;
+    double first = 0;
+    for (const std::string& dtype : dtypes) {
+      const double rate = prefill_tokens_per_s(*engines[dtype], prefill_tokens);
+      if (first == 0) first = rate;
+      fmt::print("{} prefill of {} tokens: {:.1f} tokens/s; {:.2f}x {}\n", dtype, prefill_tokens, rate, rate / first, dtypes[0]);
+    }
   }
   return 0;
 }

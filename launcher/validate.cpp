@@ -110,11 +110,6 @@ void check_layout(const Options& o, const Topology& t, const GpuSelection& gpus,
 
 void check_devices(const Options& o, const Topology& t, const GpuSelection& gpus, int num_visible_gpus,
                    std::vector<Problem>& out) {
-  if (num_visible_gpus <= 0 && o.dtype == "fp16") {
-    out.push_back({ErrorCode::usage,
-                   "options: --dtype=fp16 needs GPUs (CPU matrix products in fp16 are not supported); "
-                   "use --dtype bf16 or fp32 on CPU"});
-  }
   if (num_visible_gpus <= 0) return;  // without GPUs --gpus counts ranks per node
   for (int id : gpus.ids) {
     if (id >= num_visible_gpus) {

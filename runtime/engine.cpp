@@ -8,6 +8,7 @@
 
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
+#include "runtime/model/cpu_kernels.h"
 #include "runtime/model/gpt_model.h"
 #include "runtime/model/nemo.h"
 #include "runtime/model/sampler.h"
@@ -92,6 +93,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
   }
   if (options.cpu_threads > 0) at::set_num_threads(options.cpu_threads);
   log::info("compute threads per rank: {}", at::get_num_threads());
+  log::info("cpu kernels: {}", cpu_kernels_chosen());
   impl->tp = &tp;
   impl->pp = &pp;
   impl->max_context = options.max_context > 0 ? options.max_context : config.max_position_embeddings;

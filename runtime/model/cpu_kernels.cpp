@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 // GCC 12 reports its own AVX-512 intrinsics' deliberately undefined operands (GCC bug 105593).
@@ -17,12 +18,23 @@ namespace rankserve::runtime {
 namespace {
 
 // Only the functions marked RANKSERVE_AVX512 use AVX-512 instructions; callers check the CPU first.
-#define RANKSERVE_AVX512 __attribute__((target("avx512f,avx512vl")))
+// They are compiled with AVX512_BF16 enabled too: GCC emits its instructions only from the bf16 dot
+// product intrinsics, which only Kind::bf16_dot calls, and that kind runs only on CPUs that have them.
+#define RANKSERVE_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16")))
 
-bool cpu_has_avx512f() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+// AVX-512F, VL and BW (every CPU with VL has BW: Skylake-SP and later, Zen 4 and later).
+bool cpu_has_avx512() {
+  static const bool has =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
   return has;
 }
+
+bool cpu_has_avx512_bf16() {
+  static const bool has = cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+  return has;
+}
+
+std::atomic<bool> avx512_bf16_allowed{true};
 
 constexpr int64_t kLanes = 16;  // floats per AVX-512 register
 // A block: kWeightRows weight rows against up to kMaxInputRows input rows, 6 x 4 accumulators (of 32
@@ -65,42 +77,86 @@ RANKSERVE_AVX512 float sum_lanes(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)));
 }
 
+// How a projection reads its weights and input rows: float32 weights; bf16 weights against bf16 input
+// (AVX512_BF16 dot products of pairs, float32 sums); bf16 weights widened to float32 (bf16 is the top
+// half of a float32: a shift) or fp16 weights converted (F16C), each against float32 input.
+enum class Kind { f32, bf16_dot, bf16_shift, f16 };
+
+template <Kind kind>
+struct KindOf {
+  using W = std::conditional_t<kind == Kind::f32, float, uint16_t>;               // a weight's storage
+  using X = std::conditional_t<kind == Kind::bf16_dot, uint16_t, float>;          // an input value's storage
+  static constexpr int64_t kStep = kind == Kind::bf16_dot ? 2 * kLanes : kLanes;  // columns per product
+};
+
+// One step's `kStep` weights (or input values) as a register, widened to float32 except for bf16_dot
+// (bf16 pairs); kMasked: only the columns `mask` selects, zeros elsewhere.
+template <Kind kind, bool kMasked = false>
+RANKSERVE_AVX512 __m512 load_weights(const typename KindOf<kind>::W* w, __mmask32 mask = 0) {
+  if constexpr (kind == Kind::f32) {
+    return kMasked ? _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), w) : _mm512_loadu_ps(w);
+  } else if constexpr (kind == Kind::bf16_dot) {
+    return _mm512_castsi512_ps(kMasked ? _mm512_maskz_loadu_epi16(mask, w) : _mm512_loadu_si512(w));
+  } else {
+    const __m256i half = kMasked ? _mm256_maskz_loadu_epi16(static_cast<__mmask16>(mask), w)
+                                 : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    if constexpr (kind == Kind::f16) return _mm512_cvtph_ps(half);
+    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+  }
+}
+
+template <Kind kind, bool kMasked = false>
+RANKSERVE_AVX512 __m512 load_input(const typename KindOf<kind>::X* x, __mmask32 mask = 0) {
+  if constexpr (kind == Kind::bf16_dot) {
+    return _mm512_castsi512_ps(kMasked ? _mm512_maskz_loadu_epi16(mask, x) : _mm512_loadu_si512(x));
+  } else {
+    return kMasked ? _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), x) : _mm512_loadu_ps(x);
+  }
+}
+
+template <Kind kind>
+RANKSERVE_AVX512 __m512 multiply_add(__m512 w, __m512 x, __m512 acc) {
+  if constexpr (kind == Kind::bf16_dot) return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)x);
+  else return _mm512_fmadd_ps(w, x, acc);
+}
+
 // y[c][r] = x[c] . w[r] (+ b[r]) for R weight rows and C input rows, over k in [0, K). When `next` is
-// given, asks for the R x K floats there (the next weight rows) to be brought into L2 meanwhile.
-template <int R, int C>
-RANKSERVE_AVX512 void dot_block(const float* w, const float* x, int64_t K, int64_t ldx, const float* b, float* y, int64_t ldy,
-                                const float* next) {
+// given, asks for the R x K weights there (the next weight rows) to be brought into L2 meanwhile.
+template <Kind kind, int R, int C>
+RANKSERVE_AVX512 void dot_block(const typename KindOf<kind>::W* w, const typename KindOf<kind>::X* x, int64_t K, int64_t ldx,
+                                const float* b, float* y, int64_t ldy, const typename KindOf<kind>::W* next) {
+  constexpr int64_t kStep = KindOf<kind>::kStep;
   __m512 acc[R][C];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
   int64_t k = 0;
-  for (; k + kLanes <= K; k += kLanes) {
+  for (; k + kStep <= K; k += kStep) {
     __m512 wv[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) wv[r] = _mm512_loadu_ps(w + r * K + k);
+    for (int r = 0; r < R; ++r) wv[r] = load_weights<kind>(w + r * K + k);
     if (next != nullptr) {
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(next + r * K + k), _MM_HINT_T1);
     }
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
-      const __m512 xv = _mm512_loadu_ps(x + c * ldx + k);
+      const __m512 xv = load_input<kind>(x + c * ldx + k);
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+      for (int r = 0; r < R; ++r) acc[r][c] = multiply_add<kind>(wv[r], xv, acc[r][c]);
     }
   }
-  if (k < K) {  // the last K % 16 columns
-    const __mmask16 mask = tail_mask(K - k);
+  if (k < K) {  // the last K % kStep columns
+    const __mmask32 mask = static_cast<__mmask32>((uint64_t{1} << (K - k)) - 1);
     __m512 wv[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) wv[r] = _mm512_maskz_loadu_ps(mask, w + r * K + k);
+    for (int r = 0; r < R; ++r) wv[r] = load_weights<kind, true>(w + r * K + k, mask);
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
-      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + c * ldx + k);
+      const __m512 xv = load_input<kind, true>(x + c * ldx + k, mask);
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(wv[r], xv, acc[r][c]);
+      for (int r = 0; r < R; ++r) acc[r][c] = multiply_add<kind>(wv[r], xv, acc[r][c]);
     }
   }
   // Four weight rows' sums at a time, stored together.
@@ -118,64 +174,140 @@ RANKSERVE_AVX512 void dot_block(const float* w, const float* x, int64_t K, int64
   }
 }
 
-// dot_block<R, rows> for 1 <= rows <= C.
-template <int R, int C = kMaxInputRows>
-RANKSERVE_AVX512 void dot_block_of(int64_t rows, const float* w, const float* x, int64_t K, const float* b, float* y, int64_t ldy,
-                                   const float* next) {
+// dot_block<kind, R, rows> for 1 <= rows <= C.
+template <Kind kind, int R, int C = kMaxInputRows>
+RANKSERVE_AVX512 void dot_block_of(int64_t rows, const typename KindOf<kind>::W* w, const typename KindOf<kind>::X* x, int64_t K,
+                                   const float* b, float* y, int64_t ldy, const typename KindOf<kind>::W* next) {
   if constexpr (C > 1) {
-    if (rows < C) return dot_block_of<R, C - 1>(rows, w, x, K, b, y, ldy, next);
+    if (rows < C) return dot_block_of<kind, R, C - 1>(rows, w, x, K, b, y, ldy, next);
   }
-  dot_block<R, C>(w, x, K, K, b, y, ldy, next);
+  dot_block<kind, R, C>(w, x, K, K, b, y, ldy, next);
 }
 
 // All n input rows against weight rows [0, R), in runs of nearly equal length (at most
 // kMaxInputRows). The weights stay in L1 after the first run, which fetches `next` meanwhile.
-template <int R>
-RANKSERVE_AVX512 void rows_block(const float* w, const float* x, int64_t n, int64_t K, const float* b, float* y, int64_t ldy,
-                                 const float* next) {
+template <Kind kind, int R>
+RANKSERVE_AVX512 void rows_block(const typename KindOf<kind>::W* w, const typename KindOf<kind>::X* x, int64_t n, int64_t K,
+                                 const float* b, float* y, int64_t ldy, const typename KindOf<kind>::W* next) {
   const int64_t runs = (n + kMaxInputRows - 1) / kMaxInputRows;
   int64_t c = 0;
   for (int64_t i = 0; i < runs; ++i) {
     const int64_t rows = (n - c) / (runs - i);
-    dot_block_of<R>(rows, w, x + c * K, K, b, y + c * ldy, ldy, i == 0 ? next : nullptr);
+    dot_block_of<kind, R>(rows, w, x + c * K, K, b, y + c * ldy, ldy, i == 0 ? next : nullptr);
     c += rows;
   }
 }
 
-RANKSERVE_AVX512 float dot(const float* a, const float* b, int64_t n) {
+// y [n, N] = x [n, K] times w [N, K]^T (+ b), in runs of kChunkRows input rows that stay in L2 while the
+// weights stream past them once per run; split over the intra-op threads by blocks of weight rows.
+template <Kind kind>
+void project_rows(const typename KindOf<kind>::W* wp, const typename KindOf<kind>::X* x, int64_t n, int64_t K, int64_t N,
+                  const float* bp, float* y) {
+  const int64_t num_blocks = (N + kWeightRows - 1) / kWeightRows;
+  for (int64_t first = 0; first < n; first += kChunkRows) {
+    const int64_t rows = std::min(kChunkRows, n - first);
+    const auto* xp = x + first * K;
+    float* yp = y + first * N;
+    run_tasks((num_blocks + kBlocksPerTask - 1) / kBlocksPerTask, [&](int64_t task) {
+      const int64_t end = std::min(num_blocks, (task + 1) * kBlocksPerTask);
+      for (int64_t block = task * kBlocksPerTask; block < end; ++block) {
+        const int64_t r = block * kWeightRows;
+        if (r + kWeightRows <= N) {
+          const auto* next = r + 2 * kWeightRows <= N ? wp + (r + kWeightRows) * K : nullptr;
+          rows_block<kind, kWeightRows>(wp + r * K, xp, rows, K, bp != nullptr ? bp + r : nullptr, yp + r, N, next);
+        } else {
+          for (int64_t i = r; i < N; ++i) {
+            rows_block<kind, 1>(wp + i * K, xp, rows, K, bp != nullptr ? bp + i : nullptr, yp + i, N, nullptr);
+          }
+        }
+      }
+    });
+  }
+}
+
+// The values of a float32, bf16 or fp16 tensor (kinds f32, bf16_shift, f16), as stored.
+template <Kind kind>
+using Stored = typename KindOf<kind>::W;
+
+// a[0, n) . b[0, n), b widened to float32.
+template <Kind kind>
+RANKSERVE_AVX512 float dot(const float* a, const Stored<kind>* b, int64_t n) {
   __m512 acc = _mm512_setzero_ps();
   for (int64_t i = 0; i < n; i += kLanes) {
     const __mmask16 mask = n - i >= kLanes ? static_cast<__mmask16>(0xffff) : tail_mask(n - i);
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, b + i), acc);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), load_weights<kind, true>(b + i, mask), acc);
   }
   return sum_lanes(acc);
 }
 
-// out[0, n) += p * v[0, n)
-RANKSERVE_AVX512 void add_scaled(float* out, const float* v, float p, int64_t n) {
+// out[0, n) += p * v[0, n), v widened to float32.
+template <Kind kind>
+RANKSERVE_AVX512 void add_scaled(float* out, const Stored<kind>* v, float p, int64_t n) {
   const __m512 pv = _mm512_set1_ps(p);
   for (int64_t i = 0; i < n; i += kLanes) {
     const __mmask16 mask = n - i >= kLanes ? static_cast<__mmask16>(0xffff) : tail_mask(n - i);
     _mm512_mask_storeu_ps(out + i, mask,
-                          _mm512_fmadd_ps(pv, _mm512_maskz_loadu_ps(mask, v + i), _mm512_maskz_loadu_ps(mask, out + i)));
+                          _mm512_fmadd_ps(pv, load_weights<kind, true>(v + i, mask), _mm512_maskz_loadu_ps(mask, out + i)));
   }
 }
 
-// One head of one decoding sequence; `scores` holds at least past + 1 floats.
-RANKSERVE_AVX512 void attend_one(const float* q, const float* k_new, const float* v_new, float* k_cache, float* v_cache,
-                                 int64_t past, int64_t token_stride, int64_t d, float* scores, float* out) {
-  std::copy(k_new, k_new + d, k_cache + past * token_stride);
-  std::copy(v_new, v_new + d, v_cache + past * token_stride);
+// Stores the lanes of v that `mask` selects at `to`, rounded to the nearest stored value (ties to
+// even; bf16 as ATen rounds it, NaN payloads aside).
+template <Kind kind>
+RANKSERVE_AVX512 void store_rounded(Stored<kind>* to, __mmask16 mask, __m512 v) {
+  if constexpr (kind == Kind::f32) {
+    _mm512_mask_storeu_ps(to, mask, v);
+  } else if constexpr (kind == Kind::f16) {
+    _mm256_mask_storeu_epi16(to, mask, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  } else {
+    const __m512i bits = _mm512_castps_si512(v);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+    _mm256_mask_storeu_epi16(to, mask, _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
+  }
+}
+
+// to[0, n) = from[0, n), converted (exact copies when the kinds are the same).
+template <Kind from_kind, Kind to_kind>
+RANKSERVE_AVX512 void convert(const Stored<from_kind>* from, Stored<to_kind>* to, int64_t n) {
+  if constexpr (from_kind == to_kind) {
+    std::copy(from, from + n, to);
+  } else {
+    for (int64_t i = 0; i < n; i += kLanes) {
+      const __mmask16 mask = n - i >= kLanes ? static_cast<__mmask16>(0xffff) : tail_mask(n - i);
+      store_rounded<to_kind>(to + i, mask, load_weights<from_kind, true>(from + i, mask));
+    }
+  }
+}
+
+// Scratch of one head's attention: scores (at least past + 1), and q and the output (head_dim each).
+struct AttendScratch {
+  float* scores;
+  float* q;
+  float* out;
+};
+
+// One head of one decoding sequence, in float32: q, k, v and the output of the activations' kind,
+// the caches of theirs.
+template <Kind act, Kind cache>
+RANKSERVE_AVX512 void attend_one(const Stored<act>* q, const Stored<act>* k_new, const Stored<act>* v_new, Stored<cache>* k_cache,
+                                 Stored<cache>* v_cache, int64_t past, int64_t token_stride, int64_t d, AttendScratch scratch,
+                                 Stored<act>* out) {
+  convert<act, cache>(k_new, k_cache + past * token_stride, d);
+  convert<act, cache>(v_new, v_cache + past * token_stride, d);
+  convert<act, Kind::f32>(q, scratch.q, d);
+  float* scores = scratch.scores;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   float max_score = -std::numeric_limits<float>::infinity();
   for (int64_t t = 0; t <= past; ++t) {
-    scores[t] = dot(q, k_cache + t * token_stride, d) * scale;
+    scores[t] = dot<cache>(scratch.q, k_cache + t * token_stride, d) * scale;
     max_score = std::max(max_score, scores[t]);
   }
   float sum = 0;
   for (int64_t t = 0; t <= past; ++t) sum += scores[t] = std::exp(scores[t] - max_score);
-  std::fill(out, out + d, 0.0f);
-  for (int64_t t = 0; t <= past; ++t) add_scaled(out, v_cache + t * token_stride, scores[t] / sum, d);
+  std::fill(scratch.out, scratch.out + d, 0.0f);
+  for (int64_t t = 0; t <= past; ++t) add_scaled<cache>(scratch.out, v_cache + t * token_stride, scores[t] / sum, d);
+  convert<Kind::f32, act>(scratch.out, out, d);
 }
 
 // e^x for x <= 0 (0 below -87): 2^n x a degree-6 polynomial of x - n ln 2, |x - n ln 2| <= ln 2 / 2
@@ -229,8 +361,7 @@ RANKSERVE_AVX512 BestToken best_of(const float* x, int64_t n, int64_t usable) {
 }  // namespace
 
 bool best_token_applies(const at::Tensor& logits) {
-  return logits.dim() == 1 && logits.scalar_type() == at::kFloat && logits.is_cpu() && logits.is_contiguous() &&
-         cpu_has_avx512f();
+  return logits.dim() == 1 && logits.scalar_type() == at::kFloat && logits.is_cpu() && logits.is_contiguous() && cpu_has_avx512();
 }
 
 BestToken best_token(const at::Tensor& logits, int64_t usable) {
@@ -239,61 +370,111 @@ BestToken best_token(const at::Tensor& logits, int64_t usable) {
 }
 
 bool cpu_project_applies(const at::Tensor& x, const at::Tensor& w) {
-  return x.dim() == 2 && w.dim() == 2 && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && x.is_cpu() &&
-         w.is_cpu() && w.is_contiguous() && cpu_has_avx512f();
+  auto supported = [](at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16 || t == at::kHalf; };
+  return x.dim() == 2 && w.dim() == 2 && supported(x.scalar_type()) && supported(w.scalar_type()) &&
+         (w.scalar_type() != at::kFloat || x.scalar_type() == at::kFloat) && x.is_cpu() && w.is_cpu() && w.is_contiguous() &&
+         cpu_has_avx512();
+}
+
+void allow_avx512_bf16(bool allowed) { avx512_bf16_allowed = allowed; }
+
+std::string cpu_kernels_chosen() {
+  if (!cpu_has_avx512()) return "none (no AVX-512F/VL/BW on this CPU: every product runs in ATen)";
+  return std::string("fp32 AVX-512 FMA; bf16 weights ") +
+         (cpu_has_avx512_bf16() ? "AVX512_BF16 dot products" : "widened to fp32 (no AVX512_BF16 on this CPU)") +
+         "; fp16 weights F16C conversion to fp32";
 }
 
 at::Tensor cpu_project(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b_in) {
-  const at::Tensor x = x_in.contiguous();
-  const at::Tensor b = b_in.defined() ? b_in.to(at::kFloat).contiguous() : b_in;
-  const int64_t n = x.size(0), K = x.size(1), N = w.size(0);
+  const int64_t n = x_in.size(0), K = x_in.size(1), N = w.size(0);
   TORCH_CHECK(w.size(1) == K, "cpu_project: x has ", K, " columns but w has ", w.size(1));
-  at::Tensor y = at::empty({n, N}, x.options());
-  const float* wp = w.data_ptr<float>();
+  const at::Tensor b = b_in.defined() ? b_in.to(at::kFloat).contiguous() : b_in;
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
-  const int64_t num_blocks = (N + kWeightRows - 1) / kWeightRows;
-  // Runs of kChunkRows input rows stay in L2 while the weights stream past them once per run.
-  for (int64_t first = 0; first < n; first += kChunkRows) {
-    const int64_t rows = std::min(kChunkRows, n - first);
-    const float* xp = x.data_ptr<float>() + first * K;
-    float* yp = y.data_ptr<float>() + first * N;
-    run_tasks((num_blocks + kBlocksPerTask - 1) / kBlocksPerTask, [&](int64_t task) {
-      const int64_t end = std::min(num_blocks, (task + 1) * kBlocksPerTask);
-      for (int64_t block = task * kBlocksPerTask; block < end; ++block) {
-        const int64_t r = block * kWeightRows;
-        if (r + kWeightRows <= N) {
-          const float* next = r + 2 * kWeightRows <= N ? wp + (r + kWeightRows) * K : nullptr;
-          rows_block<kWeightRows>(wp + r * K, xp, rows, K, bp != nullptr ? bp + r : nullptr, yp + r, N, next);
-        } else {
-          for (int64_t i = r; i < N; ++i) {
-            rows_block<1>(wp + i * K, xp, rows, K, bp != nullptr ? bp + i : nullptr, yp + i, N, nullptr);
-          }
-        }
-      }
-    });
+  at::Tensor y = at::empty({n, N}, x_in.options().dtype(at::kFloat));
+  float* yp = y.data_ptr<float>();
+  const auto* w16 = static_cast<const uint16_t*>(w.data_ptr());
+  if (w.scalar_type() == at::kBFloat16 && cpu_has_avx512_bf16() && avx512_bf16_allowed) {
+    const at::Tensor x = x_in.to(at::kBFloat16).contiguous();  // no copy when the model computes in bf16
+    project_rows<Kind::bf16_dot>(w16, static_cast<const uint16_t*>(x.data_ptr()), n, K, N, bp, yp);
+  } else {
+    const at::Tensor x = x_in.to(at::kFloat).contiguous();
+    const float* xp = x.data_ptr<float>();
+    if (w.scalar_type() == at::kFloat) project_rows<Kind::f32>(w.data_ptr<float>(), xp, n, K, N, bp, yp);
+    else if (w.scalar_type() == at::kBFloat16) project_rows<Kind::bf16_shift>(w16, xp, n, K, N, bp, yp);
+    else project_rows<Kind::f16>(w16, xp, n, K, N, bp, yp);
   }
-  return y;
+  return x_in.scalar_type() == at::kFloat ? y : y.to(x_in.scalar_type());
+}
+
+namespace {
+
+// From how many input rows BLAS gemm (OpenBLAS, its own thread pool) beats cpu_project: for float32
+// weights, and for half-precision ones widened to float32 for the call. bench/project_bench, one
+// step's projections of a 125M model on the shared 2-vCPU VM (2026-12-02, loaded; docs/benchmarks.md),
+// 1 intra-op thread, cpu_project / BLAS ms: fp32 rows 1 70 / 80 (at::mv), 32 148 / 276, 64 185 / 283,
+// 128 588 / 599, 256 1154 / 942, 512 2953 / 2209; fp16 128 616 / 796, 512 2952 / 2845; bf16 (dot
+// products) 128 771 / 825, 512 3666 / 1830. With 2 threads BLAS led from 64 rows (fp32 627 / 344).
+constexpr int64_t kBlasRows = 128;
+constexpr int64_t kBlasRowsWidened = 256;
+
+at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  const at::Tensor xf = x.to(at::kFloat), wf = w.to(at::kFloat), bf = b.defined() ? b.to(at::kFloat) : b;
+  at::Tensor y;
+  if (xf.size(0) == 1) y = (bf.defined() ? at::addmv(bf, wf, xf[0]) : at::mv(wf, xf[0])).unsqueeze(0);
+  else y = at::linear(xf, wf, bf);
+  return y.to(x.scalar_type());
+}
+
+}  // namespace
+
+at::Tensor cpu_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (x.size(0) >= (w.scalar_type() == at::kFloat ? kBlasRows : kBlasRowsWidened)) return blas_linear(x, w, b);
+  return cpu_project(x, w, b);
 }
 
 bool decode_attention_applies(const at::Tensor& qkv, const at::Tensor& k_cache) {
-  return qkv.scalar_type() == at::kFloat && k_cache.scalar_type() == at::kFloat && qkv.is_cpu() && k_cache.is_cpu() &&
-         qkv.is_contiguous() && k_cache.is_contiguous() && cpu_has_avx512f();
+  const at::ScalarType t = qkv.scalar_type(), c = k_cache.scalar_type();
+  const bool half_cache = c == at::kBFloat16 || c == at::kHalf;
+  return (t == c || (t == at::kFloat && half_cache)) && (t == at::kFloat || half_cache) && qkv.is_cpu() && k_cache.is_cpu() &&
+         qkv.is_contiguous() && k_cache.is_contiguous() && cpu_has_avx512();
 }
 
-void decode_attention(const at::Tensor& qkv, std::span<const DecodeAttentionItem> items, int64_t heads, int64_t head_dim,
-                      at::Tensor& context) {
+namespace {
+
+template <Kind act, Kind cache>
+void decode_attention_of(const at::Tensor& qkv, std::span<const DecodeAttentionItem> items, int64_t heads, int64_t head_dim,
+                         at::Tensor& context) {
+  using A = Stored<act>;
+  using C = Stored<cache>;
   const int64_t width = heads * head_dim;  // of q, of k, of v in a qkv row, and of a context row
-  const float* qkv_p = qkv.data_ptr<float>();
-  float* context_p = context.data_ptr<float>();
+  const A* qkv_p = static_cast<const A*>(qkv.data_ptr());
+  A* context_p = static_cast<A*>(context.data_ptr());
   run_tasks(static_cast<int64_t>(items.size()) * heads, [&](int64_t task) {
     const DecodeAttentionItem& item = items[static_cast<size_t>(task / heads)];
     const int64_t h = task % heads;
-    const float* row = qkv_p + item.row * 3 * width + h * head_dim;
-    std::vector<float> scores(static_cast<size_t>(item.past + 1));
-    attend_one(row, row + width, row + 2 * width, item.k_cache->data_ptr<float>() + h * head_dim,
-               item.v_cache->data_ptr<float>() + h * head_dim, item.past, width, head_dim, scores.data(),
-               context_p + item.row * width + h * head_dim);
+    const A* row = qkv_p + item.row * 3 * width + h * head_dim;
+    std::vector<float> scratch(static_cast<size_t>(item.past + 1 + 2 * head_dim));
+    float* scores = scratch.data();
+    attend_one<act, cache>(row, row + width, row + 2 * width, static_cast<C*>(item.k_cache->data_ptr()) + h * head_dim,
+                           static_cast<C*>(item.v_cache->data_ptr()) + h * head_dim, item.past, width, head_dim,
+                           AttendScratch{scores, scores + item.past + 1, scores + item.past + 1 + head_dim},
+                           context_p + item.row * width + h * head_dim);
   });
+}
+
+}  // namespace
+
+void decode_attention(const at::Tensor& qkv, std::span<const DecodeAttentionItem> items, int64_t heads, int64_t head_dim,
+                      at::Tensor& context) {
+  TORCH_CHECK(context.scalar_type() == qkv.scalar_type() && context.is_contiguous(), "decode_attention: context of type ",
+              context.scalar_type(), " for qkv of type ", qkv.scalar_type());
+  if (items.empty()) return;
+  const at::ScalarType t = qkv.scalar_type(), c = items[0].k_cache->scalar_type();
+  if (t == at::kBFloat16) return decode_attention_of<Kind::bf16_shift, Kind::bf16_shift>(qkv, items, heads, head_dim, context);
+  if (t == at::kHalf) return decode_attention_of<Kind::f16, Kind::f16>(qkv, items, heads, head_dim, context);
+  if (c == at::kBFloat16) return decode_attention_of<Kind::f32, Kind::bf16_shift>(qkv, items, heads, head_dim, context);
+  if (c == at::kHalf) return decode_attention_of<Kind::f32, Kind::f16>(qkv, items, heads, head_dim, context);
+  return decode_attention_of<Kind::f32, Kind::f32>(qkv, items, heads, head_dim, context);
 }
 
 }  // namespace rankserve::runtime

@@ -1,11 +1,11 @@
 #include "runtime/model/gpt_model.h"
 
-#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
@@ -23,7 +23,8 @@ struct Loader {
   const WeightSource& source;
   ShardSpec shard;
   at::ScalarType dtype = at::kFloat;
-  DeviceUpload upload;  // each slice goes to the device as it is read: the host holds one slice at a time
+  DeviceUpload upload;                       // each slice goes to the device as it is read: the host holds one slice at a time
+  at::ScalarType vector_dtype = at::kFloat;  // of layer norms, biases and position embeddings: the activations'
   uint64_t bytes = 0;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_report = start;
@@ -31,16 +32,17 @@ struct Loader {
   int64_t local_width() const { return c.attention_width() / shard.tp_size; }  // this rank's heads x head_dim
   int64_t local_ffn() const { return c.ffn_hidden_size / shard.tp_size; }
 
-  at::Tensor read(const std::string& name, std::vector<int64_t> shape, TensorSlice slice = {0, 0, -1}, Init init = Init::normal) {
-    at::Tensor t = upload.to_device(source.read(name, shape, slice, dtype, init));
+  at::Tensor read(const std::string& name, std::vector<int64_t> shape, TensorSlice slice = {0, 0, -1}, Init init = Init::normal,
+                  std::optional<at::ScalarType> type = std::nullopt) {
+    at::Tensor t = upload.to_device(source.read(name, shape, slice, type.value_or(dtype), init));
     bytes += static_cast<uint64_t>(t.numel()) * t.element_size();
     return t;
   }
   at::Tensor vector(const std::string& name, int64_t size, Init init = Init::zeros) {
-    return read(name, {size}, {0, 0, -1}, init);
+    return read(name, {size}, {0, 0, -1}, init, vector_dtype);
   }
   at::Tensor vector_part(const std::string& name, int64_t size, int64_t start, int64_t length) {
-    return read(name, {size}, {0, start, length}, Init::zeros);
+    return read(name, {size}, {0, start, length}, Init::zeros, vector_dtype);
   }
 
   // Rows [start, start + rows) of a [vocab, dim] embedding; rows at or past `usable` (default: all
@@ -191,14 +193,15 @@ void report_progress(Loader& l, int layer) {
 }
 
 // x [n, in] times w [out, in]^T (+ b). BLAS gemm would first copy (pack) the whole weight matrix, which
-// costs as much as the product at decode's few rows: cpu_project streams it once instead, and a
-// matrix-vector product does for one row otherwise. cpu_project runs on the intra-op threads: with
-// only one, BLAS (OpenBLAS runs its own pool) has more cores and wins.
+// costs as much as the product at decode's few rows: on CPUs with AVX-512, cpu_linear streams it once
+// instead where that measured faster (and takes half-precision weights); elsewhere ATen, with a
+// matrix-vector product for one row.
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) {
-  if (at::get_num_threads() > 1 && cpu_project_applies(x, w)) return cpu_project(x, w, b);
-  if (x.size(0) != 1) return at::linear(x, w, b);
+  if (cpu_project_applies(x, w)) return cpu_linear(x, w, b);
+  const at::Tensor wx = w.to(x.scalar_type());  // fp16 weights against float32 activations: widened
+  if (x.size(0) != 1) return at::linear(x, wx, b);
   at::Tensor row = x.squeeze(0);
-  return (b.defined() ? at::addmv(b, w, row) : at::mv(w, row)).unsqueeze(0);
+  return (b.defined() ? at::addmv(b, wx, row) : at::mv(wx, row)).unsqueeze(0);
 }
 
 // A tensor's storage for the communicators: its bytes (hand-offs, gathers), or its elements (sums).
@@ -236,6 +239,10 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
     throw Error(ErrorCode::usage, fmt::format("options: --pp {} exceeds the model's {} layers", shard.pp_size, c.num_layers));
   }
   local_heads_ = c.num_attention_heads / shard.tp_size;
+  // ATen 1.13's CPU kernels have no fp16 layer norm, softmax or matrix product: with fp16 weights
+  // on the CPU the activations stay float32 (cpu_project reads fp16 weights against float32 rows);
+  // on a GPU fp16 activations stay fp16.
+  activation_dtype_ = shard.dtype == at::kHalf && shard.device.is_cpu() ? at::kFloat : shard.dtype;
   // Stage s holds layers [first, first + count): the first (num_layers % pp) stages take one more.
   const int base = c.num_layers / shard.pp_size, extra = c.num_layers % shard.pp_size;
   first_layer_ = shard.pp_rank * base + std::min(shard.pp_rank, extra);
@@ -244,7 +251,7 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
   const int multiple = kVocabMultiple * shard.tp_size;
   padded_vocab_ = (c.vocab_size + multiple - 1) / multiple * multiple;
   const int64_t rows = padded_vocab_ / shard.tp_size;
-  Loader l{c, source, shard, shard.dtype, DeviceUpload(shard.device)};
+  Loader l{c, source, shard, shard.dtype, DeviceUpload(shard.device), activation_dtype_};
   const ModelLayout m = layout_of(c, source);
   const int64_t H = c.hidden_size, E = c.embed_dim(), P = c.max_position_embeddings + c.position_offset;
   // The checkpoint's vocabulary rows (NeMo pads them); rows past the tokenizer's stay zero.
@@ -255,7 +262,7 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
     word_embeddings_ = l.vocab_rows(copy ? m.head_embeddings : m.word_embeddings, V, E, first_row, rows, c.vocab_size);
   }
   if (last_stage && !c.tied_output) output_weights_ = l.vocab_rows(m.output_layer, V, H, first_row, rows, c.vocab_size);
-  if (first_stage) position_embeddings_ = l.read(m.position_embeddings, {P, H});
+  if (first_stage) position_embeddings_ = l.read(m.position_embeddings, {P, H}, {0, 0, -1}, Init::normal, activation_dtype_);
   if (E != H && first_stage) project_in_ = l.read(m.project_in, {H, E});
   if (E != H && last_stage) project_out_ = l.read(m.project_out, {E, H});
   for (int i = first_layer_; i < first_layer_ + num_local_layers; ++i) {
@@ -308,8 +315,9 @@ at::Tensor GptModel::embed(std::span<const SequenceStep> batch, int64_t num_toke
   const int64_t rows = word_embeddings_.size(0), start = shard_.tp_rank * rows;
   at::Tensor local = at::tensor(tokens, options(at::kLong)).sub(start);
   at::Tensor mine = local.ge(0).logical_and(local.lt(rows));
-  at::Tensor x =
-      at::embedding(word_embeddings_, local.clamp(0, rows - 1)).mul(mine.unsqueeze(1).to(word_embeddings_.scalar_type()));
+  at::Tensor x = at::embedding(word_embeddings_, local.clamp(0, rows - 1))
+                     .to(activation_dtype_)
+                     .mul(mine.unsqueeze(1).to(activation_dtype_));
   x = all_reduce(x);
   if (project_in_.defined()) x = project(x, project_in_);
   return x.add(at::embedding(position_embeddings_, at::tensor(positions, options(at::kLong))));
@@ -344,8 +352,8 @@ at::Tensor GptModel::attend(const at::Tensor& qkv, KvCache& cache, size_t layer)
   at::Tensor q = parts[0].reshape({n, local_heads_, d}).transpose(0, 1);  // [heads, n, d]
   k_cache.narrow(0, past, n).copy_(parts[1].reshape({n, local_heads_, d}));
   v_cache.narrow(0, past, n).copy_(parts[2].reshape({n, local_heads_, d}));
-  at::Tensor k = k_cache.narrow(0, 0, total).permute({1, 2, 0});  // [heads, d, total]
-  at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1);     // [heads, total, d]
+  at::Tensor k = k_cache.narrow(0, 0, total).permute({1, 2, 0}).to(q.scalar_type());  // [heads, d, total]
+  at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1).to(q.scalar_type());     // [heads, total, d]
   at::Tensor scores = at::matmul(q, k).mul(1.0 / std::sqrt(static_cast<double>(d)));
   if (n > 1) {  // causal: query i (position past + i) sees keys up to past + i
     at::Tensor future =
@@ -404,7 +412,7 @@ at::Tensor GptModel::forward(std::span<const SequenceStep> batch) {
   if (shard_.pp_rank == 0) {
     x = embed(batch, num_tokens);
   } else {
-    x = at::empty({num_tokens, config_.hidden_size}, options(shard_.dtype));
+    x = at::empty({num_tokens, config_.hidden_size}, options(activation_dtype_));
     pp_.recv(bytes_buffer(x), shard_.pp_rank - 1);
   }
   x = run_layers(x, batch).contiguous();

@@ -20,7 +20,9 @@ struct ShardSpec {
   int tp_size = 1;
   int pp_rank = 0;  // pipeline stage: layers are split into pp_size consecutive runs
   int pp_size = 1;
-  at::ScalarType dtype = at::kFloat;  // weights, activations and KV cache; logits stay float32
+  // Weights, activations and KV cache (but fp16 activations on the CPU are float32: GptModel);
+  // logits stay float32.
+  at::ScalarType dtype = at::kFloat;
   // Where weights, KV cache, activations and logits live. CPU: collectives sum float32 on the host
   // and the CPU kernels run where they apply. A CUDA device: collectives run in place on device
   // memory in the compute dtype, and only ATen ops run. The communicators must be on this device too.
@@ -85,7 +87,8 @@ class GptModel {
   int first_layer_ = 0;  // global index of this stage's first layer
   int padded_vocab_ = 0;
   int local_heads_ = 0;
-  at::Tensor word_embeddings_;  // [padded_vocab / tp, embed_dim], this rank's rows
+  at::ScalarType activation_dtype_ = at::kFloat;  // of activations, layer norms and biases
+  at::Tensor word_embeddings_;                    // [padded_vocab / tp, embed_dim], this rank's rows
   at::Tensor position_embeddings_;
   at::Tensor output_weights_;  // an untied output layer (NeMo), this rank's vocabulary rows
   at::Tensor project_in_, project_out_, ln_f_w_, ln_f_b_;
