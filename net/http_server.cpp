@@ -470,6 +470,8 @@ int HttpServer::http_port() const { return impl_->bound_http_port; }
 
 int HttpServer::metrics_port() const { return impl_->bound_metrics_port; }
 
+ServerContext& HttpServer::context() { return impl_->context; }
+
 void HttpServer::stop() {
   Impl& impl = *impl_;
   if (impl.stopped) return;

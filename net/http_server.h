@@ -30,6 +30,8 @@ struct ServerOptions {
   std::string api_key;                     // non-empty: inference endpoints need "Authorization: Bearer <key>"
 };
 
+struct ServerContext;
+
 class HttpServer {
  public:
   // Binds every port before returning and starts serving on its own threads. Throws Error(usage)
@@ -40,6 +42,10 @@ class HttpServer {
 
   int http_port() const;     // the bound port (the chosen one when 0 was asked)
   int metrics_port() const;  // -1 when none
+
+  // What the handlers share (service, metrics, in-flight registry, submit pool), for the gRPC front
+  // end of the same process; valid until stop() returns, which must come after that front end stopped.
+  ServerContext& context();
 
   // Closes the listeners and every connection; in-flight requests are cancelled. Waits for the
   // GenerationService::submit calls in progress to return. Idempotent.

@@ -31,19 +31,6 @@ ServerResponse json_response(const json::value& value, int status = 200) {
   return r;
 }
 
-const ModelInfo& find_model(const ServerContext& context, const RouteParams& params) {
-  const ModelInfo& model = context.service.model();
-  if (params.model != model.name) {
-    throw Error(ErrorCode::not_found,
-                fmt::format("kserve: unknown model '{}'; this server serves '{}'", params.model, model.name));
-  }
-  if (!params.version.empty() && params.version != "1") {
-    throw Error(ErrorCode::not_found,
-                fmt::format("kserve: model '{}' has no version '{}'; its only version is 1", model.name, params.version));
-  }
-  return model;
-}
-
 json::array shape_json(const std::vector<int64_t>& dims, bool with_batch) {
   json::array a;
   if (with_batch) a.emplace_back(-1);
@@ -168,6 +155,19 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
 double micros_since(Clock::time_point start) { return std::chrono::duration<double, std::micro>(Clock::now() - start).count(); }
 
 }  // namespace
+
+const ModelInfo& find_model(const ServerContext& context, const RouteParams& params) {
+  const ModelInfo& model = context.service.model();
+  if (params.model != model.name) {
+    throw Error(ErrorCode::not_found,
+                fmt::format("kserve: unknown model '{}'; this server serves '{}'", params.model, model.name));
+  }
+  if (!params.version.empty() && params.version != "1") {
+    throw Error(ErrorCode::not_found,
+                fmt::format("kserve: model '{}' has no version '{}'; its only version is 1", model.name, params.version));
+  }
+  return model;
+}
 
 ServerResponse kserve_server_metadata(const ServerContext& context) {
   (void)context;

@@ -8,6 +8,9 @@
 
 namespace rankserve::net {
 
+// The served model named by `params`; throws Error(not_found) for another name or a version other than "1".
+const ModelInfo& find_model(const ServerContext& context, const RouteParams& params);
+
 ServerResponse kserve_server_metadata(const ServerContext& context);
 ServerResponse kserve_health_live();
 // 200 iff the service is ready; 503 with the reason otherwise.
