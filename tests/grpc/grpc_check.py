@@ -96,6 +96,8 @@ def grpc_request(pb, model, inputs, raw, outputs=None, parameters=None, request_
     r = pb.ModelInferRequest(model_name=model, id=request_id)
     for n, d, s, v in inputs:
         t = r.inputs.add(name=n, datatype=d, shape=s)
+        if d not in DTYPE:
+            continue  # a datatype rankserve refuses: no contents to fill
         if raw:
             r.raw_input_contents.append(raw_bytes(d, v))
         else:

@@ -64,7 +64,7 @@ TEST_CASE("gRPC ModelStreamInfer streams the generation token by token, ending w
   grpc_check(opt_server(), "stream", "OPT", fmt::format("--api-key {}", kOptKey));
 }
 
-TEST_CASE("a gRPC deadline cancels the request and frees its batch slots; the server serves afterwards") {
+TEST_CASE("a gRPC deadline cancels the request and frees its batch slots, and the server serves afterwards") {
   grpc_check(gpt_server(), "deadline", "GPT");
 }
 
@@ -83,7 +83,7 @@ TEST_CASE("a gRPC port in use is refused at start, naming --grpc-port") {
   CHECK(r.output.find(fmt::format(":{} (--grpc-port)", s.grpc_port)) != std::string::npos);
 }
 
-TEST_CASE("--grpc-port -1 starts no gRPC server; HTTP serves as before") {
+TEST_CASE("--grpc-port -1 starts no gRPC server and HTTP serves as before") {
   Server s("gpt2", "--gpus 1", "--grpc-port -1");
   CHECK(s.grpc_port == -1);
   CHECK(s.process->output().find("Server grpc url") == std::string::npos);
