@@ -370,8 +370,36 @@ def check_api_key(a, pb, stub, http):
     check(len(r.outputs) > 0, f"ModelInfer with the key: {r}")
 
 
+def check_drain(a, pb, stub, http):
+    # A long stream in flight; SIGTERM once its first token came: readiness goes false, a new request gets
+    # UNAVAILABLE with the HTTP message, and the stream still runs to its end.
+    import signal
+    inputs = prompt_inputs(a.model, "1 2 3", 60)
+    stream = stub.ModelStreamInfer(iter([grpc_request(pb, a.model, inputs, True)]), timeout=120)
+    first = next(stream)
+    check(not first.error_message, f"stream error: {first.error_message}")
+    os.killpg(os.getpgid(a.server_pid), signal.SIGTERM)  # as Process::signal: the whole server
+    give_up = time.monotonic() + 20
+    while stub.ServerReady(pb.ServerReadyRequest()).ready:
+        check(time.monotonic() < give_up, "still ready 20 s after SIGTERM")
+        time.sleep(0.05)
+    try:
+        stub.ModelInfer(grpc_request(pb, a.model, prompt_inputs(a.model, "late", 2), True), timeout=30)
+        check(False, "a request during the drain was answered")
+    except grpc.RpcError as e:
+        status, body = http.call(f"/v2/models/{a.model}/infer", http_body(prompt_inputs(a.model, "late", 2)))
+        check(e.code() == grpc.StatusCode.UNAVAILABLE and status == 503 and e.details() == body["error"],
+              f"during the drain: {e.code()} {e.details()!r} vs HTTP {status} {body}")
+    rest = list(stream)
+    text_output = "sentences" if a.model == "GPT" else "output"
+    pieces, finals = stream_pieces(pb, [first] + rest, text_output)
+    check(finals[-1] and not any(finals[:-1]), f"triton_final_response flags {finals}")
+    check(rest[-1].infer_response.parameters["finish_reason"].string_param == "length",
+          f"the drained stream ended early: {rest[-1]}")
+
+
 CHECKS = {"health": check_health, "infer": check_infer, "bad-requests": check_bad_requests, "stream": check_stream,
-          "deadline": check_deadline, "api-key": check_api_key}
+          "deadline": check_deadline, "api-key": check_api_key, "drain": check_drain}
 
 
 def main():
@@ -382,6 +410,7 @@ def main():
     parser.add_argument("--proto", required=True)
     parser.add_argument("--model", default="GPT")
     parser.add_argument("--api-key", default=None)
+    parser.add_argument("--server-pid", type=int, default=0)  # drain: the server to SIGTERM
     a = parser.parse_args()
     pb, services = load_stubs(a.proto)
     channel = grpc.insecure_channel(a.grpc)

@@ -5,7 +5,11 @@
 // --api-key serves the OPT contract.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string>
 
 #include "tests/clients/live_server.h"
@@ -70,6 +74,35 @@ TEST_CASE("a gRPC deadline cancels the request and frees its batch slots, and th
 
 TEST_CASE("--api-key applies to gRPC inference (UNAUTHENTICATED with the HTTP messages), not to health") {
   grpc_check(opt_server(), "api-key", "OPT", fmt::format("--api-key {}", kOptKey));
+}
+
+TEST_CASE("SIGTERM drains gRPC too: the stream in flight completes, new requests get UNAVAILABLE, the server exits 0") {
+  // The built-in random/125M model (OPT contract): slow enough on CPU that 60 tokens outlast the drain checks.
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("rankserve-grpc-drain-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  Process server(
+      fmt::format("exec {} serve --gpus 2 --tp 2 --http-port 0 --metrics-port -1 --grpc-port 0 --url-file {}/url "
+                  "--timeout 60 --shutdown-timeout 30",
+                  kBin, dir.string()));
+  REQUIRE_MESSAGE(server.wait_for_output("Server http url", 120s), server.output());
+  const auto ready = run(fmt::format("{} --url $(cat {}/url) --init-timeout-s 90", kClient, dir.string()), 120s);
+  REQUIRE_MESSAGE(ready.code == 0, ready.output << server.output());
+  const std::string log = server.output();
+  const size_t at = log.find("Server grpc url grpc://");
+  REQUIRE(at != std::string::npos);
+  const int port = std::stoi(log.substr(log.find(':', at + 23) + 1));
+  std::string url;
+  std::ifstream(dir / "url") >> url;
+  const auto r = run(fmt::format("/usr/bin/python3 {0}/tests/grpc/grpc_check.py drain --grpc 127.0.0.1:{1} --http {2} "
+                                 "--proto {0}/net/grpc/grpc_service.proto --model OPT --server-pid {3} 2>&1",
+                                 kSource, port, url, server.pid()),
+                     300s);
+  INFO(r.output);
+  CHECK(r.code == 0);
+  const auto code = server.wait_for(60s);
+  INFO(server.output());
+  CHECK(code == std::optional<int>(0));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a gRPC port in use is refused at start, naming --grpc-port") {
