@@ -246,29 +246,40 @@ ServerResponse kserve_model_config(const ServerContext& context, const RoutePara
   });
 }
 
+InferPlan kserve_plan_infer(const ServerContext& context, const ModelInfo& model, const InferRequest& request,
+                            Clock::time_point limit) {
+  InferPlan plan;
+  plan.contract = contract_for(model);
+  check_requested_outputs(plan.contract, request);
+  plan.samples = build_requests(plan.contract, request, std::min(deadline_of(context, request.timeout_us), limit));
+  for (const TextRequest& r : plan.samples) plan.prompts.push_back(r.prompt);
+  return plan;
+}
+
+Task<std::vector<EncodedOutput>> kserve_run_infer(ServerContext& context, Exchange& exchange, const ModelInfo& model,
+                                                  const InferRequest& request, Clock::time_point limit,
+                                                  Clock::time_point started) {
+  InferPlan plan = kserve_plan_infer(context, model, request, limit);
+  Generation generation(context.generation(), exchange);
+  co_await generation.submit(std::move(plan.samples));
+  co_await generation.finish_all();
+  std::vector<EncodedOutput> outputs = build_outputs(plan.contract, request, plan.prompts, generation.samples());
+  context.metrics.count_inference_success(model.name, static_cast<int64_t>(plan.prompts.size()), micros_since(started));
+  co_return outputs;
+}
+
 Task<void> kserve_infer(ServerContext& context, Exchange& exchange, RouteParams params) {
   const ModelInfo& model = find_model(context, params);
   const Clock::time_point started = Clock::now();
   const InferRequest request = decode_infer_request(exchange.request().body, binary_header_size(exchange.request()));
-  const ModelContract contract = contract_for(model);
-  check_requested_outputs(contract, request);
-  std::vector<TextRequest> requests = build_requests(contract, request, deadline_of(context, request.timeout_us));
-  std::vector<std::string> prompts;
-  for (const TextRequest& r : requests) prompts.push_back(r.prompt);
-
-  Generation generation(context.generation(), exchange);
-  co_await generation.submit(std::move(requests));
-  co_await generation.finish_all();
-
-  const EncodedResponse encoded =
-      encode_infer_response(model.name, request.id, build_outputs(contract, request, prompts, generation.samples()));
+  const EncodedResponse encoded = encode_infer_response(
+      model.name, request.id, co_await kserve_run_infer(context, exchange, model, request, Clock::time_point::max(), started));
   ServerResponse response;
   response.body = encoded.body;
   if (encoded.json_size) {
     response.content_type = "application/octet-stream";
     response.headers.emplace_back(std::string(kBinaryHeader), std::to_string(*encoded.json_size));
   }
-  context.metrics.count_inference_success(model.name, static_cast<int64_t>(prompts.size()), micros_since(started));
   co_await exchange.respond(std::move(response));
 }
 

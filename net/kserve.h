@@ -4,6 +4,7 @@
 #pragma once
 
 #include "net/exchange.h"
+#include "net/kserve_models.h"
 #include "net/server_context.h"
 
 namespace rankserve::net {
@@ -21,6 +22,23 @@ ServerResponse kserve_model_ready(const ServerContext& context, const RouteParam
 ServerResponse kserve_model_config(const ServerContext& context, const RouteParams& params);
 
 Task<void> kserve_infer(ServerContext& context, Exchange& exchange, RouteParams params);
+
+// The infer path below its transport (HTTP's kserve_infer and gRPC's ModelInfer/ModelStreamInfer):
+// a decoded request checked against the model's contract and turned into one service request per
+// sample, each with the request's deadline (parameters.timeout, else --request-timeout), at most
+// `limit`. Throws field_error naming the input or output.
+struct InferPlan {
+  ModelContract contract;
+  std::vector<TextRequest> samples;
+  std::vector<std::string> prompts;  // samples[i].prompt
+};
+InferPlan kserve_plan_infer(const ServerContext& context, const ModelInfo& model, const InferRequest& request,
+                            Clock::time_point limit);
+// Plans, runs every sample to its end and returns the output tensors (the requested ones, all by
+// default); counts the success from `started`. Throws what Generation throws (ClientGone, Error).
+Task<std::vector<EncodedOutput>> kserve_run_infer(ServerContext& context, Exchange& exchange, const ModelInfo& model,
+                                                  const InferRequest& request, Clock::time_point limit,
+                                                  Clock::time_point started);
 Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RouteParams params, bool stream);
 
 }  // namespace rankserve::net

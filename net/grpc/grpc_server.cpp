@@ -143,13 +143,11 @@ class CallExchange final : public Exchange {
   ServerRequest request_;  // empty: handlers read the gRPC message instead
 };
 
-// One ModelInferRequest, validated and turned into the service's requests: the HTTP infer path's steps.
+// One ModelInferRequest, validated and planned as the HTTP infer path plans it (kserve_plan_infer).
 struct Prepared {
   const ModelInfo* model = nullptr;
-  ModelContract contract;
   InferRequest request;
-  std::vector<TextRequest> samples;
-  std::vector<std::string> prompts;
+  InferPlan plan;
   bool raw = true;
 };
 
@@ -157,19 +155,13 @@ Prepared prepare(const ServerContext& context, const pb::ModelInferRequest& mess
   Prepared p;
   p.model = &find_model(context, {message.model_name(), message.model_version()});
   p.request = decode_grpc_request(message);
-  p.contract = contract_for(*p.model);
-  check_requested_outputs(p.contract, p.request);
-  // A parameters.timeout overrides --request-timeout as over HTTP; the call's deadline bounds both.
-  const Clock::time_point deadline =
-      p.request.timeout_us ? deadline_after(*p.request.timeout_us / 1e6) : context.default_deadline();
-  p.samples = build_requests(p.contract, p.request, std::min(deadline, call_deadline));
-  for (const TextRequest& r : p.samples) p.prompts.push_back(r.prompt);
+  p.plan = kserve_plan_infer(context, *p.model, p.request, call_deadline);  // the call's deadline bounds the request's
   p.raw = wants_raw_outputs(message);
   return p;
 }
 
-void set_header(pb::ModelInferResponse& response, const Prepared& p, const pb::ModelInferRequest& message) {
-  response.set_model_name(p.model->name);
+void set_header(pb::ModelInferResponse& response, const ModelInfo& model, const pb::ModelInferRequest& message) {
+  response.set_model_name(model.name);
   response.set_model_version("1");
   response.set_id(message.id());
 }
@@ -179,13 +171,12 @@ Task<grpc::Status> model_infer(ServerContext& context, CallExchange& exchange, C
   const Clock::time_point started = Clock::now();
   std::exception_ptr error;
   try {
-    Prepared p = prepare(context, message, call_deadline);
-    Generation generation(context.generation(), exchange);
-    co_await generation.submit(std::move(p.samples));
-    co_await generation.finish_all();
-    set_header(response, p, message);
-    encode_grpc_outputs(build_outputs(p.contract, p.request, p.prompts, generation.samples()), p.raw, response);
-    context.metrics.count_inference_success(p.model->name, static_cast<int64_t>(p.prompts.size()), micros_since(started));
+    const ModelInfo& model = find_model(context, {message.model_name(), message.model_version()});
+    const InferRequest request = decode_grpc_request(message);
+    const std::vector<EncodedOutput> outputs =
+        co_await kserve_run_infer(context, exchange, model, request, call_deadline, started);
+    set_header(response, model, message);
+    encode_grpc_outputs(outputs, wants_raw_outputs(message), response);
     co_return grpc::Status::OK;
   } catch (const ClientGone&) {
     context.metrics.count_inference_failure(message.model_name(), FailureReason::canceled);
@@ -283,9 +274,9 @@ std::unique_ptr<pb::ModelStreamInferResponse> piece(const Prepared& p, const pb:
                                                     bool final) {
   auto out = std::make_unique<pb::ModelStreamInferResponse>();
   pb::ModelInferResponse& r = *out->mutable_infer_response();
-  set_header(r, p, message);
+  set_header(r, *p.model, message);
   Tensor t;
-  t.name = p.contract.outputs.front().name;
+  t.name = p.plan.contract.outputs.front().name;
   t.datatype = DataType::bytes;
   t.shape = {1, 1};
   t.strings.push_back(e.finished ? e.finish.text : e.token.text);
@@ -293,7 +284,7 @@ std::unique_ptr<pb::ModelStreamInferResponse> piece(const Prepared& p, const pb:
   auto& parameters = *r.mutable_parameters();
   parameters["triton_final_response"].set_bool_param(final);
   if (e.finished) parameters["finish_reason"].set_string_param(std::string(to_string(e.finish.reason)));
-  if (p.prompts.size() > 1) parameters["sample_index"].set_int64_param(static_cast<int64_t>(e.sample));
+  if (p.plan.prompts.size() > 1) parameters["sample_index"].set_int64_param(static_cast<int64_t>(e.sample));
   return out;
 }
 
@@ -307,7 +298,7 @@ Task<void> stream_one(std::shared_ptr<StreamState> s, std::shared_ptr<pb::ModelI
   try {
     Prepared p = prepare(context, *message, s->call_deadline);
     Generation generation(context.generation(), exchange);
-    co_await generation.submit(std::move(p.samples));
+    co_await generation.submit(std::move(p.plan.samples));
     size_t num_finished = 0;
     for (;;) {
       const std::vector<SampleEvent> events = co_await generation.next();
@@ -315,11 +306,11 @@ Task<void> stream_one(std::shared_ptr<StreamState> s, std::shared_ptr<pb::ModelI
       for (const SampleEvent& e : events) {
         generation.throw_if_failed(e);
         if (!e.finished && e.token.text.empty()) continue;  // an incomplete character: its text comes with the next token
-        const bool final = e.finished && ++num_finished == p.prompts.size();
+        const bool final = e.finished && ++num_finished == p.plan.prompts.size();
         s->write(piece(p, *message, e, final));
       }
     }
-    context.metrics.count_inference_success(p.model->name, static_cast<int64_t>(p.prompts.size()), micros_since(started));
+    context.metrics.count_inference_success(p.model->name, static_cast<int64_t>(p.plan.prompts.size()), micros_since(started));
   } catch (const ClientGone&) {
     context.metrics.count_inference_failure(message->model_name(), FailureReason::canceled);
   } catch (...) {
