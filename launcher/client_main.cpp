@@ -86,6 +86,10 @@ int run(int argc, char** argv) {
     std::cout << parsed.help_text;
     return 0;
   }
+  if (parsed.version) {
+    std::cout << "rankserve-client " RANKSERVE_VERSION "\n";
+    return 0;
+  }
   const ClientOptions& options = parsed.options;
   const ClientSession session(options);
 

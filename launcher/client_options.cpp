@@ -42,6 +42,7 @@ ParsedClientOptions parse_client_options(const std::vector<std::string>& args) {
   // clang-format off
   desc.add_options()
     ("help,h", "Print this help and exit.")
+    ("version", "Print the version and exit.")
     ("url", po::value<std::string>(), "Server URL, e.g. http://node01:8000 (the NeMo client's flag).")
     ("server-url", po::value<std::string>(), "Alias of --url (the OPT client's flag).")
     ("prompts", po::value<std::vector<std::string>>()->multitoken(),
@@ -55,7 +56,7 @@ ParsedClientOptions parse_client_options(const std::vector<std::string>& args) {
     ("output-length", po::value<int>(), "Alias of --output-len (the OPT client's flag).")
     ("min-length", po::value<int>(&o.params.min_length)->default_value(o.params.min_length),
      "NeMo contract: tokens generated before EOS may end the text (the NeMo client sends 20); capped at --output-len.")
-    ("temperature", po::value<double>(), "Sampling temperature (> 0); given, decoding is no longer greedy.")
+    ("temperature", po::value<double>(), "Sampling temperature; 0 (or leaving it out) is greedy decoding, on every protocol.")
     ("top-p", po::value<double>(), "Nucleus sampling mass in (0, 1]; given, decoding is no longer greedy.")
     ("seed", po::value<uint64_t>(), "Sampling seed, for repeatable samples.")
     ("model-name", po::value<std::string>(&o.model_name),
@@ -87,7 +88,8 @@ ParsedClientOptions parse_client_options(const std::vector<std::string>& args) {
        << desc;
   parsed.help_text = help.str();
   parsed.help = vm.count("help") > 0;
-  if (parsed.help) return parsed;
+  parsed.version = vm.count("version") > 0;
+  if (parsed.help || parsed.version) return parsed;
 
   std::vector<std::string> problems;
   if (vm.count("url") && vm.count("server-url") && vm["url"].as<std::string>() != vm["server-url"].as<std::string>()) {
@@ -110,10 +112,11 @@ ParsedClientOptions parse_client_options(const std::vector<std::string>& args) {
   if (o.params.max_tokens < 1) problems.push_back(fmt::format("options: --output-len={} must be >= 1", o.params.max_tokens));
   if (o.params.min_length < 0) problems.push_back(fmt::format("options: --min-length={} must be >= 0", o.params.min_length));
   if (vm.count("temperature")) {
-    o.params.temperature = vm["temperature"].as<double>();
-    if (!(*o.params.temperature > 0)) {
-      problems.push_back(
-          fmt::format("options: --temperature={} must be > 0 (leave it out for greedy decoding)", *o.params.temperature));
+    const double t = vm["temperature"].as<double>();
+    if (!(t >= 0)) problems.push_back(fmt::format("options: --temperature={} must be >= 0 (0 is greedy decoding)", t));
+    if (t > 0) o.params.temperature = t;  // 0: greedy, as when left out
+    if (t == 0 && vm.count("top-p")) {
+      problems.push_back("options: --top-p with --temperature=0 (greedy decoding ignores it; drop one of them)");
     }
   }
   if (vm.count("top-p")) {

@@ -34,6 +34,7 @@ struct ClientOptions {
 struct ParsedClientOptions {
   ClientOptions options;
   bool help = false;
+  bool version = false;
   std::string help_text;
 };
 

@@ -208,7 +208,9 @@ std::string stream_body(StreamProtocol protocol, const std::string& model, const
   if (protocol == StreamProtocol::openai) body["prompt"] = prompt;
   else body["messages"] = json::array{json::object{{"role", "user"}, {"content", prompt}}};
   body["max_tokens"] = params.max_tokens;
+  // OpenAI's default temperature is 1 (sampling): say greedy, as the client's other forms decode by default.
   if (params.temperature) body["temperature"] = *params.temperature;
+  else if (!params.top_p) body["temperature"] = 0;
   if (params.top_p) body["top_p"] = *params.top_p;
   if (params.seed) body["seed"] = *params.seed;
   body["stream"] = true;

@@ -62,7 +62,8 @@ std::optional<Contract> contract_from_metadata(std::string_view body);
 std::vector<std::string> model_ids(std::string_view body);
 
 // The streaming request body of `protocol` for one prompt. `model` goes into OpenAI bodies (omitted
-// when empty); the KServe model is in the path.
+// when empty); the KServe model is in the path. Without a temperature or top_p, OpenAI bodies say
+// temperature 0 (greedy), since OpenAI's own default samples.
 std::string stream_body(StreamProtocol protocol, const std::string& model, const std::string& prompt,
                         const GenerationParams& params);
 

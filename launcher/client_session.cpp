@@ -21,6 +21,10 @@ std::chrono::milliseconds to_ms(double seconds) { return std::chrono::millisecon
 
 constexpr double kReadyPollTimeoutS = 5;  // one readiness probe; the loop's deadline is --init-timeout-s
 
+struct Final {  // a readiness answer that ends the wait at once
+  std::string message;
+};
+
 }  // namespace
 
 ClientSession::ClientSession(const ClientOptions& options)
@@ -52,6 +56,14 @@ void ClientSession::wait_ready() const {
       const net::HttpResponse response = call(request("GET", path), std::clamp(left_s, 0.1, kReadyPollTimeoutS));
       if (response.status == 200) return;
       last_problem = fmt::format("{} answered {}", path, response.status);
+      // A server that refuses the client (401, 403) or has no such endpoint (404) will not change its mind.
+      if (response.status == 401 || response.status == 403 || response.status == 404) {
+        throw Final{fmt::format("client: {}{} answered {}: {}{}", url_text_, path, response.status, error_message(response.body),
+                                response.status == 404 ? " (is --url a rankserve or Triton server? --protocol selects the API)"
+                                                       : " (give the server's key with --api-key)")};
+      }
+    } catch (const Final& final) {
+      throw Error(ErrorCode::runtime, final.message);
     } catch (const Error& e) {
       last_problem = e.what();
     }
@@ -96,10 +108,14 @@ ServedModel ClientSession::resolve_model(bool need_contract) const {
   }
 
   const std::string preferred = options_.form == ClientForm::opt ? "OPT" : "GPT";
-  if (const auto response = metadata(preferred); response && response->status == 200) {
-    if (const auto contract = contract_from_metadata(response->body)) return ServedModel{preferred, contract};
-  }
+  // The list first (rankserve's /v1/models), so a server without the preferred model is not asked for
+  // it (a 404 in its log each time); a server with no list (Triton) is asked directly.
   const auto ids = served_ids();
+  if (ids.empty() || std::find(ids.begin(), ids.end(), preferred) != ids.end()) {
+    if (const auto response = metadata(preferred); response && response->status == 200) {
+      if (const auto contract = contract_from_metadata(response->body)) return ServedModel{preferred, contract};
+    }
+  }
   for (const auto& id : ids) {
     if (id == preferred) continue;
     const auto response = metadata(id);

@@ -22,6 +22,7 @@
 #include "launcher/validate.h"
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
+#include "runtime/core/plural.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/dist/devices.h"
 #include "runtime/dist/rendezvous.h"
@@ -108,7 +109,8 @@ void log_peer_table(const std::vector<runtime::PeerInfo>& peers) {
   for (const auto& p : peers) {
     table += fmt::format("\n{:<5} {:<24} {:<16} {:<8} {}", p.rank, p.hostname, p.address, p.pid, p.device);
   }
-  log::info("all {} ranks arrived:\n{}", peers.size(), table);
+  log::info("{}:\n{}",
+            peers.size() == 1 ? std::string("the one rank arrived") : fmt::format("all {} ranks arrived", peers.size()), table);
 }
 
 int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visible_gpus) {
@@ -147,6 +149,7 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   FailureHook failure_hook;
   std::unique_ptr<runtime::Watchdog> watchdog = rendezvous.start_watchdog([&failure_hook](int code, const std::string& reason) {
     log::fatal("{}", reason);
+    report_failure_to_launcher(capture_environment(), reason);
     failure_hook.fail_requests(reason);
     std::_Exit(code);
   });
@@ -188,11 +191,10 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
   groups.world->barrier();
   if (options.command != "check") return 0;
   if (t.rank == 0) {
-    std::printf(
-        "check passed: %d ranks on %d nodes, tp %d pp %d dp %d, backend %s, %d rounds on world/tp/pp/dp, "
-        "rendezvous + groups %.2f s\n",
-        t.world_size, t.num_nodes, layout.tp_size, layout.pp_size, layout.dp_size(),
-        backend == runtime::Backend::gloo ? "gloo" : "nccl", rounds, setup_s);
+    fmt::print(
+        "check passed: {} on {}, tp {} pp {} dp {}, backend {}, {} rounds on world/tp/pp/dp, rendezvous + groups {:.2f} s\n",
+        count_of(t.world_size, "rank", "ranks"), count_of(t.num_nodes, "node", "nodes"), layout.tp_size, layout.pp_size,
+        layout.dp_size(), backend == runtime::Backend::gloo ? "gloo" : "nccl", rounds, setup_s);
     std::fflush(stdout);
   }
   return 0;
@@ -247,6 +249,10 @@ int run(int argc, char** argv) {
   log_config.all_ranks_info = options.log_all_ranks;
   log_config.host = own_hostname();
   log::configure(log_config);
+  if (options.model_name_was_model) {
+    log::info("--model-name={} is the model to load (the OPT example's meaning); clients ask for it by its family's name",
+              options.model_path);
+  }
 
   std::unique_ptr<PmixClient> pmix;
   if (lookup(env, "RANKSERVE_WORKER").value_or("") != "1") pmix = PmixClient::connect_if_launched(env);
@@ -295,6 +301,7 @@ int main(int argc, char** argv) {
     return rankserve::launcher::run(argc, argv);
   } catch (const rankserve::Error& e) {
     rankserve::log::fatal("{}", e.what());
+    rankserve::launcher::report_failure_to_launcher(rankserve::launcher::capture_environment(), e.what());
     return rankserve::exit_code(e.code());
   } catch (const std::exception& e) {
     rankserve::log::fatal("internal: {}", e.what());

@@ -39,10 +39,11 @@ runtime::EngineOptions engine_options_of(const Options& options, int sampleable_
 
 struct LoadedModel {
   std::unique_ptr<runtime::Engine> engine;
-  uint64_t max_kv_cache_bytes_per_token = 0;  // the largest over every rank (PP stages may differ)
+  int64_t kv_tokens = 0;  // the KV budget of a model copy: the smallest over every rank (launcher/memory_budget.h)
 };
 
-// Every rank calls after the communicators exist (collective over the world: the memory table).
+// Every rank calls after the communicators exist (collective over the world: the memory table). On a
+// GPU a shard that cannot fit throws Error(load) before any weight is read.
 // `sampleable_vocab`/`eos_token_id`: from the tokenizer when one is used (0 / -1: the model's).
 LoadedModel load_model(const Options& options, const runtime::ProcessGroups& groups, int sampleable_vocab, int eos_token_id);
 

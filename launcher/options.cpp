@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cctype>
+#include <filesystem>
 #include <sstream>
 
 #include "runtime/core/error.h"
@@ -60,7 +61,8 @@ void describe(Description& d, Options& o) {
      "check: repeat the all-reduce check on every group for this many seconds (0: once).")
     ("model-path", po::value<std::string>(&o.model_path),
      "generate, serve: a Hugging Face GPT-2 or OPT folder (config.json and model.safetensors, or shards with "
-     "model.safetensors.index.json), or random/<size> (125M ... 530B, the OPT example's table) for seeded "
+     "model.safetensors.index.json), a NeMo Megatron GPT checkpoint (a .nemo file, or its unpacked folder; its saved "
+     "TP/PP are the default layout), or random/<size> (125M ... 530B, the OPT example's table) for seeded "
      "random weights created directly as each rank's shard.")
     ("prompt-ids", po::value<std::string>(&o.prompt_ids), "generate: the prompt as comma-separated token ids.")
     ("prompt", po::value<std::string>(&o.prompt),
@@ -76,8 +78,9 @@ void describe(Description& d, Options& o) {
      "generate, serve: CPU threads each rank computes with. 0: OMP_NUM_THREADS when set, else "
      "SLURM_CPUS_PER_TASK, else the CPUs this process may run on divided by the ranks on its node.")
     ("dtype", po::value<std::string>(&o.dtype)->default_value(o.dtype),
-     "generate, serve: compute dtype of weights, activations and the KV cache: fp32, bf16 or fp16 (fp16 needs GPUs). "
-     "Checkpoint tensors of any type are converted on load; logits, sampling and collectives stay fp32.")
+     "generate, serve: compute dtype of weights, activations and the KV cache: auto, fp32, bf16 or fp16 (fp16 needs "
+     "GPUs). auto: fp32 on CPU; on GPUs the checkpoint's half type (fp16 for a float16 checkpoint, else bf16, also for "
+     "random weights). Checkpoint tensors of any type are converted on load; logits and sampling stay fp32.")
     ("sample", po::bool_switch(&o.sample), "generate: sample the next token instead of taking the most likely one.")
     ("temperature", po::value<float>(&o.temperature)->default_value(o.temperature), "generate --sample: logits divided by this (> 0).")
     ("top-k", po::value<int>(&o.top_k)->default_value(o.top_k), "generate --sample: keep the k most likely tokens (0: all).")
@@ -89,7 +92,9 @@ void describe(Description& d, Options& o) {
     ("seed", po::value<uint64_t>(&o.seed)->default_value(o.seed), "generate --sample: the same seed gives the same tokens.")
     ("model-name", po::value<std::string>(&o.model_name),
      "serve: the name clients use for the model (KServe and OpenAI). Default: OPT for OPT checkpoints and "
-     "random/<size>, GPT otherwise (the examples' names); the contract (OPT or GPT inputs) follows the family.")
+     "random/<size>, GPT otherwise (the examples' names); the contract (OPT or GPT inputs) follows the family. "
+     "Without --model-path, a model given here (random/<size>, or a folder or file) is the model to load, as the "
+     "OPT example's --model-name.")
     ("http-address", po::value<std::string>(&o.http_address)->default_value(o.http_address),
      "serve: address the HTTP server of global rank 0 listens on.")
     ("http-port", po::value<int>(&o.http_port)->default_value(o.http_port), "serve: HTTP port (KServe v2, OpenAI, /metrics).")
@@ -106,7 +111,12 @@ void describe(Description& d, Options& o) {
     ("max-queue-size", po::value<int>(&o.max_queue_size)->default_value(o.max_queue_size),
      "serve: requests waiting beyond the running batches; more get 429 with Retry-After.")
     ("kv-cache-gb", po::value<double>(&o.kv_cache_gb)->default_value(o.kv_cache_gb),
-     "serve: KV-cache budget per rank in GB; a request joins a batch only while its prompt + max tokens fit.")
+     "serve: KV-cache budget per rank in GB; a request joins a batch only while its prompt + max tokens fit. "
+     "0: 2 GB on CPU; on a GPU what --gpu-memory-utilization leaves after the weights.")
+    ("gpu-memory-utilization", po::value<double>(&o.gpu_memory_utilization)->default_value(o.gpu_memory_utilization),
+     "generate, serve: on GPUs, the fraction (0, 1] of each device's memory that weights, KV cache and activations "
+     "may use (as vLLM's flag); memory other processes hold counts against it. A shard that does not fit fails "
+     "before loading.")
     ("max-prefill-tokens", po::value<int>(&o.max_prefill_tokens)->default_value(o.max_prefill_tokens),
      "serve: prompt tokens read per step, all joining requests together (longer prompts are read in chunks "
      "while the others keep decoding).")
@@ -121,7 +131,7 @@ void describe(Description& d, Options& o) {
     ("log-json", po::bool_switch(&o.log_json), "Log one JSON object per line.")
     ("log-all-ranks", po::bool_switch(&o.log_all_ranks), "Print info lines from every rank, not only rank 0.");
   // clang-format on
-  d.all.add(d.visible).add_options()("command", po::value<std::string>(&o.command), "check");
+  d.all.add(d.visible).add_options()("command", po::value<std::string>(&o.command), "serve");
   d.positional.add("command", 1);
 }
 
@@ -167,6 +177,19 @@ void merge_alias(const po::variables_map& vm, const std::string& name, const std
   target = value;
 }
 
+// The OPT example's --model-name is the model to load. Without --model-path, a --model-name that is
+// a model (random/<size>, or a folder or file that exists) is taken as --model-path, served under the
+// family's default name; a hub id (ORG/NAME) is refused by validation (see check_options).
+void take_model_name_as_model(Options& o) {
+  if (!o.model_path.empty() || o.model_name.find('/') == std::string::npos) return;
+  std::error_code ec;
+  if (o.model_name.rfind("random/", 0) == 0 || std::filesystem::exists(o.model_name, ec)) {
+    o.model_path = o.model_name;
+    o.model_name.clear();
+    o.model_name_was_model = true;
+  }
+}
+
 }  // namespace
 
 ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& env) {
@@ -192,10 +215,11 @@ ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& 
   }
   merge_alias(vm, "nodes", "number-of-nodes", parsed.options.nodes);
   merge_alias(vm, "gpus", "number-of-gpus", parsed.options.gpus);
+  take_model_name_as_model(parsed.options);
   parsed.help = vm["help"].as<bool>();
   parsed.version = vm["version"].as<bool>();
   std::ostringstream help;
-  help << "Usage: rankserve [check|generate|serve] [options]\n\n"
+  help << "Usage: rankserve [serve|check|generate] [options]   (serve when no command is given)\n\n"
           "  check     start every rank, rendezvous, create the world/TP/PP/DP communicators,\n"
           "            verify an all-reduce on each, print the topology and exit.\n"
           "  generate  the same, then load each rank's shard of --model-path and run one greedy\n"
@@ -212,7 +236,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& 
 }
 
 std::string describe_options(const Options& o) {
-  return fmt::format(
+  std::string out = fmt::format(
       "command = {}\nnodes = {}\ngpus = {}\nrank = {}\nhead-url = {}\nk8s-service = {}\nadvertise-address = {}\n"
       "store-port = {}\ntp = {}\npp = {}\ntimeout = {}\ncheck-duration = {}\nlog-level = {}\nlog-json = {}\n",
       o.command, o.nodes == 0 ? std::string("(from launcher)") : std::to_string(o.nodes), o.gpus,
@@ -220,6 +244,27 @@ std::string describe_options(const Options& o) {
       o.k8s_service.empty() ? "(unset)" : o.k8s_service, o.advertise_address.empty() ? "(derived)" : o.advertise_address,
       o.store_port == 0 ? std::string("(derived)") : std::to_string(o.store_port), o.tp_size, o.pp_size, o.timeout_s,
       o.check_duration_s, o.log_level, o.log_json);
+  if (o.command == "check") return out;
+  out += fmt::format("model-path = {}\ndtype = {}\ncpu-threads = {}\nweights-seed = {}\n",
+                     o.model_path.empty() ? "(built-in random/125M)" : o.model_path, o.dtype,
+                     o.cpu_threads == 0 ? std::string("(derived)") : std::to_string(o.cpu_threads), o.weights_seed);
+  if (o.command == "generate") {
+    out += fmt::format(
+        "prompt = {}\nprompt-ids = {}\ntokenizer = {}\nmax-tokens = {}\nsample = {}\ntemperature = {}\ntop-k = {}\n"
+        "top-p = {}\nrepetition-penalty = {}\nmin-length = {}\nseed = {}\njson = {}\nno-kv-cache = {}\n",
+        o.prompt, o.prompt_ids, o.tokenizer.empty() ? "(the model's)" : o.tokenizer, o.max_tokens, o.sample, o.temperature,
+        o.top_k, o.top_p, o.repetition_penalty, o.min_length, o.seed, o.json, o.no_kv_cache);
+    return out;
+  }
+  out += fmt::format(
+      "model-name = {}\nhttp-address = {}\nhttp-port = {}\nmetrics-port = {}\nurl-file = {}\nmax-batch-size = {}\n"
+      "max-queue-size = {}\nkv-cache-gb = {}\nmax-prefill-tokens = {}\nrequest-timeout = {}\nshutdown-timeout = {}\n"
+      "api-key = {}\n",
+      o.model_name.empty() ? "(by family: GPT or OPT)" : o.model_name, o.http_address, o.http_port, o.metrics_port,
+      o.url_file.empty() ? "(none)" : o.url_file,
+      o.max_batch_size == 0 ? std::string("(the contract's)") : std::to_string(o.max_batch_size), o.max_queue_size, o.kv_cache_gb,
+      o.max_prefill_tokens, o.request_timeout_s, o.shutdown_timeout_s, o.api_key.empty() ? "(none)" : "(set, not shown)");
+  return out;
 }
 
 }  // namespace rankserve::launcher

@@ -12,7 +12,8 @@ namespace rankserve::launcher {
 inline constexpr int kFirstDerivedStorePort = 15000;  // NeMo example: 15000 + last 4 digits of the job id
 
 struct Options {
-  std::string command = "check";  // check: start-up and collective check; generate: one generation; serve: HTTP
+  std::string command = "serve";  // serve (default, as the examples' servers): HTTP; check: start-up and collective check;
+                                  // generate: one generation
 
   // Topology. Zero / empty means "take it from the launcher".
   int nodes = 0;                  // --nodes / --number-of-nodes
@@ -39,7 +40,7 @@ struct Options {
   bool json = false;
   bool no_kv_cache = false;    // recompute the whole sequence each step (checks the KV cache)
   uint64_t weights_seed = 0;   // random/<size> weights
-  std::string dtype = "fp32";  // compute dtype: fp32, bf16, fp16 (GPU only)
+  std::string dtype = "auto";  // compute dtype: auto (fp32 on CPU, the checkpoint's half type on GPUs), fp32, bf16, fp16
   int cpu_threads = 0;         // compute threads per rank; 0: decided at start-up (cpu_threads_for)
   bool sample = false;         // sample instead of greedy decoding
   float temperature = 1.0f;
@@ -50,7 +51,8 @@ struct Options {
   uint64_t seed = 0;  // sampling seed
 
   // serve
-  std::string model_name;  // served name; default GPT (GPT-2, NeMo) or OPT by family
+  std::string model_name;             // served name; default GPT (GPT-2, NeMo) or OPT by family
+  bool model_name_was_model = false;  // --model-name named the model to load (the OPT example's meaning): now model_path
   std::string http_address = "0.0.0.0";
   int http_port = 8000;
   int metrics_port = 8002;
@@ -59,8 +61,9 @@ struct Options {
   std::string url_file;    // also write the server URL here
   int max_batch_size = 0;  // sequences per model copy; 0: the contract's (GPT 128, OPT 256)
   int max_queue_size = 256;
-  double kv_cache_gb = 2.0;      // KV-cache budget per rank, GB
-  int max_prefill_tokens = 512;  // prompt tokens per step
+  double kv_cache_gb = 0;               // KV-cache budget per rank, GB; 0: automatic (launcher/memory_budget.h)
+  double gpu_memory_utilization = 0.9;  // on a GPU: the fraction of its memory weights + KV cache may use
+  int max_prefill_tokens = 512;         // prompt tokens per step
   double request_timeout_s = 600;
   double shutdown_timeout_s = 30;
   std::string api_key;

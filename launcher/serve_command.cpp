@@ -21,6 +21,7 @@
 #include "net/http_server.h"
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
+#include "runtime/core/plural.h"
 #include "runtime/serving/scheduler.h"
 #include "runtime/tokenizer/tokenizer_folder.h"
 
@@ -107,6 +108,33 @@ void write_url_file(const std::string& path, const std::string& url) {
   }
   std::rename(temporary.c_str(), path.c_str());  // readers never see half a URL
 }
+
+// Writes --url-file once `service` first reports ready (every rank loaded, heartbeats fresh), from a
+// thread of its own; stops waiting when destroyed. Batch scripts poll for the file, so it must not
+// appear while the model is still loading.
+class UrlFileWhenReady {
+ public:
+  UrlFileWhenReady(const std::string& path, const std::string& url, const GenerationService& service) {
+    if (path.empty()) return;
+    thread_ = std::jthread([path, url, &service](std::stop_token stop) {
+      while (!stop.stop_requested()) {
+        if (service.status().ready) {
+          try {
+            write_url_file(path, url);
+            log::info("wrote the server URL to --url-file={}", path);
+          } catch (const Error& e) {
+            log::error("{}", e.what());
+          }
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  }
+
+ private:
+  std::jthread thread_;
+};
 
 // Runs `action` when the scope ends, whichever way it ends.
 struct OnScopeExit {
@@ -236,15 +264,21 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   log::info("Server http url {}", url);
   if (grpc) log::info("Server grpc url grpc://{}:{}", topology.hostname, grpc->port());
   if (server.metrics_port() > 0) log::info("Server metrics url http://{}:{}/metrics", topology.hostname, server.metrics_port());
-  if (!options.url_file.empty()) write_url_file(options.url_file, url);
+  if (!options.url_file.empty()) {  // fails before loading when the file cannot be written at all
+    if (!std::ofstream(options.url_file + ".tmp")) {
+      throw Error(ErrorCode::usage, fmt::format("options: --url-file={}: cannot write", options.url_file));
+    }
+    std::remove((options.url_file + ".tmp").c_str());
+  }
+  const UrlFileWhenReady url_file(options.url_file, url, scheduler);
 
   LoadedModel loaded = load_model(options, groups, vocab[0], vocab[1]);
   runtime::Engine& engine = *loaded.engine;
-  const int64_t kv_tokens = static_cast<int64_t>(options.kv_cache_gb * 1e9 /
-                                                 static_cast<double>(std::max<uint64_t>(loaded.max_kv_cache_bytes_per_token, 1)));
+  const int64_t kv_tokens = loaded.kv_tokens;
   scheduler.set_kv_cache_tokens(kv_tokens);
-  log::info("model {} ({}) served as '{}': {} copies x {} sequences, KV budget {} tokens per copy, context {}", so.model.source,
-            so.model.family, so.model.name, so.num_copies, so.model.max_batch_size, kv_tokens, engine.max_context());
+  log::info("model {} ({}) served as '{}': {} x {} sequences, KV budget {} tokens per copy, context {}", so.model.source,
+            so.model.family, so.model.name, count_of(so.num_copies, "copy", "copies"), so.model.max_batch_size, kv_tokens,
+            engine.max_context());
   try {
     scheduler.run(engine, groups);
   } catch (const Error& e) {

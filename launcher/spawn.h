@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "launcher/env.h"
+
 namespace rankserve::launcher {
 
 struct SpawnPlan {
@@ -28,6 +30,12 @@ struct WorkerLoss {
 };
 int encode_worker_loss(const WorkerLoss& loss);
 WorkerLoss decode_worker_loss(int value);
+
+// A spawned worker's failure, told to its launcher (through a pipe whose descriptor the launcher puts
+// in RANKSERVE_FAILURE_FD) before the worker exits, so that the launcher's error names the cause and
+// not only the first worker to exit. Does nothing when the variable is absent. Any thread; once.
+inline constexpr const char* kFailureFdVariable = "RANKSERVE_FAILURE_FD";
+void report_failure_to_launcher(const EnvMap& env, const std::string& reason);
 
 // "exited with code 6", "was killed by signal 9 (Killed)".
 std::string describe_status(int wait_status);

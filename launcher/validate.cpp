@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "runtime/core/plural.h"
+
 namespace rankserve::launcher {
 namespace {
 
@@ -24,6 +26,13 @@ void check_options(const Options& o, std::vector<Problem>& out) {
     if (!(o.repetition_penalty > 0)) usage(fmt::format("options: --repetition-penalty={} must be > 0", o.repetition_penalty));
     if (o.min_length < 0) usage(fmt::format("options: --min-length={} must be >= 0", o.min_length));
   }
+  if ((o.command == "serve" || o.command == "generate") && o.model_path.empty() && o.model_name.find('/') != std::string::npos) {
+    usage(
+        fmt::format("options: --model-name={} names a model to load (as the OPT example's --model-name does), but it is "
+                    "neither random/<size> nor a local folder or file, and rankserve does not download models; download "
+                    "it, then pass --model-path /path/to/it (--model-name is the name clients ask for, e.g. OPT)",
+                    o.model_name));
+  }
   if (o.command == "serve") {
     auto port = [&](const char* flag, int value, int lowest) {
       if (value < lowest || value > 65535) usage(fmt::format("options: --{}={} is not in {}..65535", flag, value, lowest));
@@ -42,14 +51,17 @@ void check_options(const Options& o, std::vector<Problem>& out) {
     if (o.max_batch_size < 0)
       usage(fmt::format("options: --max-batch-size={} must be >= 0 (0: the contract's)", o.max_batch_size));
     if (o.max_queue_size < 0) usage(fmt::format("options: --max-queue-size={} must be >= 0", o.max_queue_size));
-    if (!(o.kv_cache_gb > 0)) usage(fmt::format("options: --kv-cache-gb={} must be > 0", o.kv_cache_gb));
+    if (!(o.kv_cache_gb >= 0)) usage(fmt::format("options: --kv-cache-gb={} must be >= 0 (0: automatic)", o.kv_cache_gb));
     if (o.max_prefill_tokens < 1) usage(fmt::format("options: --max-prefill-tokens={} must be at least 1", o.max_prefill_tokens));
     if (!(o.request_timeout_s > 0)) usage(fmt::format("options: --request-timeout={} must be > 0 seconds", o.request_timeout_s));
     if (!(o.shutdown_timeout_s >= 0))
       usage(fmt::format("options: --shutdown-timeout={} must be >= 0 seconds", o.shutdown_timeout_s));
   }
-  if (o.dtype != "fp32" && o.dtype != "bf16" && o.dtype != "fp16") {
-    usage(fmt::format("options: --dtype={} is not one of fp32, bf16, fp16", o.dtype));
+  if (o.dtype != "auto" && o.dtype != "fp32" && o.dtype != "bf16" && o.dtype != "fp16") {
+    usage(fmt::format("options: --dtype={} is not one of auto, fp32, bf16, fp16", o.dtype));
+  }
+  if (!(o.gpu_memory_utilization > 0 && o.gpu_memory_utilization <= 1)) {
+    usage(fmt::format("options: --gpu-memory-utilization={} must be in (0, 1]", o.gpu_memory_utilization));
   }
   if (o.cpu_threads < 0) usage(fmt::format("options: --cpu-threads={} must be >= 0 (0: automatic)", o.cpu_threads));
   if (o.tp_size < 1) usage(fmt::format("options: --tp={} must be at least 1", o.tp_size));
@@ -67,8 +79,8 @@ void check_layout(const Options& o, const Topology& t, const GpuSelection& gpus,
   auto topology = [&](std::string message) { out.push_back({ErrorCode::topology, std::move(message)}); };
   if (!spawned(t)) {
     if (o.nodes > 0 && o.nodes != t.num_nodes) {
-      topology(fmt::format("topology: {} gives {} nodes but --nodes {} (submit with --nodes={}, or pass --nodes {})",
-                           t.num_nodes_from, t.num_nodes, o.nodes, o.nodes, t.num_nodes));
+      topology(fmt::format("topology: {} gives {} but --nodes {} (submit with --nodes={}, or pass --nodes {})", t.num_nodes_from,
+                           count_of(t.num_nodes, "node", "nodes"), o.nodes, o.nodes, t.num_nodes));
     }
     if (gpus.per_node > 0) {
       const int nodes = o.nodes > 0 ? o.nodes : t.num_nodes;

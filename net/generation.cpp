@@ -191,11 +191,13 @@ Task<std::vector<SampleEvent>> Generation::next() {
       for (SampleEvent& e : events) {
         SampleState& s = samples_.at(e.sample);
         if (s.finished) continue;  // cannot happen: on_finish is the last event
+        if (first_event_at_ == Clock::time_point{}) first_event_at_ = e.at;
         if (e.finished) {
           s.finished = true;
           s.finish = e.finish;
           s.text += e.finish.text;
           ++num_finished_;
+          last_finish_at_ = std::max(last_finish_at_, e.at);
           context_.inflight.remove(s.id);
           if (e.finish.reason != FinishReason::error && e.finish.reason != FinishReason::cancelled) {
             context_.metrics.observe_request_duration(seconds_between(s.submitted_at, e.at));

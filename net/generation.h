@@ -89,6 +89,10 @@ class Generation {
 
   const std::vector<SampleState>& samples() const { return samples_; }
   void cancel_all();
+  // When the engine delivered the first event (token or finish) of any sample, and the last
+  // sample's finish; Clock::time_point{} before. For the queue/compute statistics.
+  Clock::time_point first_event_at() const { return first_event_at_; }
+  Clock::time_point last_finish_at() const { return last_finish_at_; }
 
  private:
   GenerationContext context_;
@@ -98,6 +102,8 @@ class Generation {
   std::vector<SampleState> samples_;
   Clock::time_point give_up_ = Clock::time_point::min();
   size_t num_finished_ = 0;
+  Clock::time_point first_event_at_{};
+  Clock::time_point last_finish_at_{};
 };
 
 }  // namespace rankserve::net

@@ -5,9 +5,12 @@
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <future>
+#include <memory>
+#include <thread>
+#include <vector>
 
 #include "runtime/core/error.h"
 
@@ -31,7 +34,8 @@ Url parse_url(const std::string& text, const std::string& flag) {
   const size_t colon = authority.rfind(':');
   url.host = authority.substr(0, colon);
   if (colon != std::string::npos) url.port = authority.substr(colon + 1);
-  if (url.host.empty() || url.port.empty() || url.port.find_first_not_of("0123456789") != std::string::npos) {
+  if (url.host.empty() || url.port.empty() || url.port.size() > 5 ||
+      url.port.find_first_not_of("0123456789") != std::string::npos || std::stoul(url.port) > 65535) {
     throw Error(ErrorCode::usage, fmt::format("options: {}={} is not http://host[:port]", flag, text));
   }
   return url;
@@ -41,6 +45,44 @@ std::string to_string(const Url& url) { return fmt::format("http://{}:{}{}", url
 
 namespace {
 
+// The endpoints of url's host, by the deadline. getaddrinfo cannot be cancelled (asio's resolver
+// only discards its answer, and its io_context waits for the call to return), so a name is looked up
+// on a thread of its own that is left behind at the deadline. Numeric addresses need no lookup.
+std::vector<tcp::endpoint> resolve_by(const Url& url, std::chrono::steady_clock::time_point deadline) {
+  const auto port = static_cast<uint16_t>(std::stoul(url.port));
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(url.host, ec);
+  if (!ec) return {tcp::endpoint(address, port)};
+
+  struct Lookup {
+    std::promise<std::vector<tcp::endpoint>> answer;
+  };
+  auto lookup = std::make_shared<Lookup>();
+  std::future<std::vector<tcp::endpoint>> answer = lookup->answer.get_future();
+  std::thread([lookup, host = url.host, port] {
+    boost::asio::io_context io;
+    tcp::resolver resolver(io);
+    boost::system::error_code e;
+    const auto results = resolver.resolve(host, std::to_string(port), e);
+    if (e) {
+      lookup->answer.set_exception(std::make_exception_ptr(boost::system::system_error(e)));
+      return;
+    }
+    std::vector<tcp::endpoint> out;
+    for (const auto& r : results) out.push_back(r.endpoint());
+    lookup->answer.set_value(std::move(out));
+  }).detach();
+  if (answer.wait_until(deadline) != std::future_status::ready) {
+    throw Error(ErrorCode::runtime,
+                fmt::format("client: cannot resolve the host of {}: no answer before the deadline", to_string(url)));
+  }
+  try {
+    return answer.get();
+  } catch (const boost::system::system_error& e) {
+    throw Error(ErrorCode::runtime, fmt::format("client: cannot resolve the host of {}: {}", to_string(url), e.code().message()));
+  }
+}
+
 // A connected stream whose deadline covers everything done on it afterwards. Every operation is
 // asynchronous, run to completion on the calling thread: beast::tcp_stream's expiry applies to
 // asynchronous operations only
@@ -49,25 +91,8 @@ class Connection {
  public:
   Connection(const Url& url, std::chrono::milliseconds timeout) : url_(url) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    // The resolver has no expiry of its own: a timer cancels it at the deadline.
-    tcp::resolver resolver(io_);
-    boost::asio::steady_timer timer(io_, deadline);
-    tcp::resolver::results_type endpoints;
+    const std::vector<tcp::endpoint> endpoints = resolve_by(url, deadline);
     beast::error_code ec;
-    resolver.async_resolve(url.host, url.port, [&](beast::error_code e, tcp::resolver::results_type r) {
-      ec = e;
-      endpoints = std::move(r);
-      timer.cancel();
-    });
-    timer.async_wait([&](beast::error_code e) {
-      if (!e) resolver.cancel();
-    });
-    run();
-    if (ec) {
-      throw Error(ErrorCode::runtime,
-                  fmt::format("client: cannot resolve the host of {}: {}", to_string(url),
-                              ec == boost::asio::error::operation_aborted ? "no answer before the deadline" : ec.message()));
-    }
     stream_.expires_at(deadline);  // covers connect, write and read together
     stream_.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
     run();

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "net/http_types.h"
+
 namespace rankserve::net {
 
 namespace beast = boost::beast;
@@ -35,15 +37,7 @@ std::optional<FramingError> transfer_encoding_error(const http::fields& fields) 
     const std::string_view value = it->value();
     joined += joined.empty() ? "" : ", ";
     joined += value;
-    // A list: comma-separated, optional whitespace around elements, empty elements ignored (§5.6.1).
-    for (size_t start = 0; start <= value.size();) {
-      const size_t comma = std::min(value.find(',', start), value.size());
-      std::string_view item = value.substr(start, comma - start);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-      if (!item.empty()) codings.push_back(item);
-      start = comma + 1;
-    }
+    for (std::string_view item : header_list(value)) codings.push_back(item);
   }
   if (!present) return std::nullopt;
   if (fields.find(http::field::content_length) != fields.end()) {

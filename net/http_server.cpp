@@ -32,6 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/content_encoding.h"
 #include "net/errors.h"
 #include "net/exchange.h"
 #include "net/http_request_parser.h"
@@ -170,7 +171,15 @@ Task<void> Session::respond(ServerResponse response) {
   res.set(http::field::server, "rankserve");
   res.set(http::field::content_type, response.content_type);
   for (const auto& [name, value] : response.headers) res.set(name, value);
-  res.body() = std::move(response.body);
+  if (response.body.size() >= kMinCompressedResponseBytes && accepts_gzip(request_.header("Accept-Encoding"))) {
+    // As Triton compresses for tritonclient: the whole body, Inference-Header-Content-Length still
+    // counting the uncompressed JSON (clients inflate before they split).
+    res.body() = gzip_compress(response.body);
+    res.set(http::field::content_encoding, "gzip");
+    res.set(http::field::vary, "Accept-Encoding");
+  } else {
+    res.body() = std::move(response.body);
+  }
   res.keep_alive(keep_alive_);
   res.prepare_payload();
   status_ = response.status;
@@ -352,6 +361,13 @@ asio::awaitable<void> Session::run() {
     http::request<http::string_body> message = parser.release();
     for (const auto& field : message) request_.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     request_.body = std::move(message.body());
+    if (std::optional<ContentEncodingError> failed =
+            decode_content_encoding(request_.header("Content-Encoding"), request_.body, options_.max_body_bytes)) {
+      // The body was read whole, but a request that cannot be decoded is answered like one that cannot be framed.
+      co_await reject(status_detail(failed->status), ErrorCode::bad_request, failed->message, request_.path);
+      break;
+    }
+    std::erase_if(request_.headers, [](const auto& h) { return beast::iequals(h.first, "Content-Encoding"); });
 
     const bool usable = co_await serve_exchange(server_.context, *this, metrics_port_);
     busy_->store(false);
@@ -471,6 +487,8 @@ int HttpServer::http_port() const { return impl_->bound_http_port; }
 int HttpServer::metrics_port() const { return impl_->bound_metrics_port; }
 
 ServerContext& HttpServer::context() { return impl_->context; }
+
+Metrics& HttpServer::metrics() { return impl_->metrics; }
 
 void HttpServer::stop() {
   Impl& impl = *impl_;

@@ -30,6 +30,7 @@ struct ServerOptions {
   std::string api_key;                     // non-empty: inference endpoints need "Authorization: Bearer <key>"
 };
 
+class Metrics;
 struct ServerContext;
 
 class HttpServer {
@@ -46,6 +47,10 @@ class HttpServer {
   // What the handlers share (service, metrics, in-flight registry, submit pool), for the gRPC front
   // end of the same process; valid until stop() returns, which must come after that front end stopped.
   ServerContext& context();
+
+  // The counters /metrics renders, with Triton's per-model statistics (metrics.h). Another surface
+  // beside this server (gRPC) records into the same ones; any thread, for the server's lifetime.
+  Metrics& metrics();
 
   // Closes the listeners and every connection; in-flight requests are cancelled. Waits for the
   // GenerationService::submit calls in progress to return. Idempotent.

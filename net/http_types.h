@@ -53,6 +53,10 @@ class HttpError : public Error {
   ErrorDetail detail_;
 };
 
+// The elements of a comma-separated header list (RFC 9110 §5.6.1), whitespace around each trimmed,
+// empty ones dropped. The views point into `value`.
+std::vector<std::string_view> header_list(std::string_view value);
+
 // A bad_request naming the request field: message "request: <field>: <what>", param `field`.
 HttpError field_error(std::string_view field, std::string_view what);
 

@@ -106,6 +106,10 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
       if (*v < 1) throw field_error(key, fmt::format("is {}; expected new tokens >= 1", *v));
       s.max_tokens =
           static_cast<int>(std::min<int64_t>(*v, std::numeric_limits<int>::max()));  // the service refuses more than its context
+      // NeMo's own name on NeMo's contract is clipped to the context as NeMo does (as on infer).
+      if (key == "max_length" && !contract.opt && contract.max_context > 0) {
+        s.max_tokens = std::min(s.max_tokens, contract.max_context);
+      }
       s.max_tokens_field = std::string(key);
       break;
     }
@@ -152,11 +156,9 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
   return r;
 }
 
-double micros_since(Clock::time_point start) { return std::chrono::duration<double, std::micro>(Clock::now() - start).count(); }
-
 }  // namespace
 
-const ModelInfo& find_model(const ServerContext& context, const RouteParams& params) {
+const ModelInfo& kserve_find_model(const ServerContext& context, const RouteParams& params) {
   const ModelInfo& model = context.service.model();
   if (params.model != model.name) {
     throw Error(ErrorCode::not_found,
@@ -174,7 +176,7 @@ ServerResponse kserve_server_metadata(const ServerContext& context) {
   return json_response(json::object{
       {"name", "rankserve"},
       {"version", RANKSERVE_VERSION},
-      {"extensions", json::array{"binary_tensor_data", "parameters", "schedule_policy", "generate"}},
+      {"extensions", json::array{"binary_tensor_data", "parameters", "schedule_policy", "generate", "statistics"}},
   });
 }
 
@@ -191,7 +193,7 @@ ServerResponse kserve_health_ready(const ServerContext& context) {
 }
 
 ServerResponse kserve_model_metadata(const ServerContext& context, const RouteParams& params) {
-  const ModelInfo& model = find_model(context, params);
+  const ModelInfo& model = kserve_find_model(context, params);
   const ModelContract contract = contract_for(model);
   auto specs = [](const std::vector<TensorSpec>& list) {
     json::array a;
@@ -208,13 +210,13 @@ ServerResponse kserve_model_metadata(const ServerContext& context, const RoutePa
 }
 
 ServerResponse kserve_model_ready(const ServerContext& context, const RouteParams& params) {
-  find_model(context, params);
+  kserve_find_model(context, params);
   ServerResponse r = kserve_health_ready(context);
   return r;
 }
 
 ServerResponse kserve_model_config(const ServerContext& context, const RouteParams& params) {
-  const ModelInfo& model = find_model(context, params);
+  const ModelInfo& model = kserve_find_model(context, params);
   const ModelContract contract = contract_for(model);
   json::array inputs;
   for (const TensorSpec& s : contract.inputs) {
@@ -251,44 +253,63 @@ InferPlan kserve_plan_infer(const ServerContext& context, const ModelInfo& model
   InferPlan plan;
   plan.contract = contract_for(model);
   check_requested_outputs(plan.contract, request);
-  plan.samples = build_requests(plan.contract, request, std::min(deadline_of(context, request.timeout_us), limit));
-  for (const TextRequest& r : plan.samples) plan.prompts.push_back(r.prompt);
+  std::vector<TextRequest> requests =
+      build_requests(plan.contract, request, std::min(deadline_of(context, request.timeout_us), limit));
+  // A sample of no new tokens (OPT's output_length 0) is its prompt alone, as the OPT example
+  // answers it: it never reaches the service, whose requests generate at least one token.
+  for (size_t i = 0; i < requests.size(); ++i) {
+    plan.prompts.push_back(requests[i].prompt);
+    if (requests[i].settings.max_tokens <= 0) continue;
+    plan.sample_of.push_back(i);
+    plan.samples.push_back(std::move(requests[i]));
+  }
   return plan;
 }
 
-Task<std::vector<EncodedOutput>> kserve_run_infer(ServerContext& context, Exchange& exchange, const ModelInfo& model,
-                                                  const InferRequest& request, Clock::time_point limit,
-                                                  Clock::time_point started) {
+Task<InferResult> kserve_run_infer(ServerContext& context, Exchange& exchange, const ModelInfo& model,
+                                   const InferRequest& request, Clock::time_point limit, RequestTiming& timing) {
   InferPlan plan = kserve_plan_infer(context, model, request, limit);
+  const bool runs = !plan.samples.empty();
+  timing.submitted = Clock::now();
   Generation generation(context.generation(), exchange);
-  co_await generation.submit(std::move(plan.samples));
-  co_await generation.finish_all();
-  std::vector<EncodedOutput> outputs = build_outputs(plan.contract, request, plan.prompts, generation.samples());
-  context.metrics.count_inference_success(model.name, static_cast<int64_t>(plan.prompts.size()), micros_since(started));
-  co_return outputs;
+  if (runs) {
+    co_await generation.submit(std::move(plan.samples));
+    co_await generation.finish_all();
+  }
+  timing.first_event = runs ? generation.first_event_at() : timing.submitted;
+  timing.finished = runs ? generation.last_finish_at() : timing.submitted;
+  std::vector<SampleState> samples(plan.prompts.size());
+  for (SampleState& empty : samples) empty.finished = true;
+  for (size_t i = 0; i < plan.sample_of.size(); ++i) samples[plan.sample_of[i]] = generation.samples().at(i);
+  co_return InferResult{build_outputs(plan.contract, request, plan.prompts, samples), static_cast<int64_t>(plan.prompts.size())};
 }
 
 Task<void> kserve_infer(ServerContext& context, Exchange& exchange, RouteParams params) {
-  const ModelInfo& model = find_model(context, params);
-  const Clock::time_point started = Clock::now();
+  const ModelInfo& model = kserve_find_model(context, params);
+  RequestTiming timing;
+  timing.received = Clock::now();
   const InferRequest request = decode_infer_request(exchange.request().body, binary_header_size(exchange.request()));
-  const EncodedResponse encoded = encode_infer_response(
-      model.name, request.id, co_await kserve_run_infer(context, exchange, model, request, Clock::time_point::max(), started));
+  const InferResult result = co_await kserve_run_infer(context, exchange, model, request, Clock::time_point::max(), timing);
+  const EncodedResponse encoded = encode_infer_response(model.name, request.id, result.outputs);
   ServerResponse response;
   response.body = encoded.body;
   if (encoded.json_size) {
     response.content_type = "application/octet-stream";
     response.headers.emplace_back(std::string(kBinaryHeader), std::to_string(*encoded.json_size));
   }
+  timing.encoded = Clock::now();
+  context.metrics.count_inference_success(model.name, timing, result.num_samples);
   co_await exchange.respond(std::move(response));
 }
 
 Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RouteParams params, bool stream) {
-  const ModelInfo& model = find_model(context, params);
-  const Clock::time_point started = Clock::now();
+  const ModelInfo& model = kserve_find_model(context, params);
+  RequestTiming timing;
+  timing.received = Clock::now();
   const json::object root = parse_json_object(exchange.request().body);
   TextRequest request = generate_request(context, contract_for(model), root);
 
+  timing.submitted = Clock::now();
   Generation generation(context.generation(), exchange);
   std::vector<TextRequest> one;
   one.push_back(std::move(request));
@@ -298,11 +319,14 @@ Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RoutePara
   };
   if (!stream) {
     co_await generation.finish_all();
-    context.metrics.count_inference_success(model.name, 1, micros_since(started));
+    timing.first_event = generation.first_event_at();
+    timing.finished = generation.last_finish_at();
     ServerResponse response;
     json::object body = frame(generation.samples()[0].text);
     body["finish_reason"] = to_string(generation.samples()[0].finish.reason);
     response.body = serialize_json(body);
+    timing.encoded = Clock::now();
+    context.metrics.count_inference_success(model.name, timing, 1);
     co_await exchange.respond(std::move(response));
     co_return;
   }
@@ -322,7 +346,10 @@ Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RoutePara
       co_await exchange.write_chunk(sse_frame(serialize_json(last)));
     }
   }
-  context.metrics.count_inference_success(model.name, 1, micros_since(started));
+  // Each event is encoded as it arrives: the output's share of a stream is in compute_infer.
+  timing.first_event = generation.first_event_at();
+  timing.finished = timing.encoded = generation.last_finish_at();
+  context.metrics.count_inference_success(model.name, timing, 1);
   co_await exchange.end_stream();
 }
 

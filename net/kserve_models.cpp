@@ -102,6 +102,7 @@ void reject_unknown_inputs(const ModelContract& contract, const InferRequest& re
 ModelContract contract_for(const ModelInfo& model) {
   ModelContract c;
   c.opt = model.family == "opt";
+  c.max_context = model.max_context;
   if (c.opt) {
     c.max_batch_size = model.max_batch_size > 0 ? model.max_batch_size : kOptMaxBatchSize;
     c.prompt_input = "input";
@@ -179,7 +180,7 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
       s.max_tokens_field = "input 'output_length'";
       s.seed = seed;
       if (auto v = read.number("output_length", DataType::int64, i))
-        s.max_tokens = checked_int(*v, "output_length", 1, "new tokens >= 1");
+        s.max_tokens = checked_int(*v, "output_length", 0, "new tokens >= 0 (0: the prompt alone)");
       if (request.temperature) {
         if (*request.temperature < 0)
           throw field_error("parameters.temperature", fmt::format("is {}; expected >= 0 (0: greedy)", *request.temperature));
@@ -197,8 +198,12 @@ std::vector<TextRequest> build_requests(const ModelContract& contract, const Inf
     s = nemo_default_settings();
     s.max_tokens_field = "input 'max_length'";
     s.seed = seed;
-    if (auto v = read.number("max_length", DataType::int32, i))
+    if (auto v = read.number("max_length", DataType::int32, i)) {
       s.max_tokens = checked_int(*v, "max_length", 1, "new tokens >= 1");
+      // NeMo generates at most up to the model's sequence length, whatever max_length asks (the
+      // service then clips prompt + max_tokens to the context, as for any request).
+      if (contract.max_context > 0) s.max_tokens = std::min(s.max_tokens, contract.max_context);
+    }
     if (auto v = read.number("min_length", DataType::int32, i))
       s.min_tokens = checked_int(*v, "min_length", 0, "new tokens >= 0");
     s.min_tokens = std::min(s.min_tokens, s.max_tokens);  // NeMo generates at most max_length whatever min_length says

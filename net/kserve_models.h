@@ -23,6 +23,7 @@ struct TensorSpec {
 struct ModelContract {
   bool opt = false;          // the OPT contract; else NeMo's GPT contract
   int max_batch_size = 0;    // samples per infer request at most
+  int max_context = 0;       // the model's tokens per sequence (NeMo's max_length is clipped to it); 0: unknown
   std::string prompt_input;  // "input" or "prompts"
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
@@ -39,7 +40,8 @@ ModelContract contract_for(const ModelInfo& model);
 GenerationSettings nemo_default_settings();
 
 // Validates the inputs against the contract (names, datatypes, batch dimensions, ranges) and builds
-// one request per sample, each with `deadline`. Throws field_error naming the input.
+// one request per sample, each with `deadline`. Throws field_error naming the input. An OPT sample
+// of output_length 0 gets max_tokens 0: the caller answers it with its prompt and never submits it.
 std::vector<TextRequest> build_requests(const ModelContract& contract, const InferRequest& request, Clock::time_point deadline);
 
 // The requested outputs (all by default) from the finished samples. Throws field_error for an

@@ -87,17 +87,14 @@ void Metrics::count_http_request(std::string_view endpoint, int status) {
   ++http_requests_[{std::string(endpoint), status}];
 }
 
-void Metrics::count_inference_success(const std::string& model, int64_t batch_size, double duration_us) {
-  std::lock_guard lock(mutex_);
-  ModelCounters& m = models_[model];
-  ++m.success;
-  m.inferences += static_cast<uint64_t>(batch_size);
-  m.duration_us += duration_us;
+void Metrics::count_inference_success(const std::string& model, const RequestTiming& timing, int64_t num_samples) {
+  inference_stats_.record_success(model, timing, num_samples);
 }
 
-void Metrics::count_inference_failure(const std::string& model, FailureReason reason) {
+void Metrics::count_inference_failure(const std::string& model, FailureReason reason, Clock::time_point received) {
+  inference_stats_.record_failure(model, received);
   std::lock_guard lock(mutex_);
-  ++models_[model].failures[reason];
+  ++failures_[model][reason];
 }
 
 void Metrics::observe_time_to_first_token(double seconds) { time_to_first_token_.observe(seconds); }
@@ -110,31 +107,49 @@ std::string Metrics::render(const ServiceStatus& status, const ModelInfo& model)
     std::lock_guard lock(mutex_);
     // Triton's names, labelled model/version like Triton's (every served model is version 1). The
     // served model always appears, with zeros before its first request.
-    std::map<std::string, ModelCounters> models = models_;
-    models.try_emplace(model.name);
-    auto per_model = [&](std::string_view name, std::string_view type, std::string_view help, auto value_of) {
-      header(out, name, type, help);
-      for (const auto& [m, c] : models) {
-        out += fmt::format("{}{{model=\"{}\",version=\"1\"}} {}\n", name, escape_label(m), number(value_of(c)));
+    const std::vector<ModelStatistics> models = inference_stats_.all(model.name, status.steps_total);
+    auto per_model = [&](std::string_view name, std::string_view help, auto value_of) {
+      header(out, name, "counter", help);
+      for (const ModelStatistics& m : models) {
+        out += fmt::format("{}{{model=\"{}\",version=\"{}\"}} {}\n", name, escape_label(m.name), m.version,
+                           number(static_cast<double>(value_of(m))));
       }
     };
-    per_model("nv_inference_request_success", "counter", "Successful KServe inference requests (infer and generate).",
-              [](const ModelCounters& c) { return static_cast<double>(c.success); });
+    per_model("nv_inference_request_success", "Successful KServe inference requests (infer and generate).",
+              [](const ModelStatistics& m) { return m.success.count; });
     header(out, "nv_inference_request_failure", "counter",
            "Failed KServe inference requests by reason (REJECTED: queue full or not ready; CANCELED: client gone; BACKEND: the "
            "engine failed; OTHER: invalid request).");
-    for (const auto& [m, c] : models) {
+    for (const ModelStatistics& m : models) {
+      const auto reasons = failures_.find(m.name);
       for (FailureReason r : {FailureReason::rejected, FailureReason::canceled, FailureReason::backend, FailureReason::other}) {
-        const auto it = c.failures.find(r);
-        out += fmt::format("nv_inference_request_failure{{model=\"{}\",version=\"1\",reason=\"{}\"}} {}\n", escape_label(m),
-                           to_label(r), it == c.failures.end() ? 0 : it->second);
+        uint64_t count = 0;
+        if (reasons != failures_.end() && reasons->second.contains(r)) count = reasons->second.at(r);
+        out += fmt::format("nv_inference_request_failure{{model=\"{}\",version=\"{}\",reason=\"{}\"}} {}\n", escape_label(m.name),
+                           m.version, to_label(r), count);
       }
     }
-    per_model("nv_inference_count", "counter", "Inferences performed by successful requests (a batch of n counts n).",
-              [](const ModelCounters& c) { return static_cast<double>(c.inferences); });
-    per_model("nv_inference_request_duration_us", "counter",
+    per_model("nv_inference_count", "Inferences performed by successful requests (a batch of n counts n).",
+              [](const ModelStatistics& m) { return m.inference_count; });
+    per_model("nv_inference_exec_count", "Model executions: engine steps, each running every sequence of the batch once.",
+              [](const ModelStatistics& m) { return m.execution_count; });
+    auto us = [](const DurationStat& d) { return static_cast<double>(d.ns) / 1e3; };
+    per_model("nv_inference_request_duration_us",
               "Cumulative end-to-end duration of successful KServe inference requests, microseconds.",
-              [](const ModelCounters& c) { return c.duration_us; });
+              [&](const ModelStatistics& m) { return us(m.success); });
+    per_model("nv_inference_queue_duration_us",
+              "Cumulative time successful requests waited from submit to their first engine event (queue and prefill), "
+              "microseconds.",
+              [&](const ModelStatistics& m) { return us(m.queue); });
+    per_model("nv_inference_compute_input_duration_us",
+              "Cumulative time decoding and validating successful requests, microseconds.",
+              [&](const ModelStatistics& m) { return us(m.compute_input); });
+    per_model("nv_inference_compute_infer_duration_us",
+              "Cumulative generation time of successful requests, first engine event to last finish, microseconds.",
+              [&](const ModelStatistics& m) { return us(m.compute_infer); });
+    per_model("nv_inference_compute_output_duration_us",
+              "Cumulative time encoding the responses of successful requests, microseconds.",
+              [&](const ModelStatistics& m) { return us(m.compute_output); });
     header(out, "nv_inference_pending_request_count", "gauge", "Requests accepted by the service and waiting to run.");
     out += fmt::format("nv_inference_pending_request_count{{model=\"{}\",version=\"1\"}} {}\n", escape_label(model.name),
                        status.queue_size);

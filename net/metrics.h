@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "net/inference_stats.h"
 #include "runtime/core/generation_service.h"
 
 namespace rankserve::net {
@@ -41,9 +42,13 @@ class Metrics {
   // One line per answered HTTP request; `endpoint` is the route pattern ("/v1/completions",
   // "/v2/models/{model}/infer"), never the raw path.
   void count_http_request(std::string_view endpoint, int status);
-  // KServe infer/generate outcomes: success counts `batch_size` inferences and adds the duration.
-  void count_inference_success(const std::string& model, int64_t batch_size, double duration_us);
-  void count_inference_failure(const std::string& model, FailureReason reason);
+  // KServe infer/generate outcomes, recorded in inference_stats() too: success counts `num_samples`
+  // inferences and adds the request's durations; a failure counts its reason and its duration
+  // from `received` (when the handler started) to now.
+  void count_inference_success(const std::string& model, const RequestTiming& timing, int64_t num_samples);
+  void count_inference_failure(const std::string& model, FailureReason reason, Clock::time_point received);
+  // Triton's statistics extension reads these (GET /v2/models/stats).
+  const InferenceStats& inference_stats() const { return inference_stats_; }
 
   void observe_time_to_first_token(double seconds);
   void observe_inter_token_latency(double seconds);
@@ -52,15 +57,10 @@ class Metrics {
   std::string render(const ServiceStatus& status, const ModelInfo& model) const;
 
  private:
-  struct ModelCounters {
-    uint64_t success = 0;
-    uint64_t inferences = 0;
-    double duration_us = 0;
-    std::map<FailureReason, uint64_t> failures;
-  };
+  InferenceStats inference_stats_;
   mutable std::mutex mutex_;
-  std::map<std::pair<std::string, int>, uint64_t> http_requests_;  // (endpoint, status) -> count
-  std::map<std::string, ModelCounters> models_;
+  std::map<std::pair<std::string, int>, uint64_t> http_requests_;      // (endpoint, status) -> count
+  std::map<std::string, std::map<FailureReason, uint64_t>> failures_;  // model -> reason -> count
   Histogram time_to_first_token_;
   Histogram inter_token_latency_;
   Histogram request_duration_;

@@ -6,6 +6,7 @@
 
 #include "net/errors.h"
 #include "net/kserve.h"
+#include "net/kserve_stats.h"
 #include "net/openai.h"
 #include "net/sse.h"
 #include "runtime/core/log.h"
@@ -21,6 +22,9 @@ enum class RouteId {
   model_metadata,
   model_ready,
   model_config,
+  model_stats,
+  all_stats,
+  repository_index,
   infer,
   generate,
   generate_stream,
@@ -47,6 +51,9 @@ constexpr Route kRoutes[] = {
     {RouteId::model_metadata, "/v2/models/{model}", "GET", false, false, false},
     {RouteId::model_ready, "/v2/models/{model}/ready", "GET", false, false, false},
     {RouteId::model_config, "/v2/models/{model}/config", "GET", false, false, false},
+    {RouteId::model_stats, "/v2/models/{model}/stats", "GET", false, false, false},
+    {RouteId::all_stats, "/v2/models/stats", "GET", false, false, false},
+    {RouteId::repository_index, "/v2/repository/index", "POST", false, false, false},
     {RouteId::infer, "/v2/models/{model}/infer", "POST", true, true, false},
     {RouteId::generate, "/v2/models/{model}/generate", "POST", true, true, false},
     {RouteId::generate_stream, "/v2/models/{model}/generate_stream", "POST", true, true, false},
@@ -83,7 +90,7 @@ struct Match {
   RouteParams params;
 };
 
-// /v2/models/{model}[/versions/{v}][/ready|/config|/infer|/generate|/generate_stream]. The served
+// /v2/models/{model}[/versions/{v}][/ready|/config|/stats|/infer|/generate|/generate_stream]. The served
 // name may contain '/' (facebook/opt-125m): it is matched whole before splitting on '/'.
 std::optional<Match> match_model_path(std::string_view rest, const std::string& served) {
   Match m;
@@ -108,6 +115,7 @@ std::optional<Match> match_model_path(std::string_view rest, const std::string& 
   if (r.empty() || r == "/") m.id = RouteId::model_metadata;
   else if (r == "/ready") m.id = RouteId::model_ready;
   else if (r == "/config") m.id = RouteId::model_config;
+  else if (r == "/stats") m.id = RouteId::model_stats;
   else if (r == "/infer") m.id = RouteId::infer;
   else if (r == "/generate") m.id = RouteId::generate;
   else if (r == "/generate_stream") m.id = RouteId::generate_stream;
@@ -120,7 +128,10 @@ std::optional<Match> match_path(std::string_view path, const std::string& served
   if (path == "/v2") return Match{RouteId::server_metadata, {}};
   if (path == "/v2/health/live") return Match{RouteId::health_live, {}};
   if (path == "/v2/health/ready") return Match{RouteId::health_ready, {}};
+  // Triton's statistics of every model; matched before model names, as Triton does.
+  if (path == "/v2/models/stats") return Match{RouteId::all_stats, {}};
   if (path.substr(0, 11) == "/v2/models/") return match_model_path(path.substr(11), served);
+  if (path == "/v2/repository/index") return Match{RouteId::repository_index, {}};
   if (path == "/v1/models") return Match{RouteId::openai_models, {}};
   if (path.substr(0, 11) == "/v1/models/") return Match{RouteId::openai_model, {percent_decode(path.substr(11)), ""}};
   if (path == "/v1/completions") return Match{RouteId::completions, {}};
@@ -152,6 +163,9 @@ Task<void> run_route(ServerContext& context, Exchange& exchange, const Match& ma
     case RouteId::model_metadata: co_await exchange.respond(kserve_model_metadata(context, match.params)); break;
     case RouteId::model_ready: co_await exchange.respond(kserve_model_ready(context, match.params)); break;
     case RouteId::model_config: co_await exchange.respond(kserve_model_config(context, match.params)); break;
+    case RouteId::model_stats:
+    case RouteId::all_stats: co_await exchange.respond(kserve_model_stats(context, match.params)); break;
+    case RouteId::repository_index: co_await exchange.respond(kserve_repository_index(context, exchange.request())); break;
     case RouteId::infer: co_await kserve_infer(context, exchange, match.params); break;
     case RouteId::generate: co_await kserve_generate(context, exchange, match.params, false); break;
     case RouteId::generate_stream: co_await kserve_generate(context, exchange, match.params, true); break;
@@ -196,6 +210,7 @@ Task<bool> serve_exchange(ServerContext& context, Exchange& exchange, bool metri
   std::string_view endpoint = "unmatched";
   const Route* route = nullptr;
   std::string model_label = context.service.model().name;
+  const Clock::time_point received = Clock::now();
   std::exception_ptr error;
   bool client_gone = false;
   try {
@@ -228,7 +243,7 @@ Task<bool> serve_exchange(ServerContext& context, Exchange& exchange, bool metri
   const bool inference = route != nullptr && route->kserve_inference;
   if (client_gone) {
     context.metrics.count_http_request(endpoint, kClientClosedStatus);
-    if (inference) context.metrics.count_inference_failure(model_label, FailureReason::canceled);
+    if (inference) context.metrics.count_inference_failure(model_label, FailureReason::canceled, received);
     log::debug("http: {} {}: the client went away; its request was cancelled", request.method, request.path);
     co_return false;
   }
@@ -239,7 +254,7 @@ Task<bool> serve_exchange(ServerContext& context, Exchange& exchange, bool metri
   const ErrorReply reply = classify_error(error, context.options.retry_after_s);
   log::warn("http: {} {} -> {}: {}", request.method, request.path, reply.status, reply.message);
   context.metrics.count_http_request(endpoint, reply.status);
-  if (inference) context.metrics.count_inference_failure(model_label, failure_reason(reply.status));
+  if (inference) context.metrics.count_inference_failure(model_label, failure_reason(reply.status), received);
   try {
     if (exchange.streaming()) {
       // Headers and a 200 are already out: the error travels as an event, then the stream ends.

@@ -48,6 +48,36 @@ ModelConfig read_model_config(const EngineOptions& options) {
   return config;
 }
 
+namespace {
+
+at::ScalarType scalar_type_of(ComputeDtype dtype) {
+  RANKSERVE_CHECK(dtype != ComputeDtype::automatic, "a resolved dtype");
+  return dtype == ComputeDtype::bf16 ? at::kBFloat16 : dtype == ComputeDtype::fp16 ? at::kHalf : at::kFloat;
+}
+
+}  // namespace
+
+// A CUDA device with a libtorch built without CUDA (Debian's) computes on the CPU, as rankserve did
+// before it ran on devices; the collectives still use NCCL (through host staging).
+std::string compute_device_of(const std::string& device) {
+  at::Device parsed = at::kCPU;
+  try {
+    parsed = at::Device(device);
+  } catch (const std::exception&) {
+    throw Error(ErrorCode::usage, fmt::format("runtime: device '{}' is not \"cpu\" or \"cuda:N\"", device));
+  }
+  if (parsed.is_cuda() && !at::globalContext().hasCUDA()) return "cpu";
+  return parsed.str();
+}
+
+ComputeDtype resolve_dtype(ComputeDtype dtype, const std::string& compute_device, const ModelConfig& config) {
+  if (dtype != ComputeDtype::automatic) return dtype;
+  if (compute_device == "cpu") return ComputeDtype::fp32;
+  return config.torch_dtype == "float16" ? ComputeDtype::fp16 : ComputeDtype::bf16;
+}
+
+int element_bytes(ComputeDtype dtype) { return static_cast<int>(at::elementSize(scalar_type_of(dtype))); }
+
 std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const ProcessGroups& groups) {
   Communicator& tp = *groups.tp;
   Communicator& pp = *groups.pp;
@@ -67,11 +97,17 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
   impl->max_context = options.max_context > 0 ? options.max_context : config.max_position_embeddings;
   impl->sampleable_vocab =
       options.sampleable_vocab > 0 ? std::min(options.sampleable_vocab, config.vocab_size) : config.vocab_size;
-  const at::ScalarType dtype = options.dtype == ComputeDtype::bf16   ? at::kBFloat16
-                               : options.dtype == ComputeDtype::fp16 ? at::kHalf
-                                                                     : at::kFloat;
-  impl->model =
-      std::make_unique<GptModel>(config, *impl->source, ShardSpec{tp.rank(), tp.size(), pp.rank(), pp.size(), dtype}, tp, pp);
+  const std::string device_name = compute_device_of(options.device);
+  if (device_name != options.device) {
+    log::warn(
+        "runtime: this rank's device is {} but this libtorch has no CUDA; computing on the CPU (build against "
+        "PyTorch's CUDA libtorch to compute on the GPU, docs/gpu.md)",
+        options.device);
+  }
+  const at::Device device(device_name);
+  const at::ScalarType dtype = scalar_type_of(resolve_dtype(options.dtype, device_name, config));
+  impl->model = std::make_unique<GptModel>(config, *impl->source,
+                                           ShardSpec{tp.rank(), tp.size(), pp.rank(), pp.size(), dtype, device}, tp, pp);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
@@ -80,6 +116,11 @@ uint64_t Engine::weight_bytes() const { return impl_->model->weight_bytes(); }
 uint64_t Engine::bytes_read() const { return impl_->source->bytes_read(); }
 uint64_t Engine::kv_cache_bytes_per_token() const { return impl_->model->kv_cache_bytes_per_token(); }
 int Engine::max_context() const { return impl_->max_context; }
+std::string Engine::device() const { return impl_->model->device().str(); }
+std::string Engine::dtype() const {
+  const at::ScalarType t = impl_->model->dtype();
+  return t == at::kBFloat16 ? "bf16" : t == at::kHalf ? "fp16" : "fp32";
+}
 
 void Engine::validate(std::span<const int32_t> prompt) const {
   const ModelConfig& config = impl_->model->config();

@@ -14,8 +14,10 @@
 
 namespace rankserve::runtime {
 
-// The type of weights, activations and the KV cache (logits, sampling and collectives stay float32).
-enum class ComputeDtype { fp32, bf16, fp16 };
+// The type of weights, activations and the KV cache (logits and sampling stay float32). automatic:
+// fp32 on the CPU; on a CUDA device the checkpoint's half type (fp16 for a float16 checkpoint, bf16
+// otherwise: bfloat16 and float32 checkpoints, random weights).
+enum class ComputeDtype { fp32, bf16, fp16, automatic };
 
 struct EngineOptions {
   std::string model_path;    // a Hugging Face folder (config.json + safetensors), or random/<size>
@@ -25,6 +27,9 @@ struct EngineOptions {
   int eos_token_id = -1;     // the tokenizer's EOS when it differs from the model's (random/<size>); -1: the model's
   ComputeDtype dtype = ComputeDtype::fp32;  // checkpoint tensors of any type are converted to it on load
   int cpu_threads = 0;                      // the process's intra-op (compute) threads, set by load; 0: libtorch's default
+  // "cpu", or "cuda:N": the rank's device (ProcessGroups::device). A CUDA device needs a libtorch
+  // with CUDA; with a CPU-only one the engine warns and computes on the CPU.
+  std::string device = "cpu";
 };
 
 struct GenerationRequest {
@@ -62,6 +67,16 @@ struct Generation {
 // checkpoint's config only: cheap, no weights. Throws Error(load) or Error(usage) like load().
 ModelConfig read_model_config(const EngineOptions& options);
 
+// Where a rank whose device is `device` ("cpu" or "cuda:N") computes: `device`, or "cpu" when this
+// libtorch has no CUDA. Throws Error(usage) for a malformed device.
+std::string compute_device_of(const std::string& device);
+
+// `dtype` with automatic resolved for `compute_device` and the checkpoint (see ComputeDtype).
+ComputeDtype resolve_dtype(ComputeDtype dtype, const std::string& compute_device, const ModelConfig& config);
+
+// Bytes of one element of `dtype` (not automatic).
+int element_bytes(ComputeDtype dtype);
+
 class Engine {
  public:
   // Loads this rank's TP shard. Throws Error(load) naming file and tensor, Error(usage) on a bad layout.
@@ -76,6 +91,8 @@ class Engine {
   uint64_t bytes_read() const;                // from the checkpoint files
   uint64_t kv_cache_bytes_per_token() const;  // this rank's share of one token's keys and values
   int max_context() const;                    // tokens per sequence
+  std::string device() const;                 // where this rank computes: "cpu" or "cuda:N"
+  std::string dtype() const;                  // the compute dtype: "fp32", "bf16" or "fp16"
 
   // Checks a prompt and its room before anything is queued: Error(bad_request) for an empty prompt,
   // an id outside the vocabulary, or a prompt that leaves no room in the context. Any thread.

@@ -19,7 +19,7 @@ trap cleanup EXIT
 "$bin/rankserve" serve --gpus 4 --tp 2 --http-port 0 --metrics-port -1 --url-file "$work/url" --timeout 120 "$@" \
   > >(tee "$work/server.log") 2>&1 &
 server_pid=$!
-for _ in $(seq 1 600); do  # the URL file appears once the port is bound
+for _ in $(seq 1 1500); do  # the URL file appears once the server is ready (every rank loaded)
   [[ -s $work/url ]] && break
   kill -0 "$server_pid" 2>/dev/null || { echo "serve-demo: the server exited early" >&2; exit 1; }
   sleep 0.2

@@ -100,8 +100,6 @@ Clock::time_point deadline_of(const grpc::CallbackServerContext& call) {
   return deadline_after(std::max(0.0, std::chrono::duration<double>(deadline - std::chrono::system_clock::now()).count()));
 }
 
-double micros_since(Clock::time_point start) { return std::chrono::duration<double, std::micro>(Clock::now() - start).count(); }
-
 // What Generation needs of a call: its strand, and a wait that ends (ClientGone) when gRPC reports
 // the call cancelled (the client cancelled, its deadline passed, or the server stops). Strand only.
 class CallExchange final : public Exchange {
@@ -153,7 +151,7 @@ struct Prepared {
 
 Prepared prepare(const ServerContext& context, const pb::ModelInferRequest& message, Clock::time_point call_deadline) {
   Prepared p;
-  p.model = &find_model(context, {message.model_name(), message.model_version()});
+  p.model = &kserve_find_model(context, {message.model_name(), message.model_version()});
   p.request = decode_grpc_request(message);
   p.plan = kserve_plan_infer(context, *p.model, p.request, call_deadline);  // the call's deadline bounds the request's
   p.raw = wants_raw_outputs(message);
@@ -168,24 +166,26 @@ void set_header(pb::ModelInferResponse& response, const ModelInfo& model, const 
 
 Task<grpc::Status> model_infer(ServerContext& context, CallExchange& exchange, Clock::time_point call_deadline,
                                const pb::ModelInferRequest& message, pb::ModelInferResponse& response) {
-  const Clock::time_point started = Clock::now();
+  RequestTiming timing;
+  timing.received = Clock::now();
   std::exception_ptr error;
   try {
-    const ModelInfo& model = find_model(context, {message.model_name(), message.model_version()});
+    const ModelInfo& model = kserve_find_model(context, {message.model_name(), message.model_version()});
     const InferRequest request = decode_grpc_request(message);
-    const std::vector<EncodedOutput> outputs =
-        co_await kserve_run_infer(context, exchange, model, request, call_deadline, started);
+    const InferResult result = co_await kserve_run_infer(context, exchange, model, request, call_deadline, timing);
     set_header(response, model, message);
-    encode_grpc_outputs(outputs, wants_raw_outputs(message), response);
+    encode_grpc_outputs(result.outputs, wants_raw_outputs(message), response);
+    timing.encoded = Clock::now();
+    context.metrics.count_inference_success(model.name, timing, result.num_samples);
     co_return grpc::Status::OK;
   } catch (const ClientGone&) {
-    context.metrics.count_inference_failure(message.model_name(), FailureReason::canceled);
+    context.metrics.count_inference_failure(message.model_name(), FailureReason::canceled, timing.received);
     co_return grpc::Status(grpc::StatusCode::CANCELLED, "grpc: the call was cancelled (by the client or its deadline)");
   } catch (...) {
     error = std::current_exception();
   }
   const ErrorReply reply = classify_error(error, context.options.retry_after_s);
-  context.metrics.count_inference_failure(message.model_name(), failure_reason(reply.status));
+  context.metrics.count_inference_failure(message.model_name(), failure_reason(reply.status), timing.received);
   co_return status_of(context, error, fmt::format("ModelInfer '{}'", message.model_name()));
 }
 
@@ -293,33 +293,55 @@ Task<void> stream_one(std::shared_ptr<StreamState> s, std::shared_ptr<pb::ModelI
   s->exchanges.insert(&exchange);
   if (s->cancelled) exchange.cancel();
   ServerContext& context = s->context;
-  const Clock::time_point started = Clock::now();
+  RequestTiming timing;
+  timing.received = Clock::now();
   std::exception_ptr error;
   try {
     Prepared p = prepare(context, *message, s->call_deadline);
-    Generation generation(context.generation(), exchange);
-    co_await generation.submit(std::move(p.plan.samples));
+    const size_t num_samples = p.plan.prompts.size();
     size_t num_finished = 0;
-    for (;;) {
+    auto send = [&](SampleEvent e) {
+      const bool final = e.finished && ++num_finished == num_samples;
+      s->write(piece(p, *message, e, final));
+    };
+    // A sample of max_tokens 0 is not run (kserve_plan_infer): its last piece, empty, goes at once.
+    for (size_t i = 0, next = 0; i < num_samples; ++i) {
+      if (next < p.plan.sample_of.size() && p.plan.sample_of[next] == i) {
+        ++next;
+        continue;
+      }
+      SampleEvent skipped;
+      skipped.sample = i;
+      skipped.finished = true;
+      send(skipped);
+    }
+    const bool runs = !p.plan.samples.empty();
+    timing.submitted = Clock::now();
+    Generation generation(context.generation(), exchange);
+    if (runs) co_await generation.submit(std::move(p.plan.samples));
+    while (runs) {
       const std::vector<SampleEvent> events = co_await generation.next();
       if (events.empty()) break;
-      for (const SampleEvent& e : events) {
+      for (SampleEvent e : events) {
         generation.throw_if_failed(e);
         if (!e.finished && e.token.text.empty()) continue;  // an incomplete character: its text comes with the next token
-        const bool final = e.finished && ++num_finished == p.plan.prompts.size();
-        s->write(piece(p, *message, e, final));
+        e.sample = p.plan.sample_of.at(e.sample);
+        send(std::move(e));
       }
     }
-    context.metrics.count_inference_success(p.model->name, static_cast<int64_t>(p.plan.prompts.size()), micros_since(started));
+    // Each piece is encoded as it arrives: the output's share of a stream is in compute_infer.
+    timing.first_event = runs ? generation.first_event_at() : timing.submitted;
+    timing.finished = timing.encoded = runs ? generation.last_finish_at() : timing.submitted;
+    context.metrics.count_inference_success(p.model->name, timing, static_cast<int64_t>(num_samples));
   } catch (const ClientGone&) {
-    context.metrics.count_inference_failure(message->model_name(), FailureReason::canceled);
+    context.metrics.count_inference_failure(message->model_name(), FailureReason::canceled, timing.received);
   } catch (...) {
     error = std::current_exception();
   }
   if (error) {
     // As Triton: the stream goes on; this request's answer is its error message.
     const ErrorReply reply = classify_error(error, context.options.retry_after_s);
-    context.metrics.count_inference_failure(message->model_name(), failure_reason(reply.status));
+    context.metrics.count_inference_failure(message->model_name(), failure_reason(reply.status), timing.received);
     log::warn("grpc: ModelStreamInfer '{}' -> {}: {}", message->model_name(), reply.status, reply.message);
     auto out = std::make_unique<pb::ModelStreamInferResponse>();
     out->set_error_message(reply.message);

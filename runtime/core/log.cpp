@@ -1,9 +1,12 @@
 #include "runtime/core/log.h"
 
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <mutex>
 
 #include "runtime/core/error.h"
+#include "runtime/core/timestamp.h"
 #include "runtime/core/utf8.h"
 
 namespace rankserve::log {
@@ -44,6 +47,8 @@ std::string json_escape(std::string_view raw) {
   return out;
 }
 
+std::string timestamp() { return utc_timestamp(std::chrono::system_clock::now()); }
+
 }  // namespace
 
 void configure(const Config& config) { g_config = config; }
@@ -66,13 +71,17 @@ bool enabled(Level level) {
 
 void write(Level level, std::string_view message) {
   std::string line;
+  const std::string time = timestamp();
   if (g_config.json) {
-    line = fmt::format(R"({{"level":"{}","rank":{},"world_size":{},"host":"{}","message":"{}"}})", level_name(level),
-                       g_config.rank, g_config.world_size, json_escape(g_config.host), json_escape(message));
+    line = fmt::format(R"({{"time":"{}","level":"{}","rank":{},"world_size":{},"host":"{}","message":"{}"}})", time,
+                       level_name(level), g_config.rank, g_config.world_size, json_escape(g_config.host), json_escape(message));
   } else if (g_config.rank >= 0) {
-    line = fmt::format("[r{}/{} {}] {} {}", g_config.rank, g_config.world_size, g_config.host, level_name(level), message);
+    line =
+        fmt::format("{} [r{}/{} {}] {} {}", time, g_config.rank, g_config.world_size, g_config.host, level_name(level), message);
+  } else if (!g_config.host.empty()) {
+    line = fmt::format("{} [{}] {} {}", time, g_config.host, level_name(level), message);
   } else {
-    line = fmt::format("[{}] {} {}", g_config.host, level_name(level), message);
+    line = fmt::format("{} {} {}", time, level_name(level), message);
   }
   line += '\n';
   std::lock_guard lock(g_write_mutex);

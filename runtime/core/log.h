@@ -1,4 +1,4 @@
-// Rank-prefixed logging: "[r3/8 host] LEVEL message" on stderr, or one JSON object per line.
+// Rank-prefixed logging: "<UTC time> [r3/8 host] LEVEL message" on stderr, or one JSON object per line.
 // Configure once at start-up, before any thread starts; logging itself is thread-safe.
 #pragma once
 

@@ -5,10 +5,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "runtime/core/error.h"
 
 namespace rankserve::runtime {
+
+size_t Buffer::bytes() const {
+  switch (type) {
+    case ElementType::float32: return count * 4;
+    case ElementType::bfloat16:
+    case ElementType::float16: return count * 2;
+    case ElementType::byte: return count;
+  }
+  return count;
+}
 
 Communicator& ProcessGroups::get(GroupKind kind) const {
   switch (kind) {
@@ -29,11 +40,17 @@ class SelfCommunicator final : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   const std::vector<int>& members() const override { return members_; }
-  void all_reduce_sum(std::span<float>) override {}
-  void all_gather(std::span<const float> input, std::span<float> output) override {
-    std::copy(input.begin(), input.end(), output.begin());
+  void all_reduce_sum(const Buffer&) override {}
+  void all_gather(const Buffer& input, const Buffer& output) override {
+    RANKSERVE_CHECK(output.bytes() == input.bytes(), "all_gather output size");
+    if (input.data == output.data) return;
+    // A group of one needs no device copy in the model (it skips its collectives); refuse rather than guess.
+    RANKSERVE_CHECK(!input.on_device && !output.on_device, "a group of one gathers host buffers only");
+    std::memcpy(output.data, input.data, input.bytes());
   }
-  void broadcast(std::span<std::byte>, int) override {}
+  void broadcast(const Buffer&, int) override {}
+  void send(const Buffer&, int) override { RANKSERVE_CHECK(false, "a group of one has no peer to send to"); }
+  void recv(const Buffer&, int) override { RANKSERVE_CHECK(false, "a group of one has no peer to receive from"); }
   void barrier() override {}
 
  private:
@@ -49,7 +66,7 @@ std::unique_ptr<Communicator> make_self_communicator(std::string name, int globa
 
 ProcessGroups make_self_groups() {
   return ProcessGroups{make_self_communicator("world[0]", 0), make_self_communicator("tp[0]", 0),
-                       make_self_communicator("pp[0]", 0), make_self_communicator("dp[0]", 0)};
+                       make_self_communicator("pp[0]", 0), make_self_communicator("dp[0]", 0), "cpu"};
 }
 
 void check_groups(const ProcessGroups& groups, int global_rank) {

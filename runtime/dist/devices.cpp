@@ -16,4 +16,8 @@ int count_visible_gpus() {
 #endif
 }
 
+#ifndef RANKSERVE_HAVE_NCCL
+std::optional<DeviceMemory> query_device_memory(const std::string&) { return std::nullopt; }
+#endif
+
 }  // namespace rankserve::runtime

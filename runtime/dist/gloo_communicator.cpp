@@ -36,27 +36,39 @@ class GlooCommunicator final : public Communicator {
   int size() const override { return static_cast<int>(members_.size()); }
   const std::vector<int>& members() const override { return members_; }
 
-  void all_reduce_sum(std::span<float> data) override {
-    std::vector<at::Tensor> tensors{at::from_blob(data.data(), {static_cast<int64_t>(data.size())}, at::kFloat)};
+  // Gloo works on host memory: the CPU path sums float32 (the model converts half activations).
+  void all_reduce_sum(const Buffer& data) override {
+    RANKSERVE_CHECK(!data.on_device && data.type == ElementType::float32, "Gloo sums float32 host buffers");
+    std::vector<at::Tensor> tensors{at::from_blob(data.data, {static_cast<int64_t>(data.count)}, at::kFloat)};
     run("all-reduce", [&] { return group_->allreduce(tensors); });
   }
 
-  void all_gather(std::span<const float> input, std::span<float> output) override {
-    RANKSERVE_CHECK(output.size() == input.size() * members_.size(), "all_gather output size");
-    std::vector<at::Tensor> inputs{
-        at::from_blob(const_cast<float*>(input.data()), {static_cast<int64_t>(input.size())}, at::kFloat)};
+  void all_gather(const Buffer& input, const Buffer& output) override {
+    RANKSERVE_CHECK(output.bytes() == input.bytes() * members_.size(), "all_gather output size");
+    std::vector<at::Tensor> inputs{bytes_of(input)};
     std::vector<std::vector<at::Tensor>> outputs(1);
     for (size_t r = 0; r < members_.size(); ++r) {
-      outputs[0].push_back(at::from_blob(output.data() + r * input.size(), {static_cast<int64_t>(input.size())}, at::kFloat));
+      outputs[0].push_back(at::from_blob(static_cast<std::byte*>(output.data) + r * input.bytes(),
+                                         {static_cast<int64_t>(input.bytes())}, at::kByte));
     }
     run("all-gather", [&] { return group_->allgather(outputs, inputs); });
   }
 
-  void broadcast(std::span<std::byte> data, int root) override {
-    std::vector<at::Tensor> tensors{at::from_blob(data.data(), {static_cast<int64_t>(data.size())}, at::kByte)};
+  void broadcast(const Buffer& data, int root) override {
+    std::vector<at::Tensor> tensors{bytes_of(data)};
     c10d::BroadcastOptions options;
     options.rootRank = root;
     run("broadcast", [&] { return group_->broadcast(tensors, options); });
+  }
+
+  void send(const Buffer& data, int peer) override {
+    std::vector<at::Tensor> tensors{bytes_of(data)};
+    run("send", [&] { return group_->send(tensors, peer, kPointToPointTag); });
+  }
+
+  void recv(const Buffer& data, int peer) override {
+    std::vector<at::Tensor> tensors{bytes_of(data)};
+    run("receive", [&] { return group_->recv(tensors, peer, kPointToPointTag); });
   }
 
   void barrier() override {
@@ -64,6 +76,13 @@ class GlooCommunicator final : public Communicator {
   }
 
  private:
+  static constexpr int kPointToPointTag = 0;  // one stream of messages per pair; calls match in order
+
+  static at::Tensor bytes_of(const Buffer& data) {
+    RANKSERVE_CHECK(!data.on_device, "Gloo works on host buffers");
+    return at::from_blob(data.data, {static_cast<int64_t>(data.bytes())}, at::kByte);
+  }
+
   template <typename Start>
   void run(std::string_view what, Start&& start) {
     try {

@@ -1,6 +1,17 @@
 // NCCL process groups (GPU). The group leader creates the unique id and shares it through the
 // job's store (as nccl-tests does through MPI); each rank uses its local rank's selected device.
 // Non-blocking communicators, so every wait has a deadline and ends in ncclCommAbort.
+//
+// Streams (contract). Host buffers go through a device staging buffer on this communicator's own
+// non-blocking stream, as before. Device buffers are used in place and their collectives are
+// enqueued on the legacy default stream (stream 0): that is torch's compute stream here, because
+// rankserve never installs a stream guard and PyTorch's default CUDA stream is the legacy default
+// stream. Enqueueing there orders the collective after the kernels that produced the buffer and
+// before those that read it, with no events and no dependency on libtorch_cuda (which a CPU-only
+// libtorch build lacks). Each call then waits, polling an event with the group's deadline, so a
+// dead peer ends in ncclCommAbort and Error(runtime) instead of a hang at the next host copy.
+// The price is one host synchronisation per collective; CUDA-graph capture would have to replace
+// this wait with a watchdog. UNRUN: this file has not run on a GPU yet (see docs/runtime.md).
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -18,11 +29,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// torch's compute stream while rankserve sets no stream guard: the legacy default stream (see above).
+const cudaStream_t kComputeStream = cudaStreamLegacy;
+
 int device_index(const std::string& device) {
   if (device.rfind("cuda:", 0) != 0) {
     throw Error(ErrorCode::usage, fmt::format("collectives: NCCL needs a CUDA device, got '{}'", device));
   }
   return std::stoi(device.substr(5));
+}
+
+ncclDataType_t nccl_type(ElementType type) {
+  switch (type) {
+    case ElementType::float32: return ncclFloat;
+    case ElementType::bfloat16: return ncclBfloat16;
+    case ElementType::float16: return ncclHalf;
+    case ElementType::byte: return ncclUint8;
+  }
+  return ncclUint8;
 }
 
 void check_cuda(cudaError_t status, std::string_view what) {
@@ -64,6 +88,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   ~NcclCommunicator() override {
+    if (event_) cudaEventDestroy(event_);
     if (buffer_) cudaFree(buffer_);
     if (stream_) cudaStreamDestroy(stream_);
     if (comm_) ncclCommDestroy(comm_);
@@ -74,35 +99,72 @@ class NcclCommunicator final : public Communicator {
   int size() const override { return static_cast<int>(members_.size()); }
   const std::vector<int>& members() const override { return members_; }
 
-  void all_reduce_sum(std::span<float> data) override {
-    void* device = staging(data.size_bytes());
-    check_cuda(cudaMemcpyAsync(device, data.data(), data.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy to device");
-    check_nccl(ncclAllReduce(device, device, data.size(), ncclFloat, ncclSum, comm_, stream_), "ncclAllReduce");
-    check_cuda(cudaMemcpyAsync(data.data(), device, data.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy to host");
+  void all_reduce_sum(const Buffer& data) override {
+    if (data.on_device) {
+      check_nccl(ncclAllReduce(data.data, data.data, data.count, nccl_type(data.type), ncclSum, comm_, kComputeStream),
+                 "ncclAllReduce");
+      return wait_for_device("all-reduce");
+    }
+    RANKSERVE_CHECK(data.type == ElementType::float32, "host all-reduce sums float32");
+    void* device = staging(data.bytes());
+    check_cuda(cudaMemcpyAsync(device, data.data, data.bytes(), cudaMemcpyHostToDevice, stream_), "copy to device");
+    check_nccl(ncclAllReduce(device, device, data.count, ncclFloat, ncclSum, comm_, stream_), "ncclAllReduce");
+    check_cuda(cudaMemcpyAsync(data.data, device, data.bytes(), cudaMemcpyDeviceToHost, stream_), "copy to host");
     wait_for_stream("all-reduce");
   }
 
-  void all_gather(std::span<const float> input, std::span<float> output) override {
-    RANKSERVE_CHECK(output.size() == input.size() * members_.size(), "all_gather output size");
-    auto* device = static_cast<char*>(staging(output.size_bytes()));
-    void* mine = device + static_cast<size_t>(rank_) * input.size_bytes();
-    check_cuda(cudaMemcpyAsync(mine, input.data(), input.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy to device");
-    check_nccl(ncclAllGather(mine, device, input.size(), ncclFloat, comm_, stream_), "ncclAllGather");
-    check_cuda(cudaMemcpyAsync(output.data(), device, output.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy to host");
+  void all_gather(const Buffer& input, const Buffer& output) override {
+    RANKSERVE_CHECK(output.bytes() == input.bytes() * members_.size(), "all_gather output size");
+    RANKSERVE_CHECK(input.on_device == output.on_device, "all_gather buffers in one memory");
+    if (input.on_device) {
+      check_nccl(ncclAllGather(input.data, output.data, input.bytes(), ncclUint8, comm_, kComputeStream), "ncclAllGather");
+      return wait_for_device("all-gather");
+    }
+    auto* device = static_cast<char*>(staging(output.bytes()));
+    void* mine = device + static_cast<size_t>(rank_) * input.bytes();
+    check_cuda(cudaMemcpyAsync(mine, input.data, input.bytes(), cudaMemcpyHostToDevice, stream_), "copy to device");
+    check_nccl(ncclAllGather(mine, device, input.bytes(), ncclUint8, comm_, stream_), "ncclAllGather");
+    check_cuda(cudaMemcpyAsync(output.data, device, output.bytes(), cudaMemcpyDeviceToHost, stream_), "copy to host");
     wait_for_stream("all-gather");
   }
 
-  void broadcast(std::span<std::byte> data, int root) override {
-    void* device = staging(data.size_bytes());
-    check_cuda(cudaMemcpyAsync(device, data.data(), data.size_bytes(), cudaMemcpyHostToDevice, stream_), "copy to device");
-    check_nccl(ncclBroadcast(device, device, data.size_bytes(), ncclUint8, root, comm_, stream_), "ncclBroadcast");
-    check_cuda(cudaMemcpyAsync(data.data(), device, data.size_bytes(), cudaMemcpyDeviceToHost, stream_), "copy to host");
+  void broadcast(const Buffer& data, int root) override {
+    if (data.on_device) {
+      check_nccl(ncclBroadcast(data.data, data.data, data.bytes(), ncclUint8, root, comm_, kComputeStream), "ncclBroadcast");
+      return wait_for_device("broadcast");
+    }
+    void* device = staging(data.bytes());
+    check_cuda(cudaMemcpyAsync(device, data.data, data.bytes(), cudaMemcpyHostToDevice, stream_), "copy to device");
+    check_nccl(ncclBroadcast(device, device, data.bytes(), ncclUint8, root, comm_, stream_), "ncclBroadcast");
+    check_cuda(cudaMemcpyAsync(data.data, device, data.bytes(), cudaMemcpyDeviceToHost, stream_), "copy to host");
     wait_for_stream("broadcast");
+  }
+
+  void send(const Buffer& data, int peer) override {
+    if (data.on_device) {
+      check_nccl(ncclSend(data.data, data.bytes(), ncclUint8, peer, comm_, kComputeStream), "ncclSend");
+      return wait_for_device("send");
+    }
+    void* device = staging(data.bytes());
+    check_cuda(cudaMemcpyAsync(device, data.data, data.bytes(), cudaMemcpyHostToDevice, stream_), "copy to device");
+    check_nccl(ncclSend(device, data.bytes(), ncclUint8, peer, comm_, stream_), "ncclSend");
+    wait_for_stream("send");
+  }
+
+  void recv(const Buffer& data, int peer) override {
+    if (data.on_device) {
+      check_nccl(ncclRecv(data.data, data.bytes(), ncclUint8, peer, comm_, kComputeStream), "ncclRecv");
+      return wait_for_device("receive");
+    }
+    void* device = staging(data.bytes());
+    check_nccl(ncclRecv(device, data.bytes(), ncclUint8, peer, comm_, stream_), "ncclRecv");
+    check_cuda(cudaMemcpyAsync(data.data, device, data.bytes(), cudaMemcpyDeviceToHost, stream_), "copy to host");
+    wait_for_stream("receive");
   }
 
   void barrier() override {
     float one = 1;
-    all_reduce_sum(std::span<float>(&one, 1));
+    all_reduce_sum(Buffer{&one, 1, ElementType::float32, false});
   }
 
  private:
@@ -135,9 +197,22 @@ class NcclCommunicator final : public Communicator {
   }
 
   void wait_for_stream(std::string_view what) {
+    poll_until_done(what, [this] { return cudaStreamQuery(stream_); });
+  }
+
+  // A collective on the compute stream: waits for an event recorded after it (not for the whole
+  // stream, whose later work the caller has not enqueued yet anyway).
+  void wait_for_device(std::string_view what) {
+    if (!event_) check_cuda(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming), "cudaEventCreate");
+    check_cuda(cudaEventRecord(event_, kComputeStream), "cudaEventRecord");
+    poll_until_done(what, [this] { return cudaEventQuery(event_); });
+  }
+
+  template <typename Query>
+  void poll_until_done(std::string_view what, Query&& query) {
     const auto deadline = Clock::now() + timeout_;
     while (true) {
-      cudaError_t status = cudaStreamQuery(stream_);
+      cudaError_t status = query();
       if (status == cudaSuccess) return;
       if (status != cudaErrorNotReady) check_cuda(status, what);
       ncclResult_t state = ncclSuccess;
@@ -160,7 +235,8 @@ class NcclCommunicator final : public Communicator {
   std::chrono::milliseconds timeout_;
   int rank_ = 0;
   ncclComm_t comm_ = nullptr;
-  cudaStream_t stream_ = nullptr;
+  cudaStream_t stream_ = nullptr;  // host-buffer collectives
+  cudaEvent_t event_ = nullptr;    // completion of a device-buffer collective on kComputeStream
   void* buffer_ = nullptr;
   size_t buffer_bytes_ = 0;
 };

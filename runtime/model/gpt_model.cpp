@@ -10,6 +10,7 @@
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
 #include "runtime/model/cpu_kernels.h"
+#include "runtime/model/device_upload.h"
 
 namespace rankserve::runtime {
 namespace {
@@ -22,6 +23,7 @@ struct Loader {
   const WeightSource& source;
   ShardSpec shard;
   at::ScalarType dtype = at::kFloat;
+  DeviceUpload upload;  // each slice goes to the device as it is read: the host holds one slice at a time
   uint64_t bytes = 0;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_report = start;
@@ -30,7 +32,7 @@ struct Loader {
   int64_t local_ffn() const { return c.ffn_hidden_size / shard.tp_size; }
 
   at::Tensor read(const std::string& name, std::vector<int64_t> shape, TensorSlice slice = {0, 0, -1}, Init init = Init::normal) {
-    at::Tensor t = source.read(name, shape, slice, dtype, init);
+    at::Tensor t = upload.to_device(source.read(name, shape, slice, dtype, init));
     bytes += static_cast<uint64_t>(t.numel()) * t.element_size();
     return t;
   }
@@ -44,7 +46,7 @@ struct Loader {
   // Rows [start, start + rows) of a [vocab, dim] embedding; rows at or past `usable` (default: all
   // of the checkpoint's) are left zero, so a checkpoint's own padding never leaks into the logits.
   at::Tensor vocab_rows(const std::string& name, int64_t vocab, int64_t dim, int64_t start, int64_t rows, int64_t usable = -1) {
-    at::Tensor out = at::zeros({rows, dim}, at::TensorOptions().dtype(dtype));
+    at::Tensor out = at::zeros({rows, dim}, at::TensorOptions().dtype(dtype).device(shard.device));
     const int64_t real = std::max<int64_t>(0, std::min((usable < 0 ? vocab : std::min(usable, vocab)) - start, rows));
     if (real > 0) out.narrow(0, 0, real).copy_(read(name, {vocab, dim}, {0, start, real}));
     return out;
@@ -199,6 +201,18 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
   return (b.defined() ? at::addmv(b, w, row) : at::mv(w, row)).unsqueeze(0);
 }
 
+// A tensor's storage for the communicators: its bytes (hand-offs, gathers), or its elements (sums).
+Buffer bytes_buffer(const at::Tensor& t) {
+  return Buffer{t.data_ptr(), static_cast<size_t>(t.nbytes()), ElementType::byte, !t.is_cpu()};
+}
+Buffer sum_buffer(const at::Tensor& t) {
+  const ElementType type = t.scalar_type() == at::kBFloat16 ? ElementType::bfloat16
+                           : t.scalar_type() == at::kHalf   ? ElementType::float16
+                                                            : ElementType::float32;
+  RANKSERVE_CHECK(t.is_contiguous() && (t.scalar_type() == at::kFloat || type != ElementType::float32), "summable tensor");
+  return Buffer{t.data_ptr(), static_cast<size_t>(t.numel()), type, !t.is_cpu()};
+}
+
 at::Tensor activate(const at::Tensor& x, Activation a) {
   switch (a) {
     case Activation::gelu_tanh: return at::gelu(x, "tanh");
@@ -230,7 +244,7 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
   const int multiple = kVocabMultiple * shard.tp_size;
   padded_vocab_ = (c.vocab_size + multiple - 1) / multiple * multiple;
   const int64_t rows = padded_vocab_ / shard.tp_size;
-  Loader l{c, source, shard, shard.dtype};
+  Loader l{c, source, shard, shard.dtype, DeviceUpload(shard.device)};
   const ModelLayout m = layout_of(c, source);
   const int64_t H = c.hidden_size, E = c.embed_dim(), P = c.max_position_embeddings + c.position_offset;
   // The checkpoint's vocabulary rows (NeMo pads them); rows past the tokenizer's stay zero.
@@ -262,17 +276,22 @@ uint64_t GptModel::kv_cache_bytes_per_token() const {
 KvCache GptModel::new_cache(int64_t max_tokens) const {
   KvCache cache;
   for (size_t i = 0; i < std::max<size_t>(layers_.size(), 1); ++i) {
-    cache.k.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, shard_.dtype));
-    cache.v.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, shard_.dtype));
+    cache.k.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, options(shard_.dtype)));
+    cache.v.push_back(at::empty({max_tokens, local_heads_, config_.head_dim()}, options(shard_.dtype)));
   }
   return cache;
 }
 
 at::Tensor GptModel::all_reduce(at::Tensor x) {
   if (shard_.tp_size == 1) return x;
-  // The communicators sum float32: a half-precision activation is summed in float32 and converted back.
+  if (!x.is_cpu()) {  // NCCL sums the compute dtype (float32, bf16, fp16) in place on the device
+    at::Tensor sum = x.contiguous();
+    tp_.all_reduce_sum(sum_buffer(sum));
+    return sum;
+  }
+  // Gloo sums float32: a half-precision activation is summed in float32 and converted back.
   at::Tensor sum = x.to(at::kFloat).contiguous();
-  tp_.all_reduce_sum(std::span<float>(sum.data_ptr<float>(), static_cast<size_t>(sum.numel())));
+  tp_.all_reduce_sum(sum_buffer(sum));
   return sum.to(x.scalar_type());
 }
 
@@ -287,13 +306,13 @@ at::Tensor GptModel::embed(std::span<const SequenceStep> batch, int64_t num_toke
     }
   }
   const int64_t rows = word_embeddings_.size(0), start = shard_.tp_rank * rows;
-  at::Tensor local = at::tensor(tokens, at::kLong).sub(start);
+  at::Tensor local = at::tensor(tokens, options(at::kLong)).sub(start);
   at::Tensor mine = local.ge(0).logical_and(local.lt(rows));
   at::Tensor x =
       at::embedding(word_embeddings_, local.clamp(0, rows - 1)).mul(mine.unsqueeze(1).to(word_embeddings_.scalar_type()));
   x = all_reduce(x);
   if (project_in_.defined()) x = project(x, project_in_);
-  return x.add(at::embedding(position_embeddings_, at::tensor(positions, at::kLong)));
+  return x.add(at::embedding(position_embeddings_, at::tensor(positions, options(at::kLong))));
 }
 
 at::Tensor GptModel::attention(const LayerWeights& w, const at::Tensor& x, std::span<const SequenceStep> batch, size_t layer) {
@@ -329,7 +348,8 @@ at::Tensor GptModel::attend(const at::Tensor& qkv, KvCache& cache, size_t layer)
   at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1);     // [heads, total, d]
   at::Tensor scores = at::matmul(q, k).mul(1.0 / std::sqrt(static_cast<double>(d)));
   if (n > 1) {  // causal: query i (position past + i) sees keys up to past + i
-    at::Tensor future = at::arange(total, at::kLong).unsqueeze(0).gt(at::arange(past, total, at::kLong).unsqueeze(1));
+    at::Tensor future =
+        at::arange(total, options(at::kLong)).unsqueeze(0).gt(at::arange(past, total, options(at::kLong)).unsqueeze(1));
     scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
   }
   return at::matmul(at::softmax(scores, -1), v).transpose(0, 1).reshape({n, local_heads_ * d});
@@ -344,9 +364,8 @@ at::Tensor GptModel::logits(const at::Tensor& hidden) {
   const at::Tensor& output = output_weights_.defined() ? output_weights_ : word_embeddings_;
   at::Tensor local = project(hidden, output).to(at::kFloat).contiguous();  // [n, rows], float32 for sampling
   if (shard_.tp_size == 1) return local.narrow(1, 0, config_.vocab_size);
-  at::Tensor gathered = at::empty({shard_.tp_size, local.size(0), local.size(1)}, at::kFloat);
-  tp_.all_gather(std::span<const float>(local.data_ptr<float>(), static_cast<size_t>(local.numel())),
-                 std::span<float>(gathered.data_ptr<float>(), static_cast<size_t>(gathered.numel())));
+  at::Tensor gathered = at::empty({shard_.tp_size, local.size(0), local.size(1)}, options(at::kFloat));
+  tp_.all_gather(bytes_buffer(local), bytes_buffer(gathered));
   return gathered.permute({1, 0, 2}).reshape({local.size(0), -1}).narrow(1, 0, config_.vocab_size);
 }
 
@@ -379,17 +398,20 @@ at::Tensor GptModel::forward(std::span<const SequenceStep> batch) {
     num_tokens += n;
     last_rows.push_back(num_tokens - 1);
   }
-  at::Tensor x = shard_.pp_rank == 0 ? embed(batch, num_tokens) : at::empty({num_tokens, config_.hidden_size}, shard_.dtype);
-  // Stage s runs its layers, then hands the activations to stage s + 1 (a broadcast over the PP group).
-  for (int stage = 0; stage < shard_.pp_size; ++stage) {
-    if (stage == shard_.pp_rank) x = run_layers(x, batch).contiguous();
-    if (stage + 1 < shard_.pp_size) {
-      pp_.broadcast(std::span<std::byte>(static_cast<std::byte*>(x.data_ptr()), x.nbytes()), stage);
-    }
+  // Stage s receives its input from stage s - 1, runs its layers and sends the result to stage s + 1
+  // (the PP group's rank is the stage; on a device the hand-off is device to device).
+  at::Tensor x;
+  if (shard_.pp_rank == 0) {
+    x = embed(batch, num_tokens);
+  } else {
+    x = at::empty({num_tokens, config_.hidden_size}, options(shard_.dtype));
+    pp_.recv(bytes_buffer(x), shard_.pp_rank - 1);
   }
+  x = run_layers(x, batch).contiguous();
+  if (!is_last_stage()) pp_.send(bytes_buffer(x), shard_.pp_rank + 1);
   for (const SequenceStep& s : batch) s.cache->length += static_cast<int64_t>(s.ids.size());
   if (!is_last_stage()) return {};
-  x = x.index_select(0, at::tensor(last_rows, at::kLong));
+  x = x.index_select(0, at::tensor(last_rows, options(at::kLong)));
   if (ln_f_w_.defined()) x = at::layer_norm(x, {config_.hidden_size}, ln_f_w_, ln_f_b_, config_.layernorm_epsilon);
   if (project_out_.defined()) x = project(x, project_out_);
   return logits(x);

@@ -20,7 +20,11 @@ struct ShardSpec {
   int tp_size = 1;
   int pp_rank = 0;  // pipeline stage: layers are split into pp_size consecutive runs
   int pp_size = 1;
-  at::ScalarType dtype = at::kFloat;  // weights, activations and KV cache; logits and collectives stay float32
+  at::ScalarType dtype = at::kFloat;  // weights, activations and KV cache; logits stay float32
+  // Where weights, KV cache, activations and logits live. CPU: collectives sum float32 on the host
+  // and the CPU kernels run where they apply. A CUDA device: collectives run in place on device
+  // memory in the compute dtype, and only ATen ops run. The communicators must be on this device too.
+  at::Device device = at::kCPU;
 };
 
 struct LayerWeights {
@@ -46,6 +50,8 @@ class GptModel {
   GptModel(const ModelConfig& config, const WeightSource& source, ShardSpec shard, Communicator& tp, Communicator& pp);
 
   const ModelConfig& config() const { return config_; }
+  at::Device device() const { return shard_.device; }
+  at::ScalarType dtype() const { return shard_.dtype; }
   int padded_vocab_size() const { return padded_vocab_; }
   KvCache new_cache(int64_t max_tokens) const;
 
@@ -54,7 +60,8 @@ class GptModel {
   // Runs every sequence's new tokens through the model (one flat batch of tokens for the matrix
   // products, attention per sequence), appends to each cache, and returns the full-vocabulary logits
   // of each sequence's last token [batch.size(), vocab_size] (float32) on the last stage, an
-  // undefined tensor on the others. Every rank of the model copy calls with the same batch.
+  // undefined tensor on the others, on device(). Every rank of the model copy calls with the same
+  // batch. Stage s receives its input from stage s - 1 and sends its output to s + 1 (point to point).
   at::Tensor forward(std::span<const SequenceStep> batch);
 
   uint64_t weight_bytes() const { return weight_bytes_; }
@@ -69,6 +76,7 @@ class GptModel {
   at::Tensor all_reduce(at::Tensor x);
   at::Tensor logits(const at::Tensor& hidden);
   at::Tensor run_layers(at::Tensor x, std::span<const SequenceStep> batch);
+  at::TensorOptions options(at::ScalarType type) const { return at::TensorOptions().dtype(type).device(shard_.device); }
 
   ModelConfig config_;
   ShardSpec shard_;

@@ -142,6 +142,7 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
   if (c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0) {
     r.fail("num_attention_heads", "does not divide the hidden size");
   }
+  c.torch_dtype = r.string_or("torch_dtype", "");
   return c;
 }
 

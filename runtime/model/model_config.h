@@ -32,6 +32,7 @@ struct ModelConfig {
   bool tied_output = true;
   bool qkv_parts_first = false;
   int eos_token_id = 50256;
+  std::string torch_dtype;  // the checkpoint's stored type as config.json names it ("float16", "bfloat16"); "" unknown
 
   int head_dim() const { return kv_channels > 0 ? kv_channels : hidden_size / num_attention_heads; }
   int attention_width() const { return num_attention_heads * head_dim(); }  // the width of q, k and v

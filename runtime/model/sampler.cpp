@@ -55,6 +55,7 @@ Sampler::Sampler(const SamplingParams& params, int eos_token_id, int sampleable_
       generator_(at::make_generator<at::CPUGeneratorImpl>(params.seed)) {}
 
 Sampler::Choice Sampler::pick(const at::Tensor& logits, std::span<const int32_t> sequence, int num_generated) {
+  if (!logits.is_cpu()) return pick_with_tensor_ops(logits, sequence, num_generated);
   check_params(params_);
   const int64_t usable = sampleable_vocab_ >= 0 ? std::min<int64_t>(sampleable_vocab_, logits.size(0)) : logits.size(0);
   const bool penalize = params_.repetition_penalty != 1.0f && !sequence.empty();
@@ -107,6 +108,71 @@ Sampler::Choice Sampler::pick(const at::Tensor& logits, std::span<const int32_t>
     token = at::multinomial(at::softmax(x, -1), 1, /*replacement=*/false, generator_).item<int64_t>();
   }
   return Choice{static_cast<int32_t>(token), logprob_of(token)};
+}
+
+at::Generator& Sampler::generator_for(at::Device device) {
+  if (device.is_cpu()) return generator_;
+  if (!device_generator_.defined()) {
+    // A copy of the device's default generator (through ATen's hooks: no CUDA library call here), reseeded.
+    device_generator_ = at::globalContext().defaultGenerator(device).clone();
+    device_generator_.set_current_seed(params_.seed);
+  }
+  return device_generator_;
+}
+
+Sampler::Choice Sampler::pick_with_tensor_ops(const at::Tensor& logits, std::span<const int32_t> sequence, int num_generated) {
+  check_params(params_);
+  const int64_t vocab = logits.size(0);
+  const int64_t usable = sampleable_vocab_ >= 0 ? std::min<int64_t>(sampleable_vocab_, vocab) : vocab;
+  const bool penalize = params_.repetition_penalty != 1.0f && !sequence.empty();
+  const bool hold_eos = num_generated < params_.min_length && eos_token_id_ >= 0 && eos_token_id_ < vocab;
+  // Every decision stays on the device; the flags travel with the token.
+  const at::Tensor unusable_logits = logits.lt(std::numeric_limits<float>::infinity()).all().logical_not();  // NaN, +inf
+  at::Tensor nothing_left = at::zeros({}, logits.options().dtype(at::kBool));
+  at::Tensor x = logits.clone();
+  if (penalize) {
+    std::vector<int64_t> seen(sequence.begin(), sequence.end());
+    const at::Tensor index = at::tensor(seen, at::TensorOptions().dtype(at::kLong).device(logits.device()));
+    at::Tensor values = x.index_select(0, index);
+    values = at::where(values.gt(0), values.div(params_.repetition_penalty), values.mul(params_.repetition_penalty));
+    x.index_put_({index}, values);
+    x.clamp_(std::numeric_limits<float>::lowest(), std::numeric_limits<float>::max());
+  }
+  if (usable < vocab) x.narrow(0, usable, vocab - usable).fill_(kMinusInf);
+  if (hold_eos) x.select(0, eos_token_id_).fill_(kMinusInf);
+  at::Tensor token;
+  if (params_.greedy) {
+    token = x.argmax();
+  } else {
+    const at::Tensor best = x.max();
+    nothing_left = best.eq(kMinusInf);
+    // Unusable logits draw from a harmless stand-in (a device kernel must not see NaN); refused below.
+    x = at::where(unusable_logits.logical_or(nothing_left), at::zeros_like(x), x.sub(best).div(params_.temperature));
+    if (params_.top_k > 0 && params_.top_k < vocab) {
+      const at::Tensor kth = std::get<0>(x.topk(params_.top_k)).min();
+      x = x.masked_fill(x.lt(kth), kMinusInf);
+    }
+    if (params_.top_p < 1.0f) {  // the smallest set of most likely tokens whose mass reaches top_p
+      auto [sorted, order] = x.sort(/*dim=*/-1, /*descending=*/true);
+      const at::Tensor probs = at::softmax(sorted, -1);
+      at::Tensor drop = probs.cumsum(-1).sub(probs).ge(params_.top_p);
+      drop.select(0, 0).fill_(false);
+      x = x.scatter(0, order, sorted.masked_fill(drop, kMinusInf));
+    }
+    const at::Tensor probs = at::softmax(x, -1);
+    // Exp(1) noise kept above 0: a zero would turn an excluded token's 0 / 0 into a NaN that argmax picks.
+    const at::Tensor noise =
+        at::empty_like(probs).exponential_(1.0, generator_for(logits.device())).clamp_min_(std::numeric_limits<float>::min());
+    token = probs.div(noise).argmax();
+  }
+  const at::Tensor logprob = at::log_softmax(logits, -1).gather(0, token.reshape({1})).squeeze(0);
+  const at::Tensor host =
+      at::stack({token.to(at::kDouble), logprob.to(at::kDouble), unusable_logits.to(at::kDouble), nothing_left.to(at::kDouble)})
+          .to(at::kCPU);
+  const double* h = host.data_ptr<double>();
+  if (h[2] != 0) refuse_logits();
+  if (h[3] != 0) throw Error(ErrorCode::bad_request, "sampling: no token is left to draw (every id is excluded)");
+  return Choice{static_cast<int32_t>(h[0]), checked_logprob(static_cast<float>(h[1]))};
 }
 
 }  // namespace rankserve::runtime

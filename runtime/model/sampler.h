@@ -24,13 +24,24 @@ class Sampler {
   // `num_generated` tokens generated so far (for min_length). Never aborts the process: any logits and
   // parameters give a token or an Error (runtime for non-finite logits, bad_request for parameters that
   // leave nothing to draw), which fails this sequence only.
+  // Logits on a device go to pick_with_tensor_ops; CPU logits take the CPU path (its kernels).
   Choice pick(const at::Tensor& logits, std::span<const int32_t> sequence, int num_generated);
 
+  // The same choice in tensor ops on the logits' device (any device, CPU included): only the token,
+  // its log-probability and two flags are copied to the host, once. Greedy picks equal pick()'s;
+  // sampled ones draw from the same tokens with the same weights by an exponential race
+  // (argmax of p / Exp(1) noise) with a generator of the logits' device seeded with the sequence's
+  // seed (not pick()'s draws). Throws as pick() does.
+  Choice pick_with_tensor_ops(const at::Tensor& logits, std::span<const int32_t> sequence, int num_generated);
+
  private:
+  at::Generator& generator_for(at::Device device);
+
   SamplingParams params_;
   int eos_token_id_;
   int sampleable_vocab_;
-  at::Generator generator_;
+  at::Generator generator_;         // CPU
+  at::Generator device_generator_;  // a device's, made on first use
 };
 
 }  // namespace rankserve::runtime

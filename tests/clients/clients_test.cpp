@@ -92,6 +92,58 @@ TEST_CASE("the GPT contract works with only prompts given and equals rankserve g
   }
 }
 
+TEST_CASE("curl with a gzip or deflate body (tritonclient's request compression) answers as the plain body, and stats count it") {
+  Server& s = gpt_server();
+  const std::string body = R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["1 2 3"]},
+                                         {"name":"max_length","datatype":"INT32","shape":[1,1],"data":[4]}]})";
+  const std::string stats_url = s.url + "/v2/models/GPT/stats";
+  const Reply before = curl(stats_url);
+  REQUIRE_MESSAGE(before.status == 200, before.body);
+  const json::value before_stats = json::parse(before.body).at("model_stats").at(0);
+
+  const Reply plain = post_json(s.url + "/v2/models/GPT/infer", body);
+  REQUIRE_MESSAGE(plain.status == 200, plain.body);
+  // gzip(1) and python3's zlib write the compressed files, as a client's library would.
+  const std::string json_file = text_file("compressed-body", body);
+  REQUIRE(run(fmt::format("gzip -c {} > {}.gz", json_file, json_file)).code == 0);
+  REQUIRE(
+      run(fmt::format(
+              "/usr/bin/python3 -c 'import sys,zlib; sys.stdout.buffer.write(zlib.compress(open(sys.argv[1],\"rb\").read()))' "
+              "{} > {}.zz",
+              json_file, json_file))
+          .code == 0);
+  for (const auto& sent : {std::pair{"gzip", json_file + ".gz"}, std::pair{"deflate", json_file + ".zz"}}) {
+    const std::string coding = sent.first;  // not a structured binding: clang 14 cannot capture one
+    const std::string& file = sent.second;
+    CAPTURE(coding);
+    const Reply r = curl(fmt::format("-X POST -H 'Content-Type: application/json' -H 'Content-Encoding: {}' --data-binary @{} {}",
+                                     coding, file, s.url + "/v2/models/GPT/infer"));
+    CHECK_MESSAGE(r.status == 200, r.body);
+    CHECK(r.body == plain.body);
+  }
+  const Reply corrupt =
+      curl(fmt::format("-X POST -H 'Content-Encoding: gzip' --data-binary @{} {}", json_file, s.url + "/v2/models/GPT/infer"));
+  CHECK(corrupt.status == 400);
+  CHECK(corrupt.body.find("Content-Encoding gzip") != std::string::npos);
+
+  const Reply after = curl(stats_url);
+  REQUIRE_MESSAGE(after.status == 200, after.body);
+  const json::value stats = json::parse(after.body).at("model_stats").at(0);
+  auto count = [](const json::value& v, const char* which) {
+    return v.at("inference_stats").at(which).at("count").to_number<uint64_t>();
+  };
+  CHECK(count(stats, "success") == count(before_stats, "success") + 3);
+  CHECK(stats.at("inference_count").to_number<uint64_t>() == before_stats.at("inference_count").to_number<uint64_t>() + 3);
+  CHECK(stats.at("execution_count").to_number<uint64_t>() > before_stats.at("execution_count").to_number<uint64_t>());
+  CHECK(stats.at("inference_stats").at("compute_infer").at("ns").to_number<uint64_t>() > 0);
+  const Reply index = curl(fmt::format("-X POST {}/v2/repository/index", s.url));
+  CHECK(index.status == 200);
+  CHECK(index.body.find(R"("state":"READY")") != std::string::npos);
+  const Reply metrics = curl(fmt::format("http://127.0.0.1:{}/metrics", s.metrics_port));
+  CHECK(metrics.body.find("nv_inference_exec_count{model=\"GPT\",version=\"1\"} ") != std::string::npos);
+  CHECK(metrics.body.find("nv_inference_queue_duration_us{model=\"GPT\",version=\"1\"} ") != std::string::npos);
+}
+
 TEST_CASE("the official openai npm package: completions, chat, streaming, usage and errors") {
   Server& s = gpt_server();
   auto r = run(fmt::format("node {}/tests/clients/openai_check.mjs {} GPT", kSource, s.url), 300s);
@@ -118,12 +170,36 @@ TEST_CASE("rankserve-client in the NeMo form prints each sentence after a line o
   CHECK(r.output.find(bar + "\nQ: Are you going for a lunch?", first) != std::string::npos);
 }
 
+TEST_CASE("rankserve-client --protocol openai and openai-chat decode greedily by default, as generate does") {
+  Server& s = gpt_server();
+  const json::value expected = s.generate("1 2 3", 6);
+  for (const char* protocol : {"openai", "openai-chat"}) {
+    auto r =
+        run(fmt::format("{} --url {} --protocol {} --model-name GPT --prompts '1 2 3' --output-len 6", kClient, s.url, protocol),
+            120s);
+    INFO(protocol << ": " << r.output);
+    REQUIRE(r.code == 0);
+    if (std::string(protocol) == "openai")
+      CHECK(r.output.find(std::string(expected.at("text").as_string())) != std::string::npos);
+  }
+}
+
 TEST_CASE("rankserve-client in the OPT form prints output: ['...'] from a server with two data-parallel copies") {
   Server& s = opt_server();
   auto r = run(fmt::format("{} --server-url {} --input 'The capital of Poland is' --output-length 3", kClient, s.url), 120s);
   INFO(r.output);
   REQUIRE(r.code == 0);
   CHECK(r.output.find("output: ['The capital of Poland is") != std::string::npos);
+}
+
+TEST_CASE("rankserve-client in the NeMo form against a server of only OPT uses it without a 404 in the server's log") {
+  Server& s = opt_server();
+  auto r = run(fmt::format("{} --url {} --prompts '1 2 3' --output-len 3", kClient, s.url), 120s);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find("using 'OPT'") != std::string::npos);
+  CHECK(r.output.find(std::string(32, '=') + "\n1 2 3") != std::string::npos);
+  CHECK(s.process->output().find("/v2/models/GPT -> 404") == std::string::npos);
 }
 
 TEST_CASE("the OPT contract takes a batch of prompts of different lengths, each equal to generate") {

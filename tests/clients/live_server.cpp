@@ -40,10 +40,10 @@ Server::Server(const std::string& family_name, const std::string& layout, const 
       std::make_unique<Process>(fmt::format("exec {} serve {} --model-path {} --http-port 0 --metrics-port 0 "
                                             "--url-file {} --timeout 60 --shutdown-timeout 10 {} {}",
                                             kBin, layout, dir.string(), url_file, grpc_flag, extra_flags));
-  REQUIRE_MESSAGE(process->wait_for_output("Server metrics url", 120s), process->output());
-  const auto ready = run(fmt::format("{} --url $(cat {}) --init-timeout-s 60", kClient, url_file), 90s);
+  url = wait_for_file_word(url_file, 180s);  // written once the server is ready
+  REQUIRE_MESSAGE(!url.empty(), process->output());
+  const auto ready = run(fmt::format("{} --url {} --init-timeout-s 60", kClient, url), 90s);
   REQUIRE_MESSAGE(ready.code == 0, ready.output << process->output());
-  std::ifstream(url_file) >> url;
   const std::string log = process->output();
   const size_t at = log.find("Server metrics url http://");
   const size_t colon = log.find(':', at + 26);

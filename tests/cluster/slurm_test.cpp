@@ -58,7 +58,7 @@ struct ServeJob {
 };
 
 // Submits sbatch/serve.sbatch with `flags` and waits (deadline) for rank 0 to write its URL, which it
-// does once its port is bound. Cancels the job and stops the test when no URL comes.
+// does once the server is ready. Cancels the job and stops the test when no URL comes.
 ServeJob start_serve_job(const std::string& flags) {
   static int count = 0;
   const std::string url_file = fmt::format("{}/jobs/serve-url-{}-{}", kState, ::getpid(), ++count);

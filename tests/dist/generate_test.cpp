@@ -9,11 +9,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "tests/support/process.h"
-#include "tests/support/tiny_checkpoint.h"
+#include "tests/support/reference_generation.h"
 
 using namespace std::chrono_literals;
-using rankserve::testing::run;
+using namespace rankserve::testing;
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
@@ -23,69 +22,7 @@ const std::string kBin = RANKSERVE_BIN;
 const std::string& kReference = rankserve::testing::kReferenceScript;
 const std::string kPrompt = "5,17,300,42";
 
-struct Output {
-  std::vector<int64_t> ids;
-  std::vector<double> logprobs;
-};
-
-Output parse(const std::string& text) {
-  const size_t brace = text.rfind("{\"");
-  REQUIRE_MESSAGE(brace != std::string::npos, text);
-  json::value v = json::parse(text.substr(brace));
-  Output out;
-  for (auto& id : v.at("generated_ids").as_array()) out.ids.push_back(id.to_number<int64_t>());
-  for (auto& lp : v.at("logprobs").as_array()) out.logprobs.push_back(lp.to_number<double>());
-  return out;
-}
-
-// Runs the reference script with `args`; the test stops unless it succeeds.
-void reference(const std::string& args) {
-  auto r = run(fmt::format("{} {}", kReference, args), 120s);
-  REQUIRE_MESSAGE(r.code == 0, args << "\n" << r.output);
-}
-
-// What the reference generates greedily after `prompt_ids` ("1,2,3").
-Output reference_generate(const std::string& model, const std::string& prompt_ids, int count) {
-  auto r = run(fmt::format("{} generate {} {} {}", kReference, model, prompt_ids, count), 120s);
-  REQUIRE_MESSAGE(r.code == 0, r.output);
-  return parse(r.output);
-}
-
-// A fresh folder holding a tiny checkpoint of `family` written by the reference script.
-std::string make_model(const std::string& family) {
-  const fs::path dir = fs::temp_directory_path() / fmt::format("rankserve-{}-{}", family, ::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  reference(fmt::format("make {} {}", family, dir.string()));
-  return dir.string();
-}
-
-// One run over several prompts (one batch, "a;b;c"): an output per prompt, in order.
-std::vector<Output> generate_all(const std::string& model, const std::vector<std::string>& prompts, const std::string& flags,
-                                 int max_tokens = 10) {
-  std::string joined;
-  for (const std::string& p : prompts) joined += (joined.empty() ? "" : ";") + p;
-  auto r =
-      run(fmt::format("{} generate --model-path {} --prompt-ids '{}' --max-tokens {} --json --log-level warn --timeout 60 {}",
-                      kBin, model, joined, max_tokens, flags),
-          180s);
-  INFO(flags << "\n" << r.output);
-  REQUIRE(r.code == 0);
-  std::vector<Output> lines;
-  for (size_t at = r.output.find("{\""); at != std::string::npos; at = r.output.find("{\"", at + 1)) {
-    lines.push_back(parse(r.output.substr(at, r.output.find('\n', at) - at)));
-  }
-  REQUIRE(lines.size() == prompts.size());
-  return lines;
-}
-
 Output generate(const std::string& model, const std::string& flags) { return generate_all(model, {kPrompt}, flags)[0]; }
-
-void check_close(const Output& got, const Output& want, double tolerance) {
-  CHECK(got.ids == want.ids);
-  REQUIRE(got.logprobs.size() == want.logprobs.size());
-  for (size_t i = 0; i < got.logprobs.size(); ++i) CHECK(std::abs(got.logprobs[i] - want.logprobs[i]) < tolerance);
-}
 
 }  // namespace
 
@@ -93,8 +30,7 @@ TEST_CASE("GPT-2, OPT and post-LN OPT generate what the PyTorch reference genera
   const std::vector<std::string> prompts{kPrompt, "7", "100,200,300,400,500,600,700,800,900"};
   for (const char* family : {"gpt2", "opt", "opt-postln"}) {
     const std::string model = make_model(family);
-    std::vector<Output> want;
-    for (const std::string& p : prompts) want.push_back(reference_generate(model, p, 10));
+    const std::vector<Output> want = reference_generate_all(model, prompts, 10);
     for (const char* tp : {"--tp 1", "--tp 2", "--tp 4", "--tp 1 --pp 2", "--tp 2 --pp 2"}) {
       const std::vector<Output> got = generate_all(model, prompts, fmt::format("--gpus 4 {}", tp));
       for (size_t i = 0; i < prompts.size(); ++i) {
@@ -214,7 +150,7 @@ TEST_CASE("a batch of prompts of different lengths equals the same prompts run o
                                  kBin, model, prompts[i]),
                      120s);
     REQUIRE_MESSAGE(alone.code == 0, alone.output);
-    check_close(lines[i], parse(alone.output), 1e-4);
+    check_close(lines[i], parse_output(alone.output), 1e-4);
   }
   fs::remove_all(model);
 }

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <fstream>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -42,7 +43,7 @@ TEST_CASE("a 4-rank local spawn passes the all-reduce check on every group for t
     auto r = run(fmt::format("{} check --gpus 4 {} --timeout 60", kBin, layout), 120s);
     INFO(layout << "\n" << r.output);
     CHECK(r.code == 0);
-    CHECK(r.output.find("check passed: 4 ranks on 1 nodes") != std::string::npos);
+    CHECK(r.output.find("check passed: 4 ranks on 1 node") != std::string::npos);
     CHECK(r.output.find("all 4 ranks arrived") != std::string::npos);
   }
 }
@@ -90,6 +91,9 @@ TEST_CASE("killing one spawned worker makes the launcher stop the rest and exit 
   auto children = run(fmt::format("pgrep -P {}", launcher.pid()), 10s);
   REQUIRE(children.code == 0);
   const int victim = std::stoi(children.output.substr(children.output.find('\n') + 1));
+  std::string comm;
+  std::ifstream(fmt::format("/proc/{}/comm", victim)) >> comm;
+  CHECK(comm == "rankserve");  // what ps and top show (not "exe")
   const auto killed_at = std::chrono::steady_clock::now();
   ::kill(victim, SIGKILL);
   auto code = launcher.wait_for(10s);
@@ -211,4 +215,23 @@ TEST_CASE("a rank that hangs is named by rank 0's watchdog and every other rank 
   }
   CHECK(std::chrono::steady_clock::now() - stopped_at < 11s);
   procs[2]->signal(SIGKILL);
+}
+
+TEST_CASE("the OPT example's server command line (no subcommand, --model-name random/125M) serves the model") {
+  const int port = test_port();
+  const std::string dir = fmt::format("/tmp/rankserve-opt-line-{}", ::getpid());
+  run(fmt::format("rm -rf {0} && mkdir -p {0}", dir), 10s);
+  Process server(
+      fmt::format("exec {} --head-url 127.0.0.1:{} --number-of-nodes 1 --rank 0 --model-name random/125M "
+                  "--number-of-gpus 1 --http-port 0 --metrics-port -1 --url-file {}/url --timeout 60",
+                  kBin, port, dir));
+  const std::string url = rankserve::testing::wait_for_file_word(dir + "/url", 180s);
+  INFO(server.output());
+  REQUIRE(!url.empty());
+  const auto model = run(fmt::format("curl -s {}/v2/models/OPT/ready -o /dev/null -w '%{{http_code}}'", url), 30s);
+  CHECK(model.output == "200");  // served under the family's name, never as facebook/... with random weights
+  CHECK(server.output().find("--model-name=random/125M is the model to load") != std::string::npos);
+  server.signal(SIGTERM);
+  CHECK(server.wait_for(60s).has_value());
+  run(fmt::format("rm -rf {}", dir), 10s);
 }

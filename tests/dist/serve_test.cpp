@@ -44,8 +44,11 @@ struct LiveServer {
         std::make_unique<Process>(fmt::format("exec {} serve --http-port 0 --metrics-port -1 --grpc-port -1 --url-file {}/url "
                                               "--timeout 60 --log-all-ranks {}",
                                               kBin, dir.string(), flags));
-    REQUIRE_MESSAGE(process->wait_for_output("Server http url", 120s), process->output());
-    std::ifstream(dir / "url") >> url;
+    url = rankserve::testing::wait_for_file_word((dir / "url").string(), 180s);
+    REQUIRE_MESSAGE(!url.empty(), process->output());
+    // --url-file appears once the server is ready (before the model had loaded, it did not answer 200 yet).
+    const auto health = run(fmt::format("curl -s -o /dev/null -w '%{{http_code}}' {}/v2/health/ready", url), 30s);
+    CHECK_MESSAGE(health.output == "200", health.output << process->output());
     auto ready = run(fmt::format("{} --url {} --init-timeout-s 60", kClient, url), 90s);
     REQUIRE_MESSAGE(ready.code == 0, ready.output << process->output());
   }
@@ -270,4 +273,12 @@ TEST_CASE("serve: ports in use are all named, before any shard is loaded, with t
   CHECK(r.output.find(fmt::format(":{} (--http-port)", http)) != std::string::npos);
   CHECK(r.output.find(fmt::format(":{} (--metrics-port)", metrics)) != std::string::npos);
   CHECK(r.output.find("loaded random/125M") == std::string::npos);  // rank 0 never loaded its shard
+  // The launcher's own last word names rank 0's cause, not only the worker that happened to exit first.
+  const size_t last = r.output.rfind("] ERROR ");  // the launcher's line: "<cause>; worker rank N ... exited with code 2"
+  REQUIRE(last != std::string::npos);
+  const size_t line_start = r.output.rfind('\n', last) + 1;
+  const std::string line = r.output.substr(line_start, r.output.find('\n', last) - line_start);
+  CHECK(line.find("rank 0 (host") != std::string::npos);
+  CHECK(line.find("exited with code 2") != std::string::npos);
+  CHECK(line.find(fmt::format(":{} (--http-port)", http)) != std::string::npos);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the seed inputs in tests/fuzz/corpus/ (committed; not run by the tests). Needs python3-torch
 for the pickle seed (Debian's /usr/bin/python3): /usr/bin/python3 tests/fuzz/make_seeds.py"""
-import collections, gzip, io, json, os, struct, sys, tarfile, zipfile
+import collections, gzip, io, json, os, struct, sys, tarfile, zipfile, zlib
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
@@ -81,6 +81,14 @@ http("pipelined", 64, b"GET /metrics HTTP/1.0\r\n\r\nGET /v2 HTTP/1.1\r\nConnect
 # SSE: byte 0 seeds the chunk split, then the stream.
 put("sse_parser_fuzz", "openai", b"\x05" + b'data: {"choices":[{"text":"Hi"}]}\r\n\r\n: keep-alive\r\n\r\ndata: [DONE]\r\n\r\n')
 put("sse_parser_fuzz", "triton", b"\x02" + b"\xef\xbb\xbfevent: message\nid: 7\ndata: {\"text_output\":\"a\"}\ndata: b\n\nretry: 10\rdata:x\r\rdata")
+
+# Content-Encoding: byte 0 = coding (bits 0-1: gzip, deflate, x-gzip, br) | limit in KiB << 2, then the body.
+infer_json = compact({"inputs": [{"name": "prompts", "datatype": "BYTES", "shape": [1, 1], "data": ["1 2 3"]}]}).encode()
+put("content_encoding_fuzz", "gzip", bytes([0 | 4 << 2]) + gzip.compress(infer_json, mtime=0))
+put("content_encoding_fuzz", "gzip_members", bytes([2 | 4 << 2]) + gzip.compress(b"ab", mtime=0) + gzip.compress(b"cd", mtime=0))
+put("content_encoding_fuzz", "zlib", bytes([1 | 4 << 2]) + zlib.compress(infer_json))
+put("content_encoding_fuzz", "raw_deflate", bytes([1 | 4 << 2]) + zlib.compress(infer_json, wbits=-15))
+put("content_encoding_fuzz", "bomb", bytes([0 | 1 << 2]) + gzip.compress(bytes(64 * 1024), mtime=0))
 
 # safetensors: 8-byte little-endian header length, the JSON header, the data.
 def safetensors(tensors):

@@ -170,6 +170,53 @@ TEST_CASE("gRPC ModelStreamInfer sends one response per token, the last with tri
   CHECK(std::count(finals.begin(), finals.end(), true) == 1);
 }
 
+TEST_CASE("gRPC ModelStreamInfer answers an OPT output_length of 0 at once, without running it") {
+  GrpcTestServer t(opt_model_info());
+  pb::ModelInferRequest r;
+  r.set_model_name("OPT");
+  auto* input = r.add_inputs();
+  input->set_name("input");
+  input->set_datatype("BYTES");
+  input->add_shape(2);
+  input->add_shape(1);
+  input->mutable_contents()->add_bytes_contents("x y");
+  input->mutable_contents()->add_bytes_contents("z");
+  auto* length = r.add_inputs();
+  length->set_name("output_length");
+  length->set_datatype("INT64");
+  length->add_shape(2);
+  length->add_shape(1);
+  length->mutable_contents()->add_int64_contents(0);
+  length->mutable_contents()->add_int64_contents(2);
+  grpc::ClientContext context;
+  deadline_in(context, 10s);
+  auto stream = t.stub->ModelStreamInfer(&context);
+  REQUIRE(stream->Write(r));
+  stream->WritesDone();
+  std::vector<int64_t> samples;
+  std::vector<bool> finals;
+  std::string text;
+  pb::ModelStreamInferResponse response;
+  while (stream->Read(&response)) {
+    REQUIRE_MESSAGE(response.error_message().empty(), response.error_message());
+    const auto& parameters = response.infer_response().parameters();
+    samples.push_back(parameters.at("sample_index").int64_param());
+    finals.push_back(parameters.at("triton_final_response").bool_param());
+    if (samples.back() == 0) CHECK(first_string(response.infer_response(), "output").empty());
+    else text += first_string(response.infer_response(), "output");
+  }
+  REQUIRE(stream->Finish().ok());
+  REQUIRE(samples.size() >= 2);
+  CHECK(samples.front() == 0);  // the sample of no new tokens, first and alone
+  CHECK(std::count(samples.begin(), samples.end(), 0) == 1);
+  CHECK(text == FakeService::continuation(2));
+  CHECK(finals.back());
+  CHECK(std::count(finals.begin(), finals.end(), true) == 1);
+  const std::vector<TextRequest> submitted = t.http.service.submitted();
+  REQUIRE(submitted.size() == 1);
+  CHECK(submitted[0].prompt == "z");
+}
+
 TEST_CASE("the service's refusals map to gRPC codes with the HTTP messages") {
   GrpcTestServer t;
   auto infer_status = [&](const pb::ModelInferRequest& request, const std::string& key = "") {

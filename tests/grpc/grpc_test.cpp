@@ -84,15 +84,14 @@ TEST_CASE("SIGTERM drains gRPC too: the stream in flight completes, new requests
       fmt::format("exec {} serve --gpus 2 --tp 2 --http-port 0 --metrics-port -1 --grpc-port 0 --url-file {}/url "
                   "--timeout 60 --shutdown-timeout 30",
                   kBin, dir.string()));
-  REQUIRE_MESSAGE(server.wait_for_output("Server http url", 120s), server.output());
-  const auto ready = run(fmt::format("{} --url $(cat {}/url) --init-timeout-s 90", kClient, dir.string()), 120s);
+  const std::string url = wait_for_file_word((dir / "url").string(), 180s);  // written once the server is ready
+  REQUIRE_MESSAGE(!url.empty(), server.output());
+  const auto ready = run(fmt::format("{} --url {} --init-timeout-s 90", kClient, url), 120s);
   REQUIRE_MESSAGE(ready.code == 0, ready.output << server.output());
   const std::string log = server.output();
   const size_t at = log.find("Server grpc url grpc://");
   REQUIRE(at != std::string::npos);
   const int port = std::stoi(log.substr(log.find(':', at + 23) + 1));
-  std::string url;
-  std::ifstream(dir / "url") >> url;
   const auto r = run(fmt::format("/usr/bin/python3 {0}/tests/grpc/grpc_check.py drain --grpc 127.0.0.1:{1} --http {2} "
                                  "--proto {0}/net/grpc/grpc_service.proto --model OPT --server-pid {3} 2>&1",
                                  kSource, port, url, server.pid()),

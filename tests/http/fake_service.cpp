@@ -50,6 +50,7 @@ ServiceStatus FakeService::status() const {
   s.kv_cache_usage = 0.25;
   s.heartbeat_age_s = {0.5, 1.5};
   s.generated_tokens_total = generated_total_;
+  s.steps_total = steps_total_;
   return s;
 }
 
@@ -184,6 +185,7 @@ void FakeService::run_engine() {
         ++it;
       }
     }
+    if (!tokens.empty() || !finishes.empty()) ++steps_total_;
     lock.unlock();
     for (auto& [sink, t] : tokens) sink->on_token(t);
     for (auto& [sink, f] : finishes) sink->on_finish(f);

@@ -79,6 +79,7 @@ class FakeService final : public GenerationService {
   size_t num_blocked_ = 0;  // submit calls waiting on block_submits
   bool stop_ = false;
   uint64_t generated_total_ = 0;
+  uint64_t steps_total_ = 0;  // engine steps that produced an event
   std::thread engine_;
 };
 

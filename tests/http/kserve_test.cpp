@@ -206,6 +206,43 @@ TEST_CASE("an OPT batch of different prompt lengths returns each prompt with its
   CHECK(t.get("/v2/models/OPT/config").json().at("max_batch_size") == 256);
 }
 
+TEST_CASE("an OPT output_length of 0 returns the prompt alone without running it, as the OPT example does") {
+  TestServer t(opt_model_info());
+  const json::array inputs{bytes_input("input", {"The capital of Poland is", "Hi"}),
+                           scalar_input("output_length", "INT64", {0, 2})};
+  const Reply r = t.post("/v2/models/OPT/infer", infer_body(inputs));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(output_named(r.json(), "output").at("data") == json::array{"The capital of Poland is", "Hi w0 w1"});
+  REQUIRE(t.service.submitted().size() == 1);
+  CHECK(t.service.submitted()[0].prompt == "Hi");
+  const Reply alone =
+      t.post("/v2/models/OPT/infer", infer_body({bytes_input("input", {"x y"}), scalar_input("output_length", "INT64", {0})}));
+  REQUIRE_MESSAGE(alone.status == 200, alone.body);
+  CHECK(output_named(alone.json(), "output").at("data") == json::array{"x y"});
+  CHECK(t.service.submitted().size() == 1);
+  const Reply negative =
+      t.post("/v2/models/OPT/infer", infer_body({bytes_input("input", {"x"}), scalar_input("output_length", "INT64", {-1})}));
+  CHECK(negative.status == 400);
+  CHECK(error_of(negative).find("'output_length'") != std::string::npos);
+}
+
+TEST_CASE("a NeMo max_length above the model's context is clipped to it, as NeMo does, whatever the prompt's length") {
+  TestServer t;  // max_context 2048
+  t.service.set_script(FakeScript{.stop_after_tokens = 1});
+  const json::array inputs{bytes_input("prompts", {"short", "a much longer prompt of words"}),
+                           scalar_input("max_length", "INT32", {5000, 2048})};
+  const Reply r = t.post("/v2/models/GPT/infer", infer_body(inputs));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  REQUIRE(t.service.submitted().size() == 2);
+  CHECK(t.service.submitted()[0].settings.max_tokens == 2048);
+  CHECK(t.service.submitted()[1].settings.max_tokens == 2048);
+  // The generate extension clips NeMo's max_length alike; its max_tokens keeps OpenAI's meaning (refused by the service).
+  REQUIRE(t.post("/v2/models/GPT/generate", R"({"text_input":"short","max_length":5000})").status == 200);
+  CHECK(t.service.submitted().back().settings.max_tokens == 2048);
+  REQUIRE(t.post("/v2/models/GPT/generate", R"({"text_input":"short","max_tokens":5000})").status == 200);
+  CHECK(t.service.submitted().back().settings.max_tokens == 5000);
+}
+
 TEST_CASE("request parameters seed every contract and make OPT sample") {
   TestServer t(opt_model_info());
   const json::array inputs{bytes_input("input", {"a", "a"})};

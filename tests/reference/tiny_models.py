@@ -7,7 +7,9 @@
                                        | megatron[-erf][-untied][-kv][-legacy][-o2]: a Megatron GPT in plain per-head
                                        form (erf GELU, untied output layer, kv_channels != hidden/heads,
                                        megatron_legacy QKV order and megatron_amp_O2 bf16 weights when written as NeMo)
-  tiny_models.py generate DIR IDS N    greedy generation without a KV cache; prints JSON
+  tiny_models.py generate DIR IDS N    greedy generation without a KV cache; prints JSON (ids, log-probabilities and
+                                       each step's margin: the chosen token's log-probability minus the runner-up's),
+                                       one line per prompt when IDS holds several ("1,2;3")
   tiny_models.py shard DIR             split DIR/model.safetensors into two shards with an index file
   tiny_models.py make-bin DIR          replace DIR/model.safetensors by an old-style pytorch_model.bin (torch.save)
   tiny_models.py pack-nemo DIR FILE M  pack an extracted NeMo folder into FILE (M: tar or gz), as NeMo does
@@ -354,20 +356,23 @@ def main(argv):
         save_safetensors(f"{folder}/model.safetensors", make_weights(cfg, gen))
         return 0
     if len(argv) == 4 and argv[0] == "generate":
-        folder, ids, count = argv[1], [int(i) for i in argv[2].split(",")], int(argv[3])
+        folder, count = argv[1], int(argv[3])
         cfg = json.load(open(f"{folder}/config.json"))
         w = load_safetensors(f"{folder}/model.safetensors")
         forward = {"gpt2": gpt2_forward, "opt": opt_forward, "megatron": megatron_forward}[cfg["model_type"]]
-        out, logprobs = [], []
-        with torch.no_grad():
-            for _ in range(count):
-                lp = torch.log_softmax(forward(cfg, w, torch.tensor(ids + out))[-1].double(), -1)
-                token = int(lp.argmax())
-                out.append(token)
-                logprobs.append(float(lp[token]))
-                if token == cfg["eos_token_id"]:
-                    break
-        print(json.dumps({"generated_ids": out, "logprobs": logprobs}))
+        for prompt in argv[2].split(";"):  # "1,2;3": one line per prompt, in order
+            ids, out, logprobs, margins = [int(i) for i in prompt.split(",")], [], [], []
+            with torch.no_grad():
+                for _ in range(count):
+                    lp = torch.log_softmax(forward(cfg, w, torch.tensor(ids + out))[-1].double(), -1)
+                    top = torch.topk(lp, 2).values
+                    token = int(lp.argmax())
+                    out.append(token)
+                    logprobs.append(float(lp[token]))
+                    margins.append(float(top[0] - top[1]))
+                    if token == cfg["eos_token_id"]:
+                        break
+            print(json.dumps({"generated_ids": out, "logprobs": logprobs, "margins": margins}))
         return 0
     if len(argv) == 2 and argv[0] == "shard":
         import os

@@ -78,10 +78,27 @@ bool Process::wait_for_output(const std::string& text, std::chrono::milliseconds
   return false;
 }
 
+std::string wait_for_file_word(const std::string& path, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string word;
+  while (word.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::ifstream(path) >> word;
+    if (word.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return word;
+}
+
 Result run(const std::string& command, std::chrono::milliseconds timeout) {
   Process p(command);
   auto code = p.wait_for(timeout);
-  return Result{code.value_or(-1), p.output()};
+  if (code) return Result{*code, p.output()};
+  // Still running at the deadline: where it waits says more than its (often empty) output.
+  Process stacks("command -v gdb >/dev/null && for pid in $(pgrep -g " + std::to_string(p.pid()) +
+                 "); do echo \"--- pid $pid: $(tr '\\0' ' ' < /proc/$pid/cmdline)\"; "
+                 "timeout 20 gdb -p $pid -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)'; done");
+  stacks.wait_for(std::chrono::seconds(60));
+  return Result{-1, p.output() + "\n[still running at the deadline of " + std::to_string(timeout.count()) +
+                        " ms; stacks of its process group:]\n" + stacks.output()};
 }
 
 }  // namespace rankserve::testing

@@ -36,7 +36,12 @@ struct Result {
   std::string output;
 };
 
-// Runs to completion or the deadline (then kills it and returns code -1).
+// The first word of the file at `path` once it exists and holds one (a URL a server writes), polling
+// until the deadline; empty when it never does.
+std::string wait_for_file_word(const std::string& path, std::chrono::milliseconds timeout);
+
+// Runs to completion or the deadline (then kills it and returns code -1, with the stacks of its
+// process group appended to the output when gdb is installed).
 Result run(const std::string& command, std::chrono::milliseconds timeout = std::chrono::minutes(5));
 
 }  // namespace rankserve::testing

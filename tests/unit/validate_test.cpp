@@ -49,7 +49,7 @@ TEST_CASE("rejects a node count different from --nodes") {
   Options o;
   o.nodes = 2;
   const std::string text = all_messages(validate(o, slurm(4, 1, {4}), 0, kResolvesAll));
-  CHECK(text.find("SLURM_NNODES=1 gives 1 nodes but --nodes 2") != std::string::npos);
+  CHECK(text.find("SLURM_NNODES=1 gives 1 node but --nodes 2") != std::string::npos);
 }
 
 TEST_CASE("rejects tp x pp that does not divide the world") {
@@ -116,4 +116,23 @@ TEST_CASE("serve checks --grpc-port: -1..65535 and not the HTTP or metrics port"
   CHECK(all_messages(validate(o, t, 0, kResolvesAll)).find("--grpc-port 8000 is also the --http-port") != std::string::npos);
   o.grpc_port = o.metrics_port;
   CHECK(all_messages(validate(o, t, 0, kResolvesAll)).find("--grpc-port 8002 is also the --metrics-port") != std::string::npos);
+}
+
+TEST_CASE("--dtype defaults to auto, explicit dtypes stay valid, and --gpu-memory-utilization is a fraction") {
+  Options o;
+  o.command = "serve";
+  CHECK(o.dtype == "auto");
+  CHECK(validate(o, slurm(1, 1, {1}), 0, kResolvesAll).empty());
+  for (const char* dtype : {"fp32", "bf16"}) {
+    o.dtype = dtype;
+    CHECK(validate(o, slurm(1, 1, {1}), 0, kResolvesAll).empty());
+  }
+  o.dtype = "fp64";
+  CHECK(all_messages(validate(o, slurm(1, 1, {1}), 0, kResolvesAll)).find("--dtype=fp64 is not one of auto, fp32") !=
+        std::string::npos);
+  o.dtype = "auto";
+  for (double bad : {0.0, -0.5, 1.5}) {
+    o.gpu_memory_utilization = bad;
+    CHECK(all_messages(validate(o, slurm(1, 1, {1}), 0, kResolvesAll)).find("--gpu-memory-utilization") != std::string::npos);
+  }
 }
