@@ -27,6 +27,7 @@
 #include "net/http_server.h"
 #include "net/kserve.h"
 #include "net/kserve_models.h"
+#include "net/kserve_stats.h"
 #include "net/metrics.h"
 #include "net/router.h"
 #include "net/server_context.h"
@@ -447,6 +448,12 @@ class Service final : public pb::GRPCInferenceService::CallbackService {
                                         pb::ModelConfigResponse* response) override {
     return answer(call, context_, "ModelConfig", [&] {
       from_json(kserve_model_config(context_, {request->name(), request->version()}), *response->mutable_config());
+    });
+  }
+  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* call, const pb::ModelStatisticsRequest* request,
+                                            pb::ModelStatisticsResponse* response) override {
+    return answer(call, context_, "ModelStatistics", [&] {
+      from_json(kserve_model_stats(context_, {request->name(), request->version()}), *response);
     });
   }
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* call, const pb::ModelInferRequest* request,

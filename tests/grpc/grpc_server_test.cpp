@@ -217,6 +217,35 @@ TEST_CASE("gRPC ModelStreamInfer answers an OPT output_length of 0 at once, with
   CHECK(submitted[0].prompt == "z");
 }
 
+TEST_CASE("gRPC ModelStatistics answers the HTTP statistics, which count gRPC inferences") {
+  GrpcTestServer t;
+  {
+    grpc::ClientContext context;
+    deadline_in(context, 10s);
+    pb::ModelInferResponse response;
+    REQUIRE(t.stub->ModelInfer(&context, gpt_request("a", 3, true), &response).ok());
+  }
+  grpc::ClientContext context;
+  deadline_in(context, 10s);
+  pb::ModelStatisticsRequest request;
+  request.set_name("GPT");
+  pb::ModelStatisticsResponse response;
+  REQUIRE(t.stub->ModelStatistics(&context, request, &response).ok());
+  REQUIRE(response.model_stats_size() == 1);
+  const pb::ModelStatistics& m = response.model_stats(0);
+  CHECK(m.name() == "GPT");
+  CHECK(m.version() == "1");
+  CHECK(m.inference_count() == 1);
+  CHECK(m.inference_stats().success().count() == 1);
+  CHECK(m.inference_stats().success().ns() > 0);
+  const Reply http = t.http.get("/v2/models/GPT/stats");
+  CHECK(http.body.find("\"inference_count\":1,") != std::string::npos);
+  grpc::ClientContext unknown_context;
+  deadline_in(unknown_context, 10s);
+  request.set_name("nope");
+  CHECK(t.stub->ModelStatistics(&unknown_context, request, &response).error_code() == grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_CASE("the service's refusals map to gRPC codes with the HTTP messages") {
   GrpcTestServer t;
   auto infer_status = [&](const pb::ModelInferRequest& request, const std::string& key = "") {
