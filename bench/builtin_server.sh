@@ -10,7 +10,7 @@ stop_builtin_server() {
 }
 trap stop_builtin_server EXIT
 start_builtin_server() {
-  ./build/launcher/rankserve serve --model-path random/125M --gpus 1 --http-address 127.0.0.1 --http-port 0 --metrics-port -1 --url-file "$work/url" \
+  ./build/launcher/rankserve serve --model-path random/125M --gpus 1 --http-address 127.0.0.1 --http-port 0 --metrics-port -1 --grpc-port -1 --url-file "$work/url" \
     --log-level warn "$@" >"$work/server.log" 2>&1 &
   server=$!
   for _ in $(seq 1 600); do [[ -s $work/url ]] && break; sleep 0.2; done

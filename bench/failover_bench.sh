@@ -33,7 +33,7 @@ kserve='{"text_input":"1 2 3","parameters":{"max_tokens":300}}'
 printf '%-4s %-5s %-24s %9s %9s %7s %s\n' run rank layout answered gone "of 3 s" "answers naming the rank"
 for run in $(seq 1 "$runs"); do
   rm -f "$work"/url "$work"/req.*
-  "$bin" serve --model-path random/125M --http-port 0 --metrics-port -1 --url-file "$work/url" --timeout 60 "${flags[@]}" >"$work/server.log" 2>&1 &
+  "$bin" serve --model-path random/125M --http-port 0 --metrics-port -1 --grpc-port -1 --url-file "$work/url" --timeout 60 "${flags[@]}" >"$work/server.log" 2>&1 &
   launcher=$!
   pids=("$launcher")
   wait_until 180 test -s "$work/url" || { echo "no server url; log: $work/server.log" >&2; tail "$work/server.log" >&2; exit 1; }

@@ -43,7 +43,7 @@ CONF
 nginx -c "$work/nginx.conf" -p "$work/nginx" &
 pids+=($!)
 
-"$bin" serve --model-path random/125M --gpus 1 --http-address 127.0.0.1 --http-port 0 --metrics-port -1 --url-file "$work/url" \
+"$bin" serve --model-path random/125M --gpus 1 --http-address 127.0.0.1 --http-port 0 --metrics-port -1 --grpc-port -1 --url-file "$work/url" \
   --log-level warn --max-queue-size 4096 ${RANKSERVE_BENCH_ARGS:-} >"$work/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 600); do [[ -s $work/url ]] && break; sleep 0.2; done

@@ -102,6 +102,10 @@ void describe(Description& d, Options& o) {
     ("http-port", po::value<int>(&o.http_port)->default_value(o.http_port), "serve: HTTP port (KServe v2, OpenAI, /metrics).")
     ("metrics-port", po::value<int>(&o.metrics_port)->default_value(o.metrics_port),
      "serve: port serving only /metrics, as Triton's 8002 (-1: none).")
+    ("grpc-address", po::value<std::string>(&o.grpc_address)->default_value(o.grpc_address),
+     "serve: address the gRPC server (KServe v2 inference.GRPCInferenceService) of global rank 0 listens on.")
+    ("grpc-port", po::value<int>(&o.grpc_port)->default_value(o.grpc_port),
+     "serve: gRPC port, as Triton's 8001 (-1: no gRPC server).")
     ("url-file", po::value<std::string>(&o.url_file),
      "serve: also write the server URL (http://<hostname>:<port>) to this file once it is ready, for batch scripts.")
     ("max-batch-size", po::value<int>(&o.max_batch_size)->default_value(o.max_batch_size),

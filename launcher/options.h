@@ -56,6 +56,8 @@ struct Options {
   std::string http_address = "0.0.0.0";
   int http_port = 8000;
   int metrics_port = 8002;
+  std::string grpc_address = "0.0.0.0";
+  int grpc_port = 8001;    // -1: no gRPC server
   std::string url_file;    // also write the server URL here
   int max_batch_size = 0;  // sequences per model copy; 0: the contract's (GPT 128, OPT 256)
   int max_queue_size = 256;

@@ -17,6 +17,7 @@
 #include "launcher/generate_command.h"
 #include "launcher/model_loading.h"
 #include "launcher/spawn.h"
+#include "net/grpc/grpc_server.h"
 #include "net/http_server.h"
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
@@ -221,11 +222,18 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   server_options.request_timeout_s = options.request_timeout_s;
   server_options.api_key = options.api_key;
   net::HttpServer server(server_options, scheduler);
+  // Beside the HTTP server, on its handlers and service (no second scheduler); stopped before it.
+  std::optional<net::GrpcServer> grpc;
+  if (options.grpc_port >= 0) grpc.emplace(net::GrpcOptions{options.grpc_address, options.grpc_port}, server);
+  auto stop_servers = [&grpc, &server] {
+    if (grpc) grpc->stop();
+    server.stop();
+  };
   // The watchdog thread's last act on rank 0 (it exits next): every request gets the error, and
   // stop() returns once the connections have written it (readiness names the reason meanwhile).
-  hook.set_fail_requests([&scheduler, &server](const std::string& reason) {
+  hook.set_fail_requests([&scheduler, &stop_servers](const std::string& reason) {
     scheduler.fail_all(reason);
-    server.stop();
+    stop_servers();
   });
   OnScopeExit clear_hook{[&hook] { hook.clear_fail_requests(); }};  // before the server goes, however run_serve ends
 
@@ -254,6 +262,7 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   OnScopeExit done_on_exit{set_done};
   const std::string url = fmt::format("http://{}:{}", topology.hostname, server.http_port());
   log::info("Server http url {}", url);
+  if (grpc) log::info("Server grpc url grpc://{}:{}", topology.hostname, grpc->port());
   if (server.metrics_port() > 0) log::info("Server metrics url http://{}:{}/metrics", topology.hostname, server.metrics_port());
   if (!options.url_file.empty()) {  // fails before loading when the file cannot be written at all
     if (!std::ofstream(options.url_file + ".tmp")) {
@@ -284,7 +293,7 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   }
   hook.clear_fail_requests();
   set_done();
-  server.stop();
+  stop_servers();
   log::info("server stopped");
 }
 

@@ -39,9 +39,14 @@ void check_options(const Options& o, std::vector<Problem>& out) {
     };
     port("http-port", o.http_port, 0);
     port("metrics-port", o.metrics_port, -1);
+    port("grpc-port", o.grpc_port, -1);
     if (o.http_port != 0 && o.http_port == o.metrics_port) {
       usage(fmt::format("options: --http-port and --metrics-port are both {} (give different ports, or --metrics-port -1)",
                         o.http_port));
+    }
+    if (o.grpc_port > 0 && (o.grpc_port == o.http_port || o.grpc_port == o.metrics_port)) {
+      usage(fmt::format("options: --grpc-port {} is also the {} (give different ports, or --grpc-port -1)", o.grpc_port,
+                        o.grpc_port == o.http_port ? "--http-port" : "--metrics-port"));
     }
     if (o.max_batch_size < 0)
       usage(fmt::format("options: --max-batch-size={} must be >= 0 (0: the contract's)", o.max_batch_size));

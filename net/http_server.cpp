@@ -486,6 +486,8 @@ int HttpServer::http_port() const { return impl_->bound_http_port; }
 
 int HttpServer::metrics_port() const { return impl_->bound_metrics_port; }
 
+ServerContext& HttpServer::context() { return impl_->context; }
+
 Metrics& HttpServer::metrics() { return impl_->metrics; }
 
 void HttpServer::stop() {

@@ -31,6 +31,7 @@ struct ServerOptions {
 };
 
 class Metrics;
+struct ServerContext;
 
 class HttpServer {
  public:
@@ -42,6 +43,10 @@ class HttpServer {
 
   int http_port() const;     // the bound port (the chosen one when 0 was asked)
   int metrics_port() const;  // -1 when none
+
+  // What the handlers share (service, metrics, in-flight registry, submit pool), for the gRPC front
+  // end of the same process; valid until stop() returns, which must come after that front end stopped.
+  ServerContext& context();
 
   // The counters /metrics renders, with Triton's per-model statistics (metrics.h). Another surface
   // beside this server (gRPC) records into the same ones; any thread, for the server's lifetime.

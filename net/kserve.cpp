@@ -248,44 +248,49 @@ ServerResponse kserve_model_config(const ServerContext& context, const RoutePara
   });
 }
 
+InferPlan kserve_plan_infer(const ServerContext& context, const ModelInfo& model, const InferRequest& request,
+                            Clock::time_point limit) {
+  InferPlan plan;
+  plan.contract = contract_for(model);
+  check_requested_outputs(plan.contract, request);
+  std::vector<TextRequest> requests =
+      build_requests(plan.contract, request, std::min(deadline_of(context, request.timeout_us), limit));
+  // A sample of no new tokens (OPT's output_length 0) is its prompt alone, as the OPT example
+  // answers it: it never reaches the service, whose requests generate at least one token.
+  for (size_t i = 0; i < requests.size(); ++i) {
+    plan.prompts.push_back(requests[i].prompt);
+    if (requests[i].settings.max_tokens <= 0) continue;
+    plan.sample_of.push_back(i);
+    plan.samples.push_back(std::move(requests[i]));
+  }
+  return plan;
+}
+
+Task<InferResult> kserve_run_infer(ServerContext& context, Exchange& exchange, const ModelInfo& model,
+                                   const InferRequest& request, Clock::time_point limit, RequestTiming& timing) {
+  InferPlan plan = kserve_plan_infer(context, model, request, limit);
+  const bool runs = !plan.samples.empty();
+  timing.submitted = Clock::now();
+  Generation generation(context.generation(), exchange);
+  if (runs) {
+    co_await generation.submit(std::move(plan.samples));
+    co_await generation.finish_all();
+  }
+  timing.first_event = runs ? generation.first_event_at() : timing.submitted;
+  timing.finished = runs ? generation.last_finish_at() : timing.submitted;
+  std::vector<SampleState> samples(plan.prompts.size());
+  for (SampleState& empty : samples) empty.finished = true;
+  for (size_t i = 0; i < plan.sample_of.size(); ++i) samples[plan.sample_of[i]] = generation.samples().at(i);
+  co_return InferResult{build_outputs(plan.contract, request, plan.prompts, samples), static_cast<int64_t>(plan.prompts.size())};
+}
+
 Task<void> kserve_infer(ServerContext& context, Exchange& exchange, RouteParams params) {
   const ModelInfo& model = kserve_find_model(context, params);
   RequestTiming timing;
   timing.received = Clock::now();
   const InferRequest request = decode_infer_request(exchange.request().body, binary_header_size(exchange.request()));
-  const ModelContract contract = contract_for(model);
-  check_requested_outputs(contract, request);
-  std::vector<TextRequest> requests = build_requests(contract, request, deadline_of(context, request.timeout_us));
-  std::vector<std::string> prompts;
-  for (const TextRequest& r : requests) prompts.push_back(r.prompt);
-  // A sample of no new tokens (OPT's output_length 0) is its prompt alone, as the OPT example
-  // answers it: it never reaches the service, whose requests generate at least one token.
-  std::vector<TextRequest> to_run;
-  std::vector<bool> runs_sample;
-  for (TextRequest& r : requests) {
-    runs_sample.push_back(r.settings.max_tokens > 0);
-    if (runs_sample.back()) to_run.push_back(std::move(r));
-  }
-
-  const bool runs = !to_run.empty();
-  timing.submitted = Clock::now();
-  Generation generation(context.generation(), exchange);
-  if (runs) {
-    co_await generation.submit(std::move(to_run));
-    co_await generation.finish_all();
-  }
-  timing.first_event = runs ? generation.first_event_at() : timing.submitted;
-  timing.finished = runs ? generation.last_finish_at() : timing.submitted;
-  std::vector<SampleState> samples;
-  size_t next_run = 0;
-  for (const bool ran : runs_sample) {
-    SampleState empty;
-    empty.finished = true;
-    samples.push_back(ran ? generation.samples().at(next_run++) : empty);
-  }
-
-  const EncodedResponse encoded =
-      encode_infer_response(model.name, request.id, build_outputs(contract, request, prompts, samples));
+  const InferResult result = co_await kserve_run_infer(context, exchange, model, request, Clock::time_point::max(), timing);
+  const EncodedResponse encoded = encode_infer_response(model.name, request.id, result.outputs);
   ServerResponse response;
   response.body = encoded.body;
   if (encoded.json_size) {
@@ -293,7 +298,7 @@ Task<void> kserve_infer(ServerContext& context, Exchange& exchange, RouteParams 
     response.headers.emplace_back(std::string(kBinaryHeader), std::to_string(*encoded.json_size));
   }
   timing.encoded = Clock::now();
-  context.metrics.count_inference_success(model.name, timing, static_cast<int64_t>(prompts.size()));
+  context.metrics.count_inference_success(model.name, timing, result.num_samples);
   co_await exchange.respond(std::move(response));
 }
 

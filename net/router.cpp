@@ -148,22 +148,6 @@ bool same_key(std::string_view given, std::string_view key) {
   return diff == 0;
 }
 
-void check_api_key(const ServerContext& context, const ServerRequest& request) {
-  const std::string& key = context.options.api_key;
-  if (key.empty()) return;
-  const auto header = request.header("Authorization");
-  const std::string_view prefix = "Bearer ";
-  if (header && header->substr(0, prefix.size()) == prefix && same_key(header->substr(prefix.size()), key)) return;
-  ErrorDetail detail;
-  detail.status = 401;
-  detail.openai_code = "invalid_api_key";
-  detail.headers.emplace_back("WWW-Authenticate", "Bearer");
-  throw HttpError(ErrorCode::bad_request,
-                  header ? "auth: the API key in the Authorization header is wrong; expected the server's --api-key"
-                         : "auth: no Authorization header; expected 'Authorization: Bearer <key>' (the server's --api-key)",
-                  std::move(detail));
-}
-
 ServerResponse metrics_response(const ServerContext& context) {
   ServerResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -203,6 +187,22 @@ FailureReason failure_reason(int status) {
 constexpr int kClientClosedStatus = 499;  // nginx's "client closed request", for the metrics only
 
 }  // namespace
+
+void check_api_key(const ServerContext& context, const ServerRequest& request) {
+  const std::string& key = context.options.api_key;
+  if (key.empty()) return;
+  const auto header = request.header("Authorization");
+  const std::string_view prefix = "Bearer ";
+  if (header && header->substr(0, prefix.size()) == prefix && same_key(header->substr(prefix.size()), key)) return;
+  ErrorDetail detail;
+  detail.status = 401;
+  detail.openai_code = "invalid_api_key";
+  detail.headers.emplace_back("WWW-Authenticate", "Bearer");
+  throw HttpError(ErrorCode::bad_request,
+                  header ? "auth: the API key in the Authorization header is wrong; expected the server's --api-key"
+                         : "auth: no Authorization header; expected 'Authorization: Bearer <key>' (the server's --api-key)",
+                  std::move(detail));
+}
 
 Task<bool> serve_exchange(ServerContext& context, Exchange& exchange, bool metrics_port) {
   const ServerRequest& request = exchange.request();

@@ -10,6 +10,9 @@ namespace rankserve::net {
 
 // Answers the exchange. Returns false when the connection must be closed (the client is gone).
 // `metrics_port`: only /metrics and /v2/health/* are served. Never throws.
+// Throws HttpError (401) unless --api-key is unset or `request` carries "Authorization: Bearer <key>".
+void check_api_key(const ServerContext& context, const ServerRequest& request);
+
 Task<bool> serve_exchange(ServerContext& context, Exchange& exchange, bool metrics_port);
 
 }  // namespace rankserve::net

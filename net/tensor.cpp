@@ -76,10 +76,14 @@ size_t element_size(DataType type) {
   return 0;
 }
 
-// Refuses a `shape` (dimensions already >= 0) whose element count exceeds the body's `body_bytes`:
-// every element takes at least one byte of JSON text or binary data. Checked before any size
-// arithmetic uses the count (Tensor::num_elements, byte counts), with each product checked.
-void check_num_elements(const std::vector<int64_t>& shape, size_t body_bytes, const std::string& field) {
+}  // namespace
+
+// Every element takes at least one byte of JSON text or binary data: the count is checked against
+// the body before any size arithmetic uses it (Tensor::num_elements, byte counts), each product checked.
+void check_tensor_shape(const std::vector<int64_t>& shape, size_t body_bytes, const std::string& field) {
+  for (int64_t dim : shape) {
+    if (dim < 0) throw field_error(field, fmt::format("has shape dimension {}; expected sizes >= 0", dim));
+  }
   if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return;
   int64_t n = 1;
   for (int64_t d : shape) {
@@ -89,6 +93,16 @@ void check_num_elements(const std::vector<int64_t>& shape, size_t body_bytes, co
     }
   }
 }
+
+void check_element_count(const Tensor& t, const std::string& field) {
+  const size_t count = t.datatype == DataType::bytes ? t.strings.size() : t.numbers.size();
+  if (static_cast<int64_t>(count) != t.num_elements()) {
+    throw field_error(field,
+                      fmt::format("has {} data elements; shape [{}] needs {}", count, fmt::join(t.shape, ","), t.num_elements()));
+  }
+}
+
+namespace {
 
 // Appends the elements of `data` (flat or nested arrays, as KServe allows) to the tensor.
 void append_json_elements(Tensor& t, const json::value& data, const std::string& field) {
@@ -125,7 +139,9 @@ T load(const char* p) {
   return v;
 }
 
-void decode_binary_elements(Tensor& t, std::string_view raw, const std::string& field) {
+}  // namespace
+
+void decode_tensor_bytes(Tensor& t, std::string_view raw, const std::string& field) {
   const int64_t n = t.num_elements();
   if (t.datatype == DataType::bytes) {
     size_t pos = 0;
@@ -160,6 +176,8 @@ void decode_binary_elements(Tensor& t, std::string_view raw, const std::string& 
     }
   }
 }
+
+namespace {
 
 bool read_binary_flag(const json::object& object, std::string_view field) {
   const json::object* parameters = read_object(object, "parameters", fmt::format("{}.parameters", field));
@@ -212,11 +230,9 @@ InferRequest decode_infer_request(std::string_view body, std::optional<size_t> j
     const json::value* shape = find_field(in, "shape");
     if (shape == nullptr || !shape->is_array()) throw field_error(field, "has no shape array");
     for (const json::value& d : shape->as_array()) {
-      const int64_t dim = as_int(d, field + " shape");
-      if (dim < 0) throw field_error(field, fmt::format("has shape dimension {}; expected sizes >= 0", dim));
-      t.shape.push_back(dim);
+      t.shape.push_back(as_int(d, field + " shape"));
     }
-    check_num_elements(t.shape, body.size(), field);
+    check_tensor_shape(t.shape, body.size(), field);
     std::optional<int64_t> binary_size;
     if (const json::object* parameters = read_object(in, "parameters", field + " parameters")) {
       binary_size = read_int(*parameters, "binary_data_size", field + " parameters.binary_data_size");
@@ -229,16 +245,12 @@ InferRequest decode_infer_request(std::string_view body, std::optional<size_t> j
                                              "(is Inference-Header-Content-Length right?)",
                                              *binary_size, binary.size() - binary_pos));
       }
-      decode_binary_elements(t, binary.substr(binary_pos, static_cast<size_t>(*binary_size)), field);
+      decode_tensor_bytes(t, binary.substr(binary_pos, static_cast<size_t>(*binary_size)), field);
       binary_pos += static_cast<size_t>(*binary_size);
     } else {
       if (data == nullptr) throw field_error(field, "has no data (and no parameters.binary_data_size)");
       append_json_elements(t, *data, field);
-      const size_t count = t.datatype == DataType::bytes ? t.strings.size() : t.numbers.size();
-      if (static_cast<int64_t>(count) != t.num_elements()) {
-        throw field_error(
-            field, fmt::format("has {} data elements; shape [{}] needs {}", count, fmt::join(t.shape, ","), t.num_elements()));
-      }
+      check_element_count(t, field);
     }
     request.inputs.push_back(std::move(t));
   }

@@ -53,6 +53,15 @@ struct InferRequest {
 // field_error naming the input or field.
 InferRequest decode_infer_request(std::string_view body, std::optional<size_t> json_size);
 
+// The tensor checks of decode_infer_request, for the other transport (gRPC). Each throws field_error
+// naming `field`. check_tensor_shape: every dimension >= 0, and no more elements than a body of
+// `body_bytes` can carry. check_element_count: as many elements as the shape needs.
+void check_tensor_shape(const std::vector<int64_t>& shape, size_t body_bytes, const std::string& field);
+void check_element_count(const Tensor& tensor, const std::string& field);
+// Appends the elements of `raw` (the binary layout: little-endian, BYTES 4-byte length-prefixed) to
+// `tensor`, whose datatype and shape are set; the size must match the shape.
+void decode_tensor_bytes(Tensor& tensor, std::string_view raw, const std::string& field);
+
 struct EncodedOutput {
   Tensor tensor;
   bool binary = false;

@@ -10,8 +10,10 @@ packages=(
   # net and launcher
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev libfmt-dev
   libopenmpi-dev openmpi-bin libpmix-dev libpmix-bin
+  # the gRPC front end (net/grpc): grpc++ and protoc with its C++ gRPC plugin
+  libgrpc++-dev protobuf-compiler protobuf-compiler-grpc
   # tests (python3-torch: the independent reference implementation in tests/reference/)
-  doctest-dev python3-torch python3-numpy munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
+  doctest-dev python3-torch python3-numpy python3-grpcio python3-grpc-tools munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
   # the hardening tiers: gcc's ASan/UBSan/TSan runtimes, clang + libFuzzer (scripts/fuzz-tier.sh), clang-tidy
   libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev clang-tidy clang-format
   # benchmarks (bench/http_bench.sh compares with nginx under wrk)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs, builds and runs every test tier this machine can run: unit, http, dist, clients, and cluster (a real
+# Installs, builds and runs every test tier this machine can run: unit, http, dist, clients, grpc, and cluster (a real
 # two-node Slurm cluster, which needs root), then the hardening tiers: clang-format kept (scripts/format.sh
 # --check), clang-tidy over the sources
 # (scripts/tidy.sh), a short run of every libFuzzer target (scripts/fuzz-tier.sh) and the sanitizer tier
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-labels="unit|http|dist|clients"
+labels="unit|http|dist|clients|grpc"
 if [[ $(id -u) -eq 0 ]]; then labels="$labels|cluster"; else echo "test: not root, skipping the cluster tier" >&2; fi
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
   labels="$labels|gpu"

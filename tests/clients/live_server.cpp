@@ -34,10 +34,12 @@ Server::Server(const std::string& family_name, const std::string& layout, const 
     REQUIRE_MESSAGE(prepared.code == 0, prepared.output);
   }
   const std::string url_file = (dir / "url").string();
+  // gRPC on a free port too, unless the flags choose.
+  const std::string grpc_flag = extra_flags.find("--grpc-port") == std::string::npos ? "--grpc-port 0" : "";
   process =
       std::make_unique<Process>(fmt::format("exec {} serve {} --model-path {} --http-port 0 --metrics-port 0 "
-                                            "--url-file {} --timeout 60 --shutdown-timeout 10 {}",
-                                            kBin, layout, dir.string(), url_file, extra_flags));
+                                            "--url-file {} --timeout 60 --shutdown-timeout 10 {} {}",
+                                            kBin, layout, dir.string(), url_file, grpc_flag, extra_flags));
   url = wait_for_file_word(url_file, 180s);  // written once the server is ready
   REQUIRE_MESSAGE(!url.empty(), process->output());
   const auto ready = run(fmt::format("{} --url {} --init-timeout-s 60", kClient, url), 90s);
@@ -46,6 +48,9 @@ Server::Server(const std::string& family_name, const std::string& layout, const 
   const size_t at = log.find("Server metrics url http://");
   const size_t colon = log.find(':', at + 26);
   metrics_port = std::stoi(log.substr(colon + 1));
+  if (const size_t grpc_at = log.find("Server grpc url grpc://"); grpc_at != std::string::npos) {
+    grpc_port = std::stoi(log.substr(log.find(':', grpc_at + 23) + 1));
+  }
 }
 
 Server::~Server() {

@@ -20,7 +20,8 @@ inline const std::string kSource = RANKSERVE_SOURCE_DIR;
 std::string text_file(const std::string& name, const std::string& text);
 
 // `rankserve serve <layout> <extra flags>` over a tiny `family` checkpoint with the GPT-2 vocabulary,
-// ready when constructed (REQUIREs it); SIGTERM, then killed, when destroyed.
+// HTTP, metrics and (unless the flags say otherwise) gRPC on free ports, ready when constructed
+// (REQUIREs it); SIGTERM, then killed, when destroyed.
 struct Server {
   // `prepare` may change the checkpoint in `dir` before the server starts (empty: none).
   Server(const std::string& family, const std::string& layout, const std::string& extra_flags = "",
@@ -38,6 +39,7 @@ struct Server {
   std::filesystem::path dir;
   std::string url;
   int metrics_port = 0;
+  int grpc_port = -1;  // -1: no gRPC server (--grpc-port -1)
   std::unique_ptr<Process> process;
 };
 

@@ -64,7 +64,7 @@ ServeJob start_serve_job(const std::string& flags) {
   const std::string url_file = fmt::format("{}/jobs/serve-url-{}-{}", kState, ::getpid(), ++count);
   std::remove(url_file.c_str());
   auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out --export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch {} "
-                                "--http-port 0 --metrics-port -1 --url-file {} --timeout 60",
+                                "--http-port 0 --metrics-port -1 --grpc-port -1 --url-file {} --timeout 60",
                                 kInCtl, kState, kBin, kSource, flags, url_file),
                     30s);
   REQUIRE_MESSAGE(submit.code == 0, submit.output);

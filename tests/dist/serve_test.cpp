@@ -41,7 +41,7 @@ struct LiveServer {
     dir = fs::temp_directory_path() / fmt::format("rankserve-serve-{}-{}", ::getpid(), std::rand());
     fs::create_directories(dir);
     process = std::make_unique<Process>(
-        fmt::format("exec {} serve --model-path random/125M --http-port 0 --metrics-port -1 --url-file {}/url "
+        fmt::format("exec {} serve --model-path random/125M --http-port 0 --metrics-port -1 --grpc-port -1 --url-file {}/url "
                     "--timeout 60 --log-all-ranks {}",
                     kBin, dir.string(), flags));
     url = rankserve::testing::wait_for_file_word((dir / "url").string(), 180s);
@@ -265,7 +265,9 @@ TEST_CASE("serve: ports in use are all named, before any shard is loaded, with t
   std::istringstream in(holder.output().substr(holder.output().find("ports") + 5));
   int http = 0, metrics = 0;
   in >> http >> metrics;
-  auto r = run(fmt::format("{} serve --gpus 2 --tp 2 --http-port {} --metrics-port {} --timeout 60", kBin, http, metrics), 60s);
+  auto r = run(
+      fmt::format("{} serve --gpus 2 --tp 2 --http-port {} --metrics-port {} --grpc-port -1 --timeout 60", kBin, http, metrics),
+      60s);
   INFO(r.output);
   CHECK(r.code == 2);
   CHECK(r.output.find(fmt::format(":{} (--http-port)", http)) != std::string::npos);

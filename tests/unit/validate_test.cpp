@@ -101,6 +101,23 @@ TEST_CASE("accepts a consistent layout") {
   CHECK(validate(o, slurm(4, 2, {2, 2}), 0, kResolvesAll).empty());
 }
 
+TEST_CASE("serve checks --grpc-port: -1..65535 and not the HTTP or metrics port") {
+  Options o;
+  o.command = "serve";
+  o.model_path = "random/125M";
+  const Topology t = slurm(1, 1, {1});
+  o.grpc_port = -1;
+  CHECK(validate(o, t, 0, kResolvesAll).empty());
+  o.grpc_port = 0;
+  CHECK(validate(o, t, 0, kResolvesAll).empty());
+  o.grpc_port = 70000;
+  CHECK(all_messages(validate(o, t, 0, kResolvesAll)).find("--grpc-port=70000 is not in -1..65535") != std::string::npos);
+  o.grpc_port = o.http_port;
+  CHECK(all_messages(validate(o, t, 0, kResolvesAll)).find("--grpc-port 8000 is also the --http-port") != std::string::npos);
+  o.grpc_port = o.metrics_port;
+  CHECK(all_messages(validate(o, t, 0, kResolvesAll)).find("--grpc-port 8002 is also the --metrics-port") != std::string::npos);
+}
+
 TEST_CASE("--dtype defaults to auto, explicit dtypes stay valid, and --gpu-memory-utilization is a fraction") {
   Options o;
   o.command = "serve";
