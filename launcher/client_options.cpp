@@ -43,7 +43,8 @@ ParsedClientOptions parse_client_options(const std::vector<std::string>& args) {
   desc.add_options()
     ("help,h", "Print this help and exit.")
     ("version", "Print the version and exit.")
-    ("url", po::value<std::string>(), "Server URL, e.g. http://node01:8000 (the NeMo client's flag).")
+    ("url", po::value<std::string>(), "Server URL, e.g. http://node01:8000 (the NeMo client's flag), or grpc://node01:8001 "
+     "for KServe v2 over gRPC (both forms, --stream through ModelStreamInfer).")
     ("server-url", po::value<std::string>(), "Alias of --url (the OPT client's flag).")
     ("prompts", po::value<std::vector<std::string>>()->multitoken(),
      "NeMo form: prompts sent as one batch; prints a line of 32 '=' before each sentence. Without --prompts "

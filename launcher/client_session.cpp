@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "launcher/client_grpc.h"
 #include "net/sse_parser.h"
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
@@ -27,8 +28,28 @@ struct Final {  // a readiness answer that ends the wait at once
 
 }  // namespace
 
+namespace {
+
+// grpc://host:port is checked as http://host:port is (the host and a port are required).
+net::Url parse_client_url(const std::string& url) {
+  if (!is_grpc_url(url)) return net::parse_url(url, "--url");
+  net::Url parsed = net::parse_url("http://" + url.substr(kGrpcScheme.size()), "--url");
+  if (!parsed.target.empty())
+    throw Error(ErrorCode::usage, fmt::format("options: --url={} has a path; grpc://host:port has none", url));
+  return parsed;
+}
+
+}  // namespace
+
 ClientSession::ClientSession(const ClientOptions& options)
-    : options_(options), url_(net::parse_url(options.url, "--url")), url_text_(net::to_string(url_)) {}
+    : options_(options),
+      url_(parse_client_url(options.url)),
+      grpc_(is_grpc_url(options.url)),
+      url_text_(grpc_ ? fmt::format("grpc://{}:{}", url_.host, url_.port) : net::to_string(url_)) {
+  if (grpc_ && options_.protocol != StreamProtocol::kserve) {
+    throw Error(ErrorCode::usage, "options: --protocol openai and openai-chat need an http:// --url (gRPC is KServe's)");
+  }
+}
 
 net::HttpRequest ClientSession::request(std::string method, std::string target, std::string body) const {
   net::HttpRequest out{std::move(method), std::move(target), std::move(body), {}};
@@ -37,6 +58,7 @@ net::HttpRequest ClientSession::request(std::string method, std::string target, 
 }
 
 net::HttpResponse ClientSession::call(const net::HttpRequest& request, double timeout_s) const {
+  if (grpc_) return grpc_exchange(url_.host + ":" + url_.port, request, to_ms(timeout_s));
   return net::http_request(url_, request, to_ms(timeout_s));
 }
 
@@ -55,7 +77,8 @@ void ClientSession::wait_ready() const {
       const double left_s = std::chrono::duration<double>(deadline - Clock::now()).count();
       const net::HttpResponse response = call(request("GET", path), std::clamp(left_s, 0.1, kReadyPollTimeoutS));
       if (response.status == 200) return;
-      last_problem = fmt::format("{} answered {}", path, response.status);
+      last_problem = fmt::format("{} answered {}", grpc_ ? "ServerReady" : path, response.status);
+      if (const std::string why = error_message(response.body); !why.empty() && grpc_) last_problem += ": " + why;
       // A server that refuses the client (401, 403) or has no such endpoint (404) will not change its mind.
       if (response.status == 401 || response.status == 403 || response.status == 404) {
         throw Final{fmt::format("client: {}{} answered {}: {}{}", url_text_, path, response.status, error_message(response.body),
@@ -150,6 +173,16 @@ std::vector<std::string> ClientSession::infer(const ServedModel& model, const st
 }
 
 void ClientSession::stream(const ServedModel& model, const std::string& prompt, std::FILE* out) const {
+  if (grpc_) {  // ModelStreamInfer: the contract's infer request, one response per piece of text
+    const Contract contract = model.contract.value_or(options_.form == ClientForm::opt ? Contract::opt : Contract::nemo);
+    const net::HttpRequest infer_request =
+        request("POST", model_path(model.name) + "/infer", infer_body(contract, {prompt}, options_.params));
+    grpc_stream(url_.host + ":" + url_.port, infer_request, to_ms(options_.timeout_s), [out](std::string_view text) {
+      std::fwrite(text.data(), 1, text.size(), out);
+      std::fflush(out);  // a piece is shown as soon as it arrives
+    });
+    return;
+  }
   std::string target;
   switch (options_.protocol) {
     case StreamProtocol::kserve: target = model_path(model.name) + "/generate_stream"; break;

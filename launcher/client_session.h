@@ -53,6 +53,7 @@ class ClientSession {
 
   ClientOptions options_;
   net::Url url_;
+  bool grpc_ = false;  // --url grpc://host:port: KServe v2 over gRPC (launcher/client_grpc.h)
   std::string url_text_;
 };
 

@@ -77,13 +77,13 @@ TEST_CASE("--api-key applies to gRPC inference (UNAUTHENTICATED with the HTTP me
 }
 
 TEST_CASE("SIGTERM drains gRPC too: the stream in flight completes, new requests get UNAVAILABLE, the server exits 0") {
-  // The built-in random/125M model (OPT contract): slow enough on CPU that 60 tokens outlast the drain checks.
+  // random/125M (OPT contract, random weights): slow enough on CPU that 60 tokens outlast the drain checks.
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("rankserve-grpc-drain-{}", ::getpid());
   std::filesystem::create_directories(dir);
-  Process server(
-      fmt::format("exec {} serve --gpus 2 --tp 2 --http-port 0 --metrics-port -1 --grpc-port 0 --url-file {}/url "
-                  "--timeout 60 --shutdown-timeout 30",
-                  kBin, dir.string()));
+  Process server(fmt::format(
+      "exec {} serve --model-path random/125M --gpus 2 --tp 2 --http-port 0 --metrics-port -1 --grpc-port 0 --url-file {}/url "
+      "--timeout 60 --shutdown-timeout 30",
+      kBin, dir.string()));
   const std::string url = wait_for_file_word((dir / "url").string(), 180s);  // written once the server is ready
   REQUIRE_MESSAGE(!url.empty(), server.output());
   const auto ready = run(fmt::format("{} --url {} --init-timeout-s 90", kClient, url), 120s);
