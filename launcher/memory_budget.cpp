@@ -54,7 +54,8 @@ uint64_t estimate_shard_bytes(const runtime::ModelConfig& c, int tp_size, int pp
   const uint64_t multiple = 128 * tp;  // GptModel pads the vocabulary to a multiple of 128 per TP rank
   const uint64_t rows = (c.vocab_size + multiple - 1) / multiple * multiple / tp;
   const int base = c.num_layers / pp_size, extra = c.num_layers % pp_size;
-  const uint64_t layers = static_cast<uint64_t>(base + (pp_rank < extra ? 1 : 0));
+  const int local_layers = base + (pp_rank < extra ? 1 : 0);
+  const auto layers = static_cast<uint64_t>(local_layers);
   const uint64_t per_layer = (3 * A * H + 3 * A + H * A + F * H + F + H * F) / tp + 6 * H;
   uint64_t elements = layers * per_layer;
   const bool first = pp_rank == 0, last = pp_rank == pp_size - 1;
