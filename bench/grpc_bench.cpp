@@ -1,0 +1,176 @@
+// gRPC against HTTP for the same 1-token KServe infer on the same server, in one run: C concurrent
+// clients, each on its own connection (HTTP keep-alive; one gRPC channel per client), for S seconds
+// per round, the transports alternating over R rounds. Prints requests/s, p50 and p99 of each and
+// the ratio gRPC / HTTP (target: >= 1).
+//   grpc_bench HOST HTTP_PORT GRPC_PORT MODEL BODY_JSON [seconds=5] [clients=4] [rounds=2]
+// BODY_JSON: the infer body (KServe v2 JSON); the gRPC request carries the same tensors, typed.
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/grpc/grpc_service.grpc.pb.h"
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = boost::asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+struct Config {
+  std::string host, http_port, grpc_port, model, body;
+  double seconds = 5;
+  int clients = 4, rounds = 2;
+};
+
+struct Round {
+  double requests_per_s = 0, p50_ms = 0, p99_ms = 0;
+  long failures = 0;
+};
+
+Round summarize(std::vector<double>& latencies_ms, double seconds, long failures) {
+  Round r;
+  r.failures = failures;
+  if (latencies_ms.empty()) return r;
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  r.requests_per_s = static_cast<double>(latencies_ms.size()) / seconds;
+  r.p50_ms = latencies_ms[latencies_ms.size() / 2];
+  r.p99_ms = latencies_ms[std::min(latencies_ms.size() - 1, latencies_ms.size() * 99 / 100)];
+  return r;
+}
+
+// Runs `one` (a request; false when it failed) on each client until the round's end.
+template <typename MakeClient>
+Round run_round(const Config& c, MakeClient make_client) {
+  std::vector<std::vector<double>> per_client(static_cast<size_t>(c.clients));
+  std::atomic<long> failures{0};
+  const auto end = Clock::now() + std::chrono::duration<double>(c.seconds);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < c.clients; ++i) {
+    threads.emplace_back([&, i] {
+      auto one = make_client();
+      while (Clock::now() < end) {
+        const auto start = Clock::now();
+        if (!one()) {
+          ++failures;
+          continue;
+        }
+        per_client[static_cast<size_t>(i)].push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::vector<double> all;
+  for (auto& v : per_client) all.insert(all.end(), v.begin(), v.end());
+  return summarize(all, c.seconds, failures);
+}
+
+auto http_client(const Config& c) {
+  return [&c] {
+    auto io = std::make_shared<boost::asio::io_context>();
+    auto stream = std::make_shared<beast::tcp_stream>(*io);
+    tcp::resolver resolver(*io);
+    stream->connect(resolver.resolve(c.host, c.http_port));
+    http::request<http::string_body> request{http::verb::post, "/v2/models/" + c.model + "/infer", 11};
+    request.set(http::field::host, c.host);
+    request.set(http::field::content_type, "application/json");
+    request.keep_alive(true);
+    request.body() = c.body;
+    request.prepare_payload();
+    return [io, stream, request]() mutable {
+      beast::error_code ec;
+      http::write(*stream, request, ec);
+      beast::flat_buffer buffer;
+      http::response<http::string_body> response;
+      if (!ec) http::read(*stream, buffer, response, ec);
+      return !ec && response.result_int() == 200;
+    };
+  };
+}
+
+inference::ModelInferRequest grpc_request(const Config& c) {
+  const json::object body = json::parse(c.body).as_object();
+  inference::ModelInferRequest r;
+  r.set_model_name(c.model);
+  for (const auto& input : body.at("inputs").as_array()) {
+    const json::object& in = input.as_object();
+    auto& t = *r.add_inputs();
+    t.set_name(std::string(in.at("name").as_string()));
+    const std::string type(in.at("datatype").as_string());
+    t.set_datatype(type);
+    for (const auto& d : in.at("shape").as_array()) t.add_shape(d.to_number<int64_t>());
+    for (const auto& v : in.at("data").as_array()) {
+      if (type == "BYTES") t.mutable_contents()->add_bytes_contents(std::string(v.as_string()));
+      else if (type == "INT32") t.mutable_contents()->add_int_contents(v.to_number<int32_t>());
+      else if (type == "INT64") t.mutable_contents()->add_int64_contents(v.to_number<int64_t>());
+      else if (type == "BOOL") t.mutable_contents()->add_bool_contents(v.as_bool());
+      else if (type == "FP32") t.mutable_contents()->add_fp32_contents(v.to_number<float>());
+    }
+  }
+  return r;
+}
+
+auto grpc_client(const Config& c) {
+  return [&c] {
+    grpc::ChannelArguments args;
+    args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection of its own per client, as HTTP's
+    auto stub = inference::GRPCInferenceService::NewStub(
+        grpc::CreateCustomChannel(c.host + ":" + c.grpc_port, grpc::InsecureChannelCredentials(), args));
+    auto request = std::make_shared<inference::ModelInferRequest>(grpc_request(c));
+    return [stub = std::shared_ptr<inference::GRPCInferenceService::Stub>(std::move(stub)), request] {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      inference::ModelInferResponse response;
+      return stub->ModelInfer(&context, *request, &response).ok();
+    };
+  };
+}
+
+void print(const char* name, int round, const Round& r) {
+  fmt::print("round {} {:<4}: {:8.1f} requests/s, p50 {:6.2f} ms, p99 {:6.2f} ms, {} failed\n", round, name, r.requests_per_s,
+             r.p50_ms, r.p99_ms, r.failures);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 6) {
+    fmt::print(stderr, "usage: grpc_bench HOST HTTP_PORT GRPC_PORT MODEL BODY_JSON [seconds] [clients] [rounds]\n");
+    return 2;
+  }
+  Config c{argv[1], argv[2], argv[3], argv[4], argv[5]};
+  if (argc > 6) c.seconds = std::stod(argv[6]);
+  if (argc > 7) c.clients = std::stoi(argv[7]);
+  if (argc > 8) c.rounds = std::stoi(argv[8]);
+  double http_total = 0, grpc_total = 0;
+  Round best_http, best_grpc;
+  for (int i = 0; i < c.rounds; ++i) {
+    const Round h = run_round(c, http_client(c));
+    const Round g = run_round(c, grpc_client(c));
+    print("http", i, h);
+    print("grpc", i, g);
+    http_total += h.requests_per_s;
+    grpc_total += g.requests_per_s;
+    if (h.requests_per_s > best_http.requests_per_s) best_http = h;
+    if (g.requests_per_s > best_grpc.requests_per_s) best_grpc = g;
+  }
+  fmt::print("http: {:.1f} requests/s (best round p50 {:.2f} ms, p99 {:.2f} ms)\n", http_total / c.rounds, best_http.p50_ms,
+             best_http.p99_ms);
+  fmt::print("grpc: {:.1f} requests/s (best round p50 {:.2f} ms, p99 {:.2f} ms)\n", grpc_total / c.rounds, best_grpc.p50_ms,
+             best_grpc.p99_ms);
+  fmt::print("grpc / http requests/s: {:.2f} (target >= 1), {} clients, {} rounds of {} s each\n",
+             http_total > 0 ? grpc_total / http_total : 0.0, c.clients, c.rounds, c.seconds);
+  return 0;
+}
