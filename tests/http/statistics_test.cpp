@@ -51,7 +51,8 @@ TEST_CASE("model statistics start at zero in Triton's shape on every stats path"
   CHECK(t.get("/v2/models/nope/stats").status == 404);
   CHECK(t.get("/v2/models/GPT/versions/2/stats").status == 404);
   CHECK(t.post("/v2/models/stats", "").status == 405);
-  const auto& ext = t.get("/v2").json().at("extensions").as_array();
+  const Reply server = t.get("/v2");  // the reply owns the parsed body the reference points into
+  const auto& ext = server.json().at("extensions").as_array();
   CHECK(std::find(ext.begin(), ext.end(), json::value("statistics")) != ext.end());
 }
 
