@@ -127,10 +127,13 @@ TEST_CASE("a gRPC deadline cancels a request that never finishes") {
   s.hang = true;
   t.http.service.set_script(s);
   grpc::ClientContext context;
-  deadline_in(context, 300ms);
+  // Long enough for the request to reach the service on a loaded machine (at 300 ms it once passed
+  // before the submit, leaving nothing to cancel); the request itself never finishes.
+  deadline_in(context, 2s);
   pb::ModelInferResponse response;
   const grpc::Status status = t.stub->ModelInfer(&context, gpt_request("a", 5, true), &response);
   CHECK(status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+  CHECK(t.http.service.wait_for_submits(1, 10s));
   CHECK(t.http.service.wait_for_cancels(1, 10s));
 }
 
