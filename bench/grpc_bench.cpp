@@ -13,19 +13,18 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/json.hpp>
 #include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "launcher/client_grpc.h"
 #include "net/grpc/grpc_service.grpc.pb.h"
 
 namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace json = boost::json;
 using tcp = boost::asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -100,35 +99,13 @@ auto http_client(const Config& c) {
   };
 }
 
-inference::ModelInferRequest grpc_request(const Config& c) {
-  const json::object body = json::parse(c.body).as_object();
-  inference::ModelInferRequest r;
-  r.set_model_name(c.model);
-  for (const auto& input : body.at("inputs").as_array()) {
-    const json::object& in = input.as_object();
-    auto& t = *r.add_inputs();
-    t.set_name(std::string(in.at("name").as_string()));
-    const std::string type(in.at("datatype").as_string());
-    t.set_datatype(type);
-    for (const auto& d : in.at("shape").as_array()) t.add_shape(d.to_number<int64_t>());
-    for (const auto& v : in.at("data").as_array()) {
-      if (type == "BYTES") t.mutable_contents()->add_bytes_contents(std::string(v.as_string()));
-      else if (type == "INT32") t.mutable_contents()->add_int_contents(v.to_number<int32_t>());
-      else if (type == "INT64") t.mutable_contents()->add_int64_contents(v.to_number<int64_t>());
-      else if (type == "BOOL") t.mutable_contents()->add_bool_contents(v.as_bool());
-      else if (type == "FP32") t.mutable_contents()->add_fp32_contents(v.to_number<float>());
-    }
-  }
-  return r;
-}
-
 auto grpc_client(const Config& c) {
   return [&c] {
     grpc::ChannelArguments args;
     args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection of its own per client, as HTTP's
     auto stub = inference::GRPCInferenceService::NewStub(
         grpc::CreateCustomChannel(c.host + ":" + c.grpc_port, grpc::InsecureChannelCredentials(), args));
-    auto request = std::make_shared<inference::ModelInferRequest>(grpc_request(c));
+    auto request = std::make_shared<inference::ModelInferRequest>(rankserve::launcher::grpc_infer_request(c.model, c.body));
     return [stub = std::shared_ptr<inference::GRPCInferenceService::Stub>(std::move(stub)), request] {
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));

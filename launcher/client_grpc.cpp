@@ -68,39 +68,6 @@ void set_parameter(pb::InferParameter& p, const json::value& v) {
   else if (v.is_string()) p.set_string_param(std::string(v.as_string()));
 }
 
-// A KServe v2 JSON infer body as a ModelInferRequest with typed contents.
-pb::ModelInferRequest infer_request_of(const std::string& model, const std::string& body) {
-  const json::value parsed = json::parse(body);
-  const json::object& o = parsed.as_object();
-  pb::ModelInferRequest r;
-  r.set_model_name(model);
-  if (const auto* id = o.if_contains("id"); id && id->is_string()) r.set_id(std::string(id->as_string()));
-  if (const auto* parameters = o.if_contains("parameters"); parameters && parameters->is_object()) {
-    for (const auto& [name, value] : parameters->as_object()) set_parameter((*r.mutable_parameters())[std::string(name)], value);
-  }
-  for (const auto& input : o.at("inputs").as_array()) {
-    const json::object& in = input.as_object();
-    pb::ModelInferRequest::InferInputTensor& t = *r.add_inputs();
-    t.set_name(std::string(in.at("name").as_string()));
-    const std::string datatype(in.at("datatype").as_string());
-    t.set_datatype(datatype);
-    for (const auto& d : in.at("shape").as_array()) t.add_shape(d.to_number<int64_t>());
-    std::vector<const json::value*> data;
-    flatten(in.at("data"), data);
-    pb::InferTensorContents& c = *t.mutable_contents();
-    for (const json::value* v : data) {
-      if (datatype == "BYTES") c.add_bytes_contents(std::string(v->as_string()));
-      else if (datatype == "BOOL") c.add_bool_contents(v->as_bool());
-      else if (datatype == "INT32") c.add_int_contents(v->to_number<int32_t>());
-      else if (datatype == "INT64") c.add_int64_contents(v->to_number<int64_t>());
-      else if (datatype == "FP32") c.add_fp32_contents(v->to_number<float>());
-      else if (datatype == "FP64") c.add_fp64_contents(v->to_number<double>());
-      else throw Error(ErrorCode::usage, fmt::format("client: gRPC requests do not carry {} inputs", datatype));
-    }
-  }
-  return r;
-}
-
 // The strings of a BYTES output: typed contents, or its raw entry (each element 4-byte length-prefixed).
 std::vector<std::string> strings_of(const pb::ModelInferResponse& r, int index) {
   const auto& t = r.outputs(index);
@@ -161,6 +128,38 @@ json::object metadata_json(const pb::ModelMetadataResponse& r) {
 
 }  // namespace
 
+pb::ModelInferRequest grpc_infer_request(const std::string& model, const std::string& body) {
+  const json::value parsed = json::parse(body);
+  const json::object& o = parsed.as_object();
+  pb::ModelInferRequest r;
+  r.set_model_name(model);
+  if (const auto* id = o.if_contains("id"); id && id->is_string()) r.set_id(std::string(id->as_string()));
+  if (const auto* parameters = o.if_contains("parameters"); parameters && parameters->is_object()) {
+    for (const auto& [name, value] : parameters->as_object()) set_parameter((*r.mutable_parameters())[std::string(name)], value);
+  }
+  for (const auto& input : o.at("inputs").as_array()) {
+    const json::object& in = input.as_object();
+    pb::ModelInferRequest::InferInputTensor& t = *r.add_inputs();
+    t.set_name(std::string(in.at("name").as_string()));
+    const std::string datatype(in.at("datatype").as_string());
+    t.set_datatype(datatype);
+    for (const auto& d : in.at("shape").as_array()) t.add_shape(d.to_number<int64_t>());
+    std::vector<const json::value*> data;
+    flatten(in.at("data"), data);
+    pb::InferTensorContents& c = *t.mutable_contents();
+    for (const json::value* v : data) {
+      if (datatype == "BYTES") c.add_bytes_contents(std::string(v->as_string()));
+      else if (datatype == "BOOL") c.add_bool_contents(v->as_bool());
+      else if (datatype == "INT32") c.add_int_contents(v->to_number<int32_t>());
+      else if (datatype == "INT64") c.add_int64_contents(v->to_number<int64_t>());
+      else if (datatype == "FP32") c.add_fp32_contents(v->to_number<float>());
+      else if (datatype == "FP64") c.add_fp64_contents(v->to_number<double>());
+      else throw Error(ErrorCode::usage, fmt::format("client: gRPC requests do not carry {} inputs", datatype));
+    }
+  }
+  return r;
+}
+
 bool is_grpc_url(std::string_view url) { return url.substr(0, kGrpcScheme.size()) == kGrpcScheme; }
 
 net::HttpResponse grpc_exchange(const std::string& target, const net::HttpRequest& request, std::chrono::milliseconds timeout) {
@@ -199,7 +198,7 @@ net::HttpResponse grpc_exchange(const std::string& target, const net::HttpReques
     }
     if (rest.substr(slash + 1) == "infer" && request.method == "POST") {
       pb::ModelInferResponse response;
-      const grpc::Status status = stub->ModelInfer(&context, infer_request_of(model, request.body), &response);
+      const grpc::Status status = stub->ModelInfer(&context, grpc_infer_request(model, request.body), &response);
       return status.ok() ? ok(infer_response_json(response)) : failed(status);
     }
   }
@@ -214,7 +213,7 @@ void grpc_stream(const std::string& target, const net::HttpRequest& infer_reques
   grpc::ClientContext context;
   prepare(context, infer_request, timeout);
   auto stream = stub->ModelStreamInfer(&context);
-  if (!stream->Write(infer_request_of(model, infer_request.body))) {
+  if (!stream->Write(grpc_infer_request(model, infer_request.body))) {
     const grpc::Status status = stream->Finish();
     throw Error(ErrorCode::runtime, fmt::format("client: ModelStreamInfer on {} failed: {}", target, status.error_message()));
   }

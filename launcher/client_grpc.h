@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "net/grpc/grpc_service.pb.h"
 #include "net/http_client.h"
 
 namespace rankserve::launcher {
@@ -29,6 +30,10 @@ bool is_grpc_url(std::string_view url);
 // Authorization header.
 net::HttpResponse grpc_exchange(const std::string& target_host_port, const net::HttpRequest& request,
                                 std::chrono::milliseconds timeout);
+
+// A KServe v2 JSON infer body (what POST /v2/models/<model>/infer carries) as a ModelInferRequest with
+// typed contents. Throws Error(usage) for a datatype it does not carry.
+inference::ModelInferRequest grpc_infer_request(const std::string& model, const std::string& json_body);
 
 // ModelStreamInfer of one infer body (the JSON of POST /v2/models/<model>/infer): each response's text
 // output goes to `on_text` as it arrives, until the final one (triton_final_response). Throws
