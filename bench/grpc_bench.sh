@@ -3,6 +3,7 @@
 # infer of the built-in model (GPT contract, one rank), C clients on connections of their own.
 # Prints each transport's requests/s, p50 and p99 and the ratio gRPC / HTTP (target >= 1).
 #   bench/grpc_bench.sh [seconds per round=5] [clients=4] [rounds=3]
+# RANKSERVE_BENCH_SERVE_ARGS: more `rankserve serve` flags (e.g. --cpu-threads 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./build/launcher
@@ -15,7 +16,7 @@ cleanup() {
 trap cleanup EXIT
 cmake --build build --target grpc_bench rankserve >/dev/null
 "$bin/rankserve" serve --gpus 1 --http-address 127.0.0.1 --http-port 0 --metrics-port -1 --grpc-address 127.0.0.1 \
-  --grpc-port 0 --max-queue-size 4096 --url-file "$work/url" >"$work/server.log" 2>&1 &
+  --grpc-port 0 --max-queue-size 4096 --url-file "$work/url" ${RANKSERVE_BENCH_SERVE_ARGS:-} >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 900); do [[ -s $work/url ]] && break; sleep 0.2; done
 [[ -s $work/url ]] || { echo "grpc_bench: the server never became ready; log: $work/server.log" >&2; tail "$work/server.log" >&2; exit 1; }

@@ -129,7 +129,7 @@ Generation::~Generation() {
   cancel_all();
 }
 
-Task<void> Generation::submit(std::vector<TextRequest> requests) {
+Task<void> Generation::submit(std::vector<TextRequest> requests, SubmitOn where) {
   // Every sample queues before the first one runs, so a request of more samples than the queue
   // holds could never be admitted: refused for good (400), not with a 429 to retry.
   if (requests.size() > 1) {
@@ -163,7 +163,10 @@ Task<void> Generation::submit(std::vector<TextRequest> requests) {
       deadlines.push_back(deadline);
     }
   };
-  co_await run_on(context_.work_pool, submit_all);
+  size_t prompt_bytes = 0;
+  for (const TextRequest& request : requests) prompt_bytes += request.prompt.size();
+  if (where == SubmitOn::inline_when_small && prompt_bytes <= kInlineSubmitBytes) submit_all();
+  else co_await run_on(context_.work_pool, submit_all);
   for (size_t i = 0; i < added.size(); ++i) {
     samples_.push_back(std::move(added[i]));
     const Clock::time_point give_up =

@@ -267,13 +267,14 @@ InferPlan kserve_plan_infer(const ServerContext& context, const ModelInfo& model
 }
 
 Task<InferResult> kserve_run_infer(ServerContext& context, Exchange& exchange, const ModelInfo& model,
-                                   const InferRequest& request, Clock::time_point limit, RequestTiming& timing) {
+                                   const InferRequest& request, Clock::time_point limit, RequestTiming& timing,
+                                   Generation::SubmitOn submit_on) {
   InferPlan plan = kserve_plan_infer(context, model, request, limit);
   const bool runs = !plan.samples.empty();
   timing.submitted = Clock::now();
   Generation generation(context.generation(), exchange);
   if (runs) {
-    co_await generation.submit(std::move(plan.samples));
+    co_await generation.submit(std::move(plan.samples), submit_on);
     co_await generation.finish_all();
   }
   timing.first_event = runs ? generation.first_event_at() : timing.submitted;

@@ -39,13 +39,14 @@ InferPlan kserve_plan_infer(const ServerContext& context, const ModelInfo& model
 // Plans, runs every sample to its end and returns the output tensors (the requested ones, all by
 // default) with the request's number of samples. Stamps timing's submitted, first_event and
 // finished; the caller stamps received and encoded and counts the success (Metrics). Throws what
-// Generation throws (ClientGone, Error).
+// Generation throws (ClientGone, Error). `submit_on`: as Generation::submit.
 struct InferResult {
   std::vector<EncodedOutput> outputs;
   int64_t num_samples = 0;
 };
 Task<InferResult> kserve_run_infer(ServerContext& context, Exchange& exchange, const ModelInfo& model,
-                                   const InferRequest& request, Clock::time_point limit, RequestTiming& timing);
+                                   const InferRequest& request, Clock::time_point limit, RequestTiming& timing,
+                                   Generation::SubmitOn submit_on = Generation::SubmitOn::pool);
 Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RouteParams params, bool stream);
 
 }  // namespace rankserve::net

@@ -40,7 +40,7 @@ namespace pb = inference;
 
 namespace {
 
-constexpr int kNumHandlerThreads = 2;                 // run the handlers' coroutines; they never block
+constexpr int kNumHandlerThreads = 4;  // run the handlers' coroutines (as many as HTTP's I/O threads); they never block
 constexpr auto kStopGrace = std::chrono::seconds(5);  // calls still running this long after stop() are cancelled
 
 grpc::StatusCode code_of(int http_status) {
@@ -173,7 +173,8 @@ Task<grpc::Status> model_infer(ServerContext& context, CallExchange& exchange, C
   try {
     const ModelInfo& model = kserve_find_model(context, {message.model_name(), message.model_version()});
     const InferRequest request = decode_grpc_request(message);
-    const InferResult result = co_await kserve_run_infer(context, exchange, model, request, call_deadline, timing);
+    const InferResult result = co_await kserve_run_infer(context, exchange, model, request, call_deadline, timing,
+                                                         Generation::SubmitOn::inline_when_small);
     set_header(response, model, message);
     encode_grpc_outputs(result.outputs, wants_raw_outputs(message), response);
     timing.encoded = Clock::now();
@@ -319,7 +320,7 @@ Task<void> stream_one(std::shared_ptr<StreamState> s, std::shared_ptr<pb::ModelI
     const bool runs = !p.plan.samples.empty();
     timing.submitted = Clock::now();
     Generation generation(context.generation(), exchange);
-    if (runs) co_await generation.submit(std::move(p.plan.samples));
+    if (runs) co_await generation.submit(std::move(p.plan.samples), Generation::SubmitOn::inline_when_small);
     while (runs) {
       const std::vector<SampleEvent> events = co_await generation.next();
       if (events.empty()) break;
@@ -493,6 +494,7 @@ GrpcServer::GrpcServer(const GrpcOptions& options, HttpServer& http) : impl_(std
   builder.AddListeningPort(endpoint, grpc::InsecureServerCredentials(), &selected);
   builder.RegisterService(&impl_->service);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a port in use is an error, not shared
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // no BDP pings: small messages, loopback or a LAN
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(impl_->context.options.max_body_bytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(-1);
   impl_->server = builder.BuildAndStart();
