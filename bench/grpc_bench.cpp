@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "launcher/client_grpc.h"
+#include "client/grpc.h"
 #include "net/grpc/grpc_service.grpc.pb.h"
 
 namespace {
@@ -111,7 +111,7 @@ auto grpc_client(const Config& c) {
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
     std::shared_ptr<inference::GRPCInferenceService::Stub> stub = inference::GRPCInferenceService::NewStub(
         grpc::CreateCustomChannel(c.host + ":" + c.grpc_port, grpc::InsecureChannelCredentials(), args));
-    auto request = std::make_shared<inference::ModelInferRequest>(rankserve::launcher::grpc_infer_request(c.model, c.body));
+    auto request = std::make_shared<inference::ModelInferRequest>(rankserve::client::grpc_infer_request(c.model, c.body));
     auto queue = std::make_shared<grpc::CompletionQueue>();
     return [stub, request, queue] {
       grpc::ClientContext context;

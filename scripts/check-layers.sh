@@ -3,7 +3,7 @@
 #   runtime/core/  the bottom layer: includes only runtime/core/, no libtorch
 #   net/           includes only net/ and runtime/core/, no libtorch, no MPI/PMIx/Slurm
 #   runtime/       includes neither net/ nor launcher/, no MPI/PMIx/Slurm, no HTTP (Boost.Beast)
-#   the client     (launcher/client_*) includes no runtime/ beyond runtime/core/, no libtorch
+#   client/        includes no runtime/ beyond runtime/core/ and no launcher/, no libtorch
 #   environment    only launcher/ reads it (getenv, secure_getenv, environ)
 #   the build      the product's CMake files (runtime/, net/, launcher/) take nothing from tests/
 # Prints every violation as FILE:LINE: rule, and exits 1 when there is one.
@@ -50,14 +50,14 @@ forbid "runtime does not see net or launcher" '^\s*#\s*include\s*"(net|launcher)
 forbid "runtime does not see MPI, PMIx or Slurm" "$cluster" "${runtime[@]}"
 forbid "runtime does not see HTTP" '^\s*#\s*include\s*<boost/beast' "${runtime[@]}"
 
-mapfile -t client < <(find launcher -maxdepth 1 -type f -name 'client_*' 2>/dev/null | sort)
-forbid "the client includes no runtime beyond runtime/core" '^\s*#\s*include\s*"runtime/(dist|model|serving|tokenizer|gpu|engine)' "${client[@]}"
+mapfile -t client < <(sources client)
+forbid "the client includes no runtime beyond runtime/core, and no launcher" '^\s*#\s*include\s*"(launcher/|runtime/(dist|model|serving|tokenizer|gpu|engine))' "${client[@]}"
 forbid "the client does not see libtorch" "$torch" "${client[@]}"
 
-mapfile -t not_launcher < <(sources runtime net bench)
+mapfile -t not_launcher < <(sources runtime net client bench)
 forbid "only launcher/ reads the environment" '(\bgetenv\s*\(|\bsecure_getenv\s*\(|\benviron\b)' "${not_launcher[@]}"
 
-mapfile -t product_cmake < <(find runtime net launcher -name CMakeLists.txt 2>/dev/null | sort)
+mapfile -t product_cmake < <(find runtime net client launcher -name CMakeLists.txt 2>/dev/null | sort)
 forbid "the product's build takes nothing from tests/" '^[^#]*\btests/' "${product_cmake[@]}"
 
 if ((violations)); then

@@ -1,4 +1,4 @@
-// grpc tier: rankserve-client --url grpc://host:port (launcher/client_grpc.h) against a live server of
+// grpc tier: rankserve-client --url grpc://host:port (client/grpc.h) against a live server of
 // the built-in model, in the NeMo and OPT forms and streaming, with the answers HTTP gives.
 #include <doctest/doctest.h>
 #include <fmt/format.h>

@@ -5,17 +5,17 @@ set -euo pipefail
 check=$(cd "$(dirname "$0")/../.." && pwd)/scripts/check-layers.sh
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
-mkdir -p "$tree"/{net,runtime/core,runtime/model,launcher}
+mkdir -p "$tree"/{net,runtime/core,runtime/model,launcher,client}
 printf '#include "runtime/core/error.h"\n#include "net/b.h"\n' >"$tree/net/a.cpp"
 printf '#include "runtime/core/log.h"\n' >"$tree/runtime/model/m.cpp"
-printf '#include "runtime/core/error.h"\n' >"$tree/launcher/client_a.cpp"
+printf '#include "runtime/core/error.h"\n' >"$tree/client/a.cpp"
 printf 'const char* v = getenv("X");\n' >"$tree/launcher/env.cpp"
 bash "$check" "$tree" >/dev/null || { echo "check_layers_test: a clean tree was refused" >&2; exit 1; }
 
 printf '#include "runtime/model/gpt_model.h"\n#include <ATen/ATen.h>\n#include <pmix.h>\n' >"$tree/net/bad.cpp"
 printf '#include "net/http_server.h"\n#include <boost/beast/http.hpp>\nauto p = std::getenv("HOME");\n' >"$tree/runtime/model/bad.cpp"
 printf '#include "runtime/serving/scheduler.h"\n' >"$tree/runtime/core/bad.h"
-printf '#include "runtime/engine.h"\n' >"$tree/launcher/client_bad.cpp"
+printf '#include "runtime/engine.h"\n' >"$tree/client/bad.cpp"
 printf '# tests/ are not for the product\nset(V ${PROJECT_SOURCE_DIR}/tests/unit/x)\n' >"$tree/launcher/CMakeLists.txt"
 if out=$(bash "$check" "$tree" 2>&1); then
   echo "check_layers_test: a tree with forbidden edges passed: $out" >&2
@@ -29,7 +29,7 @@ expected=(
   "runtime/model/bad.cpp:2: runtime does not see HTTP"
   "runtime/model/bad.cpp:3: only launcher/ reads the environment"
   "runtime/core/bad.h:1: runtime/core includes only runtime/core"
-  "launcher/client_bad.cpp:1: the client includes no runtime beyond runtime/core"
+  "client/bad.cpp:1: the client includes no runtime beyond runtime/core, and no launcher"
   "launcher/CMakeLists.txt:2: the product's build takes nothing from tests/"
   "check-layers: 9 include(s) or environment read(s) cross a forbidden edge"
 )

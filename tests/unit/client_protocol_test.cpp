@@ -1,14 +1,14 @@
-#include "launcher/client_protocol.h"
+#include "client/protocol.h"
 
 #include <doctest/doctest.h>
 
 #include <boost/json.hpp>
 
-#include "launcher/client_options.h"
+#include "client/options.h"
 #include "runtime/core/error.h"
 
 using namespace rankserve;
-using namespace rankserve::launcher;
+using namespace rankserve::client;
 namespace json = boost::json;
 
 namespace {

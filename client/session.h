@@ -1,5 +1,5 @@
 // rankserve-client's conversation with one server: readiness, finding the model and its contract,
-// a KServe infer batch, a streamed answer. Blocking, one request at a time; used by client_main.cpp.
+// a KServe infer batch, a streamed answer. Blocking, one request at a time; used by client/main.cpp.
 #pragma once
 
 #include <cstdio>
@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "launcher/client_options.h"
-#include "launcher/client_protocol.h"
+#include "client/options.h"
+#include "client/protocol.h"
 #include "net/http_client.h"
 
-namespace rankserve::launcher {
+namespace rankserve::client {
 
 // A served model and the KServe contract its metadata declares.
 struct ServedModel {
@@ -53,8 +53,8 @@ class ClientSession {
 
   ClientOptions options_;
   net::Url url_;
-  bool grpc_ = false;  // --url grpc://host:port: KServe v2 over gRPC (launcher/client_grpc.h)
+  bool grpc_ = false;  // --url grpc://host:port: KServe v2 over gRPC (client/grpc.h)
   std::string url_text_;
 };
 
-}  // namespace rankserve::launcher
+}  // namespace rankserve::client

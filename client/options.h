@@ -1,15 +1,15 @@
 // rankserve-client's command line: the NeMo example client's flags (--url, --prompts, --output-len,
 // --init-timeout-s, --model-name), the OPT example client's (--server-url, --input, --output-length)
-// and streaming. Parsed once in client_main.cpp; read-only afterwards.
+// and streaming. Parsed once in client/main.cpp; read-only afterwards.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "launcher/client_protocol.h"
+#include "client/protocol.h"
 
-namespace rankserve::launcher {
+namespace rankserve::client {
 
 // Which example's output the user gets.
 enum class ClientForm {
@@ -42,4 +42,4 @@ struct ParsedClientOptions {
 // reported together, one per line.
 ParsedClientOptions parse_client_options(const std::vector<std::string>& args);
 
-}  // namespace rankserve::launcher
+}  // namespace rankserve::client

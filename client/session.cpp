@@ -1,4 +1,4 @@
-#include "launcher/client_session.h"
+#include "client/session.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -7,12 +7,12 @@
 #include <chrono>
 #include <thread>
 
-#include "launcher/client_grpc.h"
+#include "client/grpc.h"
 #include "net/sse_parser.h"
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
 
-namespace rankserve::launcher {
+namespace rankserve::client {
 
 namespace {
 
@@ -217,4 +217,4 @@ void ClientSession::stream(const ServedModel& model, const std::string& prompt, 
   }
 }
 
-}  // namespace rankserve::launcher
+}  // namespace rankserve::client

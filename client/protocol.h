@@ -1,6 +1,6 @@
 // What rankserve-client sends and reads: KServe v2 infer bodies for the NeMo (`GPT`) and OPT (`OPT`)
 // contracts, Triton generate_stream and OpenAI streaming bodies, and the parsing of their answers.
-// Pure functions (no I/O), so the unit tier tests them; launcher/client_main.cpp does the talking.
+// Pure functions (no I/O), so the unit tier tests them; client/main.cpp does the talking.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace rankserve::launcher {
+namespace rankserve::client {
 
 // A model's KServe tensor contract (docs/client.md).
 enum class Contract {
@@ -86,4 +86,4 @@ std::string python_repr(std::string_view utf8);
 // Python's repr() of a list of str: ['a', "b'c"].
 std::string python_list_repr(const std::vector<std::string>& items);
 
-}  // namespace rankserve::launcher
+}  // namespace rankserve::client

@@ -13,7 +13,7 @@
 #include "net/grpc/grpc_service.pb.h"
 #include "net/http_client.h"
 
-namespace rankserve::launcher {
+namespace rankserve::client {
 
 inline constexpr std::string_view kGrpcScheme = "grpc://";
 
@@ -41,4 +41,4 @@ inference::ModelInferRequest grpc_infer_request(const std::string& model, const 
 void grpc_stream(const std::string& target_host_port, const net::HttpRequest& infer_request, std::chrono::milliseconds timeout,
                  const std::function<void(std::string_view)>& on_text);
 
-}  // namespace rankserve::launcher
+}  // namespace rankserve::client

@@ -1,4 +1,4 @@
-#include "launcher/client_options.h"
+#include "client/options.h"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 
 #include "runtime/core/error.h"
 
-namespace rankserve::launcher {
+namespace rankserve::client {
 
 namespace po = boost::program_options;
 
@@ -143,4 +143,4 @@ ParsedClientOptions parse_client_options(const std::vector<std::string>& args) {
   return parsed;
 }
 
-}  // namespace rankserve::launcher
+}  // namespace rankserve::client

@@ -1,4 +1,4 @@
-#include "launcher/client_grpc.h"
+#include "client/grpc.h"
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
@@ -11,7 +11,7 @@
 #include "net/grpc/grpc_service.grpc.pb.h"
 #include "runtime/core/error.h"
 
-namespace rankserve::launcher {
+namespace rankserve::client {
 namespace {
 
 namespace json = boost::json;
@@ -239,4 +239,4 @@ void grpc_stream(const std::string& target, const net::HttpRequest& infer_reques
   }
 }
 
-}  // namespace rankserve::launcher
+}  // namespace rankserve::client

@@ -1,4 +1,4 @@
-#include "launcher/client_protocol.h"
+#include "client/protocol.h"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,7 @@
 
 #include "runtime/core/error.h"
 
-namespace rankserve::launcher {
+namespace rankserve::client {
 
 namespace json = boost::json;
 
@@ -341,4 +341,4 @@ std::string python_list_repr(const std::vector<std::string>& items) {
   return out + "]";
 }
 
-}  // namespace rankserve::launcher
+}  // namespace rankserve::client

@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "launcher/client_options.h"
-#include "launcher/client_session.h"
+#include "client/options.h"
+#include "client/session.h"
 #include "runtime/core/error.h"
 #include "runtime/core/log.h"
 
 using namespace rankserve;
-using namespace rankserve::launcher;
+using namespace rankserve::client;
 
 namespace {
 
