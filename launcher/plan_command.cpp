@@ -13,6 +13,7 @@
 
 #include "launcher/layout_plan.h"
 #include "launcher/model_loading.h"
+#include "launcher/serve_command.h"
 #include "launcher/topology.h"
 #include "launcher/validate.h"
 #include "runtime/core/error.h"
@@ -75,7 +76,11 @@ std::string submit_line(const ParsedOptions& parsed, const PlanRequest& r, const
 }
 
 std::string where(int tp, int pp, int gpus_per_node) {
-  return fmt::format("tp {} ({}) x pp {} ({})", tp, tp <= gpus_per_node ? "within a node" : "across nodes", pp,
+  return fmt::format("tp {}{} x pp {} ({})", tp,
+                     tp == 1               ? ""
+                     : tp <= gpus_per_node ? " (within a node)"
+                                           : " (across nodes)",
+                     pp,
                      pp == 1                    ? "one stage"
                      : tp * pp <= gpus_per_node ? "within a node"
                                                 : "across nodes");
@@ -210,7 +215,9 @@ int run_plan(const ParsedOptions& parsed) {
       text += fmt::format(
           "fits: each copy holds {} of {} tokens at once (its KV budget: {} tokens, the smallest stage's); {} in all\n",
           count_of(p.sequences, "sequence", "sequences"), p.context, p.kv_tokens, p.sequences * p.dp_size);
-      if (p.sequences < kFewSequences && !given(parsed, "batch")) {
+      if (const int most = max_batch_size_of(o, config); p.sequences > most)
+        text += fmt::format("serve runs at most {} of them at once per copy (--max-batch-size)\n", most);
+      if (p.sequences < kFewSequences && !given(parsed, "batch") && r.kv_cache_gb <= 0) {
         text += fmt::format("room for more: --batch {} plans a layout whose copies each hold {} sequences at once\n",
                             kFewSequences, kFewSequences);
       }
