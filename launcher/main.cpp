@@ -15,6 +15,7 @@
 #include "launcher/address.h"
 #include "launcher/generate_command.h"
 #include "launcher/options.h"
+#include "launcher/plan_command.h"
 #include "launcher/pmix_client.h"
 #include "launcher/serve_command.h"
 #include "launcher/spawn.h"
@@ -249,6 +250,7 @@ int run(int argc, char** argv) {
   log_config.all_ranks_info = options.log_all_ranks;
   log_config.host = own_hostname();
   log::configure(log_config);
+  if (options.command == "plan") return run_plan(parsed);  // config arithmetic: no launcher, no ranks
   if (options.model_name_was_model) {
     log::info("--model-name={} is the model to load (the OPT example's meaning); clients ask for it by its family's name",
               options.model_path);

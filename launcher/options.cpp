@@ -28,12 +28,12 @@ void describe(Description& d, Options& o) {
     ("version", po::bool_switch(), "Print the version and exit.")
     ("nodes", po::value<int>(&o.nodes),
      "Number of nodes in the job. Under a launcher (Slurm, PMIx, mpirun, torchrun) it must equal the launcher's "
-     "node count; by hand (with --rank or --head-url) it is the node count. Default: the launcher's.")
+     "node count; by hand (with --rank or --head-url) it is the node count. Default: the launcher's (plan: 1).")
     ("number-of-nodes", po::value<int>(), "Alias of --nodes (the OPT example's name).")
     ("gpus", po::value<std::string>(&o.gpus)->default_value(o.gpus),
      "GPUs per node, as in the NeMo example: -1 all visible GPUs, N the first N, a,b,c those device ids. "
      "Each local rank uses one of them. Without GPUs it is the number of ranks per node (-1: the launcher's "
-     "tasks per node, or 1 when rankserve spawns the workers itself).")
+     "tasks per node, or 1 when rankserve spawns the workers itself). plan: the GPUs per node to plan for.")
     ("number-of-gpus", po::value<std::string>(), "Alias of --gpus (the OPT example's name).")
     ("rank", po::value<int>(&o.rank),
      "This node's rank when nodes are started by hand, one rankserve per node (as in the OPT example); "
@@ -51,16 +51,16 @@ void describe(Description& d, Options& o) {
     ("store-port", po::value<int>(&o.store_port),
      "TCP port of the rendezvous store on the head. Default: 15000 + the last four digits of the job id "
      "(so two jobs on one node do not collide), or a free port when rankserve spawns its workers.")
-    ("tp", po::value<int>(&o.tp_size)->default_value(o.tp_size), "Tensor-parallel size (a NeMo checkpoint's saved size when not given).")
+    ("tp", po::value<int>(&o.tp_size)->default_value(o.tp_size), "Tensor-parallel size (a NeMo checkpoint's saved size when not given; plan chooses it).")
     ("pp", po::value<int>(&o.pp_size)->default_value(o.pp_size),
-     "Pipeline-parallel size (a NeMo checkpoint's saved size when not given). Data-parallel copies = world size / (tp x pp).")
+     "Pipeline-parallel size (a NeMo checkpoint's saved size when not given; plan chooses it). Data-parallel copies = world size / (tp x pp).")
     ("timeout", po::value<double>(&o.timeout_s)->default_value(o.timeout_s),
      "Deadline in seconds of each rendezvous phase and of each collective. On expiry every rank exits "
      "naming the ranks and hosts that never arrived.")
     ("check-duration", po::value<double>(&o.check_duration_s)->default_value(o.check_duration_s),
      "check: repeat the all-reduce check on every group for this many seconds (0: once).")
     ("model-path", po::value<std::string>(&o.model_path),
-     "generate, serve: a Hugging Face GPT-2 or OPT folder (config.json and model.safetensors, or shards with "
+     "generate, serve, plan: a Hugging Face GPT-2 or OPT folder (config.json and model.safetensors, or shards with "
      "model.safetensors.index.json), a NeMo Megatron GPT checkpoint (a .nemo file, or its unpacked folder; its saved "
      "TP/PP are the default layout), random/<size> (125M ... 530B, the OPT example's table) for seeded "
      "random weights created directly as each rank's shard, or builtin (serve's default: the small trained model "
@@ -72,14 +72,16 @@ void describe(Description& d, Options& o) {
      "Folder with tokenizer.json, vocab.json + merges.txt or encoder.json + vocab.bpe. Default: --model-path "
      "(for random/<size>: the GPT-2 vocabulary installed with rankserve).")
     ("max-tokens", po::value<int>(&o.max_tokens)->default_value(o.max_tokens), "generate: most tokens to generate.")
-    ("json", po::bool_switch(&o.json), "generate: print JSON with the prompt ids, generated ids and log-probabilities.")
+    ("json", po::bool_switch(&o.json),
+     "generate: print JSON with the prompt ids, generated ids and log-probabilities. plan: print the plan as JSON "
+     "(bytes).")
     ("no-kv-cache", po::bool_switch(&o.no_kv_cache), "generate: recompute the whole sequence at every step.")
     ("weights-seed", po::value<uint64_t>(&o.weights_seed)->default_value(o.weights_seed), "Seed of random/<size> weights.")
     ("cpu-threads", po::value<int>(&o.cpu_threads)->default_value(o.cpu_threads),
      "generate, serve: CPU threads each rank computes with. 0: OMP_NUM_THREADS when set, else "
      "SLURM_CPUS_PER_TASK, else the CPUs this process may run on divided by the ranks on its node.")
     ("dtype", po::value<std::string>(&o.dtype)->default_value(o.dtype),
-     "generate, serve: compute dtype of weights, activations and the KV cache: auto, fp32, bf16 or fp16 (on CPU, fp16 "
+     "generate, serve, plan: compute dtype of weights, activations and the KV cache: auto, fp32, bf16 or fp16 (on CPU, fp16 "
      "keeps activations in fp32). auto: fp32 on CPU; on GPUs the checkpoint's half type (fp16 for a float16 checkpoint, "
      "else bf16, also for random weights). Checkpoint tensors of any type are converted on load; logits and sampling "
      "stay fp32.")
@@ -113,10 +115,10 @@ void describe(Description& d, Options& o) {
     ("max-queue-size", po::value<int>(&o.max_queue_size)->default_value(o.max_queue_size),
      "serve: requests waiting beyond the running batches; more get 429 with Retry-After.")
     ("kv-cache-gb", po::value<double>(&o.kv_cache_gb)->default_value(o.kv_cache_gb),
-     "serve: KV-cache budget per rank in GB; a request joins a batch only while its prompt + max tokens fit. "
+     "serve, plan: KV-cache budget per rank in GB; a request joins a batch only while its prompt + max tokens fit. "
      "0: 2 GB on CPU; on a GPU what --gpu-memory-utilization leaves after the weights.")
     ("gpu-memory-utilization", po::value<double>(&o.gpu_memory_utilization)->default_value(o.gpu_memory_utilization),
-     "generate, serve: on GPUs, the fraction (0, 1] of each device's memory that weights, KV cache and activations "
+     "generate, serve, plan: on GPUs, the fraction (0, 1] of each device's memory that weights, KV cache and activations "
      "may use (as vLLM's flag); memory other processes hold counts against it. A shard that does not fit fails "
      "before loading.")
     ("max-prefill-tokens", po::value<int>(&o.max_prefill_tokens)->default_value(o.max_prefill_tokens),
@@ -128,6 +130,13 @@ void describe(Description& d, Options& o) {
      "serve: after SIGTERM/SIGINT, seconds in-flight requests may take to finish; a second signal exits at once.")
     ("api-key", po::value<std::string>(&o.api_key),
      "serve: inference endpoints need 'Authorization: Bearer <key>' (health, metadata and metrics stay open).")
+    ("gpu-memory", po::value<std::string>(&o.gpu_memory),
+     "plan: each GPU's memory, e.g. 80GB (80e9 bytes, a little below what a card sold as 80 GB holds) or 80GiB; "
+     "also MB, MiB, TB, TiB.")
+    ("context", po::value<int>(&o.context)->default_value(o.context),
+     "plan: tokens per sequence (prompt + generated) the KV cache is sized for (0: the model's context).")
+    ("batch", po::value<int>(&o.batch)->default_value(o.batch),
+     "plan: sequences of --context tokens each model copy must hold at once; the layout grows until they fit.")
     ("dry-run", po::bool_switch(&o.dry_run), "Print the resolved options and topology, then exit.")
     ("log-level", po::value<std::string>(&o.log_level)->default_value(o.log_level), "debug, info, warn or error.")
     ("log-json", po::bool_switch(&o.log_json), "Log one JSON object per line.")
@@ -221,7 +230,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& 
   parsed.help = vm["help"].as<bool>();
   parsed.version = vm["version"].as<bool>();
   std::ostringstream help;
-  help << "Usage: rankserve [serve|check|generate] [options]   (serve when no command is given)\n\n"
+  help << "Usage: rankserve [serve|check|generate|plan] [options]   (serve when no command is given)\n\n"
           "  check     start every rank, rendezvous, create the world/TP/PP/DP communicators,\n"
           "            verify an all-reduce on each, print the topology and exit.\n"
           "  generate  the same, then load each rank's shard of --model-path and run one greedy\n"
@@ -229,7 +238,11 @@ ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& 
           "  serve     load the shards, then serve KServe v2 (Triton) and the OpenAI API from global\n"
           "            rank 0 over HTTP with continuous batching; without --model-path the built-in\n"
           "            model (a small GPT trained at build time to count and continue weekdays, months,\n"
-          "            letters and motifs; --model-path builtin names it).\n\n"
+          "            letters and motifs; --model-path builtin names it).\n"
+          "  plan      read only the config of --model-path and print the layout (--tp within a node,\n"
+          "            --pp across nodes, data-parallel copies from the rest) that fits it on --nodes x\n"
+          "            --gpus of --gpu-memory, each rank's weights and KV cache, the sequences of\n"
+          "            --context that fit, and the sbatch line; exit 3 when it does not fit.\n\n"
        << d.visible;
   parsed.help_text = help.str();
   for (const auto& [name, value] : vm) {

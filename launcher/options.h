@@ -13,7 +13,7 @@ inline constexpr int kFirstDerivedStorePort = 15000;  // NeMo example: 15000 + l
 
 struct Options {
   std::string command = "serve";  // serve (default, as the examples' servers): HTTP; check: start-up and collective check;
-                                  // generate: one generation
+                                  // generate: one generation; plan: the layout a model needs (config only)
 
   // Topology. Zero / empty means "take it from the launcher".
   int nodes = 0;                  // --nodes / --number-of-nodes
@@ -67,6 +67,11 @@ struct Options {
   double request_timeout_s = 600;
   double shutdown_timeout_s = 30;
   std::string api_key;
+
+  // plan
+  std::string gpu_memory;  // --gpu-memory: each GPU's memory, "80GB" or "80GiB"
+  int context = 0;         // --context: tokens per sequence; 0: the model's max_position_embeddings
+  int batch = 1;           // --batch: sequences of --context each model copy must hold
 
   bool dry_run = false;
   std::string log_level = "info";

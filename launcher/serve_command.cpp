@@ -154,6 +154,11 @@ std::function<void(const WorkerLoss&)> stop_on_worker_loss(const FailureHook& ho
 
 }  // namespace
 
+int max_batch_size_of(const Options& options, const runtime::ModelConfig& config) {
+  if (options.max_batch_size > 0) return options.max_batch_size;
+  return config.family == runtime::ModelFamily::opt ? 256 : 128;
+}
+
 void run_serve(const Options& options, const runtime::ProcessGroups& groups, const Topology& topology, FailureHook& hook) {
   const bool head = topology.rank == 0;
   // Rank 0 tokenizes; it loads the tokenizer before the shards so a missing one fails fast.
@@ -190,7 +195,7 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   so.model.source = model_path_of(options);
   so.model.max_context = config.max_position_embeddings;
   so.model.vocab_size = tokenizer->vocab_size();
-  so.model.max_batch_size = options.max_batch_size > 0 ? options.max_batch_size : (opt ? 256 : 128);
+  so.model.max_batch_size = max_batch_size_of(options, config);
   so.model.eos_token_id = config.eos_token_id;
   // add_BOS (NeMo) prepends <|endoftext|> when the model names no BOS of its own (GPT-2).
   so.bos_token_id = vocab[1] >= 0 ? vocab[1] : config.bos_token_id;

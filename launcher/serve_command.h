@@ -10,8 +10,12 @@
 #include "launcher/options.h"
 #include "launcher/topology.h"
 #include "runtime/dist/communicator.h"
+#include "runtime/model/model_config.h"
 
 namespace rankserve::launcher {
+
+// Sequences running at once per model copy: --max-batch-size, or the contract's (OPT 256, GPT 128).
+int max_batch_size_of(const Options& options, const runtime::ModelConfig& config);
 
 // Every rank calls after the communicators exist; returns after the shutdown plan (every rank at the
 // same iteration). Throws Error(usage) for ports in use (rank 0), Error(load), Error(runtime).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "launcher/layout_plan.h"
 #include "runtime/core/plural.h"
 
 namespace rankserve::launcher {
@@ -13,8 +14,17 @@ bool spawned(const Topology& t) { return t.spawn_workers || t.source == Topology
 
 void check_options(const Options& o, std::vector<Problem>& out) {
   auto usage = [&](std::string message) { out.push_back({ErrorCode::usage, std::move(message)}); };
-  if (o.command != "check" && o.command != "generate" && o.command != "serve") {
-    usage(fmt::format("options: unknown command '{}'; expected check, generate or serve", o.command));
+  if (o.command != "check" && o.command != "generate" && o.command != "serve" && o.command != "plan") {
+    usage(fmt::format("options: unknown command '{}'; expected check, generate, serve or plan", o.command));
+  }
+  if (o.command == "plan") {
+    if (o.model_path.empty()) usage("options: plan needs --model-path (a model folder, a .nemo file, or random/<size>)");
+    if (o.gpu_memory.empty()) usage("options: plan needs --gpu-memory, each GPU's memory (e.g. 80GB or 80GiB)");
+    else if (!parse_byte_size(o.gpu_memory))
+      usage(fmt::format("options: --gpu-memory={} is not a size like 80GB, 80GiB or 40960MiB", o.gpu_memory));
+    if (o.gpus == "-1") usage("options: plan needs --gpus N, the GPUs per node to plan for");
+    if (o.context < 0) usage(fmt::format("options: --context={} must be >= 0 (0: the model's context)", o.context));
+    if (o.batch < 1) usage(fmt::format("options: --batch={} must be at least 1", o.batch));
   }
   if (o.command == "generate") {
     if (o.model_path.empty()) usage("options: generate needs --model-path (a model folder or random/<size>)");
@@ -51,12 +61,13 @@ void check_options(const Options& o, std::vector<Problem>& out) {
     if (o.max_batch_size < 0)
       usage(fmt::format("options: --max-batch-size={} must be >= 0 (0: the contract's)", o.max_batch_size));
     if (o.max_queue_size < 0) usage(fmt::format("options: --max-queue-size={} must be >= 0", o.max_queue_size));
-    if (!(o.kv_cache_gb >= 0)) usage(fmt::format("options: --kv-cache-gb={} must be >= 0 (0: automatic)", o.kv_cache_gb));
     if (o.max_prefill_tokens < 1) usage(fmt::format("options: --max-prefill-tokens={} must be at least 1", o.max_prefill_tokens));
     if (!(o.request_timeout_s > 0)) usage(fmt::format("options: --request-timeout={} must be > 0 seconds", o.request_timeout_s));
     if (!(o.shutdown_timeout_s >= 0))
       usage(fmt::format("options: --shutdown-timeout={} must be >= 0 seconds", o.shutdown_timeout_s));
   }
+  if ((o.command == "serve" || o.command == "plan") && !(o.kv_cache_gb >= 0))
+    usage(fmt::format("options: --kv-cache-gb={} must be >= 0 (0: automatic)", o.kv_cache_gb));
   if (o.dtype != "auto" && o.dtype != "fp32" && o.dtype != "bf16" && o.dtype != "fp16") {
     usage(fmt::format("options: --dtype={} is not one of auto, fp32, bf16, fp16", o.dtype));
   }
@@ -100,12 +111,9 @@ void check_layout(const Options& o, const Topology& t, const GpuSelection& gpus,
       }
     }
   }
-  const int model_size = o.tp_size * o.pp_size;
-  if (o.tp_size >= 1 && o.pp_size >= 1 && t.world_size % model_size != 0) {
-    topology(
-        fmt::format("topology: --tp {} x --pp {} = {} does not divide the world size {} ({}) (choose tp x pp "
-                    "dividing {})",
-                    o.tp_size, o.pp_size, model_size, t.world_size, t.world_size_from, t.world_size));
+  if (o.tp_size >= 1 && o.pp_size >= 1) {
+    if (std::string problem = layout_problem(o.tp_size, o.pp_size, t.world_size, t.world_size_from); !problem.empty())
+      topology(std::move(problem));
   }
   if (t.rank < 0 || t.rank >= t.world_size || t.local_rank < 0 || t.local_rank >= std::max(t.local_world_size, 1)) {
     topology(fmt::format("topology: rank {} / local rank {} out of range for world size {} / {} per node", t.rank, t.local_rank,
@@ -130,6 +138,13 @@ void check_devices(const Options& o, const Topology& t, const GpuSelection& gpus
 }
 
 }  // namespace
+
+std::string layout_problem(int tp_size, int pp_size, int world_size, const std::string& world_size_from) {
+  const int model_size = tp_size * pp_size;
+  if (world_size % model_size == 0) return "";
+  return fmt::format("topology: --tp {} x --pp {} = {} does not divide the world size {} ({}) (choose tp x pp dividing {})",
+                     tp_size, pp_size, model_size, world_size, world_size_from, world_size);
+}
 
 std::vector<Problem> validate(const Options& o, const Topology& t, int num_visible_gpus,
                               const std::function<bool(const std::string&)>& resolves) {

@@ -21,6 +21,10 @@ struct Problem {
 std::vector<Problem> validate(const Options& options, const Topology& topology, int num_visible_gpus,
                               const std::function<bool(const std::string&)>& resolves);
 
+// The topology problem when tp_size x pp_size (both >= 1) does not divide the world, "" when it does;
+// `world_size_from` says where the world size came from ("SLURM_NTASKS").
+std::string layout_problem(int tp_size, int pp_size, int world_size, const std::string& world_size_from);
+
 // Throws one Error holding every problem, one per line, with the lowest (most basic) category.
 void throw_if_any(const std::vector<Problem>& problems);
 

@@ -51,6 +51,7 @@ struct Loader {
     at::Tensor out = at::zeros({rows, dim}, at::TensorOptions().dtype(dtype).device(shard.device));
     const int64_t real = std::max<int64_t>(0, std::min((usable < 0 ? vocab : std::min(usable, vocab)) - start, rows));
     if (real > 0) out.narrow(0, 0, real).copy_(read(name, {vocab, dim}, {0, start, real}));
+    bytes += static_cast<uint64_t>((rows - real) * dim) * out.element_size();  // the zero rows take memory too
     return out;
   }
 };
@@ -230,23 +231,15 @@ at::Tensor activate(const at::Tensor& x, Activation a) {
 GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardSpec shard, Communicator& tp, Communicator& pp)
     : config_(config), shard_(shard), tp_(tp), pp_(pp) {
   const ModelConfig& c = config_;
-  if (c.num_attention_heads % shard.tp_size != 0 || c.ffn_hidden_size % shard.tp_size != 0) {
-    throw Error(ErrorCode::usage, fmt::format("options: --tp {} does not divide the model's {} attention heads and ffn "
-                                              "size {} (choose a divisor)",
-                                              shard.tp_size, c.num_attention_heads, c.ffn_hidden_size));
-  }
-  if (c.num_layers < shard.pp_size) {
-    throw Error(ErrorCode::usage, fmt::format("options: --pp {} exceeds the model's {} layers", shard.pp_size, c.num_layers));
-  }
+  check_shardable(c, shard.tp_size, shard.pp_size);
   local_heads_ = c.num_attention_heads / shard.tp_size;
   // ATen 1.13's CPU kernels have no fp16 layer norm, softmax or matrix product: with fp16 weights
   // on the CPU the activations stay float32 (cpu_project reads fp16 weights against float32 rows);
   // on a GPU fp16 activations stay fp16.
   activation_dtype_ = shard.dtype == at::kHalf && shard.device.is_cpu() ? at::kFloat : shard.dtype;
-  // Stage s holds layers [first, first + count): the first (num_layers % pp) stages take one more.
-  const int base = c.num_layers / shard.pp_size, extra = c.num_layers % shard.pp_size;
-  first_layer_ = shard.pp_rank * base + std::min(shard.pp_rank, extra);
-  const int num_local_layers = base + (shard.pp_rank < extra ? 1 : 0);
+  const StageLayers stage = stage_layers(c.num_layers, shard.pp_size, shard.pp_rank);
+  first_layer_ = stage.first;
+  const int num_local_layers = stage.count;
   const bool first_stage = shard.pp_rank == 0, last_stage = is_last_stage();
   const int multiple = kVocabMultiple * shard.tp_size;
   padded_vocab_ = (c.vocab_size + multiple - 1) / multiple * multiple;

@@ -66,8 +66,8 @@ class GptModel {
   // batch. Stage s receives its input from stage s - 1 and sends its output to s + 1 (point to point).
   at::Tensor forward(std::span<const SequenceStep> batch);
 
-  uint64_t weight_bytes() const { return weight_bytes_; }
-  uint64_t kv_cache_bytes_per_token() const;  // this rank's layers and heads
+  uint64_t weight_bytes() const { return weight_bytes_; }  // this rank's tensors, the vocabulary's zero padding rows included
+  uint64_t kv_cache_bytes_per_token() const;               // this rank's layers and heads
 
  private:
   at::Tensor embed(std::span<const SequenceStep> batch, int64_t num_tokens);

@@ -169,6 +169,17 @@ ModelConfig random_model_config(const std::string& name) {
   throw Error(ErrorCode::usage, fmt::format("options: --model-path={} is not a known random model ({})", name, known));
 }
 
+void check_shardable(const ModelConfig& c, int tp_size, int pp_size) {
+  if (c.num_attention_heads % tp_size != 0 || c.ffn_hidden_size % tp_size != 0) {
+    throw Error(ErrorCode::usage, fmt::format("options: --tp {} does not divide the model's {} attention heads and ffn "
+                                              "size {} (choose a divisor)",
+                                              tp_size, c.num_attention_heads, c.ffn_hidden_size));
+  }
+  if (c.num_layers < pp_size) {
+    throw Error(ErrorCode::usage, fmt::format("options: --pp {} exceeds the model's {} layers", pp_size, c.num_layers));
+  }
+}
+
 std::string describe(const ModelConfig& c) {
   const char* family = c.family == ModelFamily::gpt2 ? "gpt2" : c.family == ModelFamily::opt ? "opt" : "nemo-gpt";
   return fmt::format("{}: {} layers, hidden {}, {} heads, ffn {}, vocab {}, context {}{}", family, c.num_layers, c.hidden_size,

@@ -39,6 +39,21 @@ struct ModelConfig {
   int embed_dim() const { return word_embed_proj_dim > 0 ? word_embed_proj_dim : hidden_size; }
 };
 
+// The layers pipeline stage `pp_rank` of `pp_size` holds, [first, first + count): the first
+// num_layers % pp_size stages take one more (GptModel's split, also the memory estimates').
+struct StageLayers {
+  int first = 0;
+  int count = 0;
+};
+inline StageLayers stage_layers(int num_layers, int pp_size, int pp_rank) {
+  const int base = num_layers / pp_size, extra = num_layers % pp_size;
+  return StageLayers{pp_rank * base + (pp_rank < extra ? pp_rank : extra), base + (pp_rank < extra ? 1 : 0)};
+}
+
+// Throws Error(usage) naming --tp or --pp when `config` cannot be split over tp_size x pp_size ranks:
+// tp_size must divide the heads and the ffn size, pp_size may not exceed the layers.
+void check_shardable(const ModelConfig& config, int tp_size, int pp_size);
+
 // Reads config.json in `folder`. Throws Error(load) naming the file and the key.
 ModelConfig read_hf_config(const std::string& folder);
 
