@@ -172,6 +172,18 @@ class Pod:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(self.in_pod(argv), env=env, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
+        # The kubelet probes a started container only: wait until the pod's setup has exec'd the command.
+        deadline = time.monotonic() + 10
+        while self.process.poll() is None and time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{self.process.pid}/cmdline", "rb") as f:
+                    if f.read().split(b"\0")[0] == argv[0].encode():
+                        break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise Failure(f"pod {self.name}: its command never started; its log:\n{self.log_tail()}")
         print(f"k8s: pod {self.name} ({self.ip}): {' '.join(argv)}", flush=True)
 
     def run(self, argv, bin_dir, timeout):
@@ -221,8 +233,10 @@ def expand(text, env):
                   lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
 
 
-def write_hosts(pods, services, pod_labels):
-    """Each pod's /etc/hosts: what cluster DNS answers in namespace NAMESPACE, and the kubelet's own line."""
+def write_hosts(pods, services, pod_labels, publish_pods=True):
+    """Each pod's /etc/hosts: what cluster DNS answers in namespace NAMESPACE, and the kubelet's own line.
+    publish_pods=False leaves out the headless Services' pod records, as before the endpoints controller and
+    cluster DNS have caught up with new pods. Rewritten in place, the bind-mounted files change in every pod."""
     dns = ["127.0.0.1 localhost"]
     for svc in services:
         spec = svc["spec"]
@@ -230,6 +244,10 @@ def write_hosts(pods, services, pod_labels):
         selected = [p for p in pods if manifests.selects(spec["selector"], pod_labels[p.name])]
         fqdn = f"{name}.{NAMESPACE}.svc.{CLUSTER_DOMAIN}"
         if spec.get("clusterIP") == "None":
+            # Cluster DNS lists a not-ready pod only when the Service publishes not-ready addresses; no pod is
+            # ready at the start, and none would become ready without these names.
+            if not spec.get("publishNotReadyAddresses") or not publish_pods:
+                continue
             for p in (p for p in selected if p.spec.get("subdomain") == name):
                 sub = f"{p.name}.{name}"
                 dns.append(f"{p.ip} {sub}.{NAMESPACE}.svc.{CLUSTER_DOMAIN} {sub}.{NAMESPACE}.svc {sub}.{NAMESPACE} {sub}")
@@ -322,13 +340,23 @@ def statefulset(network, state, bin_dir, claims):
     test_objects = render("test", "rankserve-test")
     job = job_pod(test_objects, network, state, "x7k2p", claims)
     labels[job.name] = {}
-    write_hosts(pods + [job], manifests.all_of(objects, "Service"), labels)
+    services = manifests.all_of(objects, "Service")
     head, worker = pods
 
+    # The pod starts before cluster DNS has its record: its launcher waits for the name, then goes on.
+    write_hosts(pods + [job], services, labels, publish_pods=False)
     head.start(bin_dir)
+    wait_until(f"pod {head.name} waiting for its DNS record", EXIT_DEADLINE_S,
+               lambda: ("does not resolve yet" in head.log_tail(), head.log_tail(3)), [head])
+    write_hosts(pods + [job], services, labels)
+    if sts["spec"].get("podManagementPolicy", "OrderedReady") == "OrderedReady":
+        # The controller creates pod 1 only once pod 0 is ready.
+        wait_until(f"pod {head.name} ready before the controller creates {worker.name} (OrderedReady)", LOAD_DEADLINE_S,
+                   lambda: head.probe("readinessProbe", bin_dir), [head])
     ok, said = head.probe("readinessProbe", bin_dir)
-    if ok:
-        raise Failure(f"rank 0's pod is ready while pod {worker.name} has not started: {said}")
+    if ok or "not ready within" not in said:
+        raise Failure(f"rank 0's pod while pod {worker.name} has not started: the readiness probe should say "
+                      f"'not ready within', it {'passed' if ok else 'failed'}: {said}")
     print(f"k8s: {head.name} not ready while {worker.name} is missing: {said.splitlines()[-1] if said else ''}")
     worker.start(bin_dir)
     said = wait_until("the StatefulSet ready", LOAD_DEADLINE_S, lambda: head.probe("readinessProbe", bin_dir), pods)
@@ -342,13 +370,13 @@ def statefulset(network, state, bin_dir, claims):
     rc, url = head.run(["cat", f"/dev/shm/{head.name}.url"], bin_dir, timeout=10)
     if rc != 0 or url.strip() != f"http://{head.name}:8000":
         raise Failure(f"rank 0's --url-file /dev/shm/$(POD_NAME).url: exit {rc}, {url.strip()!r}")
-    run_job(job, bin_dir, "1 2 3 4")
+    run_job(job, bin_dir, "1 2 3 4 5 6 7 8")
 
     # A worker pod that dies: rank 0 ends too, naming it (its container would restart and the group rejoin).
     network.kill_all(worker.ns)
-    worker.process.wait(timeout=EXIT_DEADLINE_S)
+    wait_exit(worker, EXIT_DEADLINE_S)
     rc = wait_exit(head, EXIT_DEADLINE_S)
-    if rc == 0 or "rank 1" not in head.log_tail(60):
+    if rc == 0 or f"rank 1 (host {worker.name}.{sts['spec']['serviceName']})" not in head.log_tail(60):
         raise Failure(f"after pod {worker.name} was killed, rank 0 exited {rc}; its log:\n{head.log_tail()}")
     print(f"k8s: {worker.name} killed: rank 0 exited {rc}: {head.log_tail(60).strip().splitlines()[-1]}")
 
@@ -372,7 +400,7 @@ def deployment(network, state, bin_dir, claims):
     if not ok:
         raise Failure(f"liveness fails on a ready server: {live}")
     print(f"k8s: {pod.name}: {said}; {live}")
-    run_job(job, bin_dir, "1 2 3 4")
+    run_job(job, bin_dir, "1 2 3 4 5 6 7 8")
     # Deleting the pod: SIGTERM, then SIGKILL after terminationGracePeriodSeconds. The drain must end first.
     pod.process.send_signal(signal.SIGTERM)
     rc = wait_exit(pod, pod.spec.get("terminationGracePeriodSeconds", 30))
