@@ -43,15 +43,36 @@ std::string device_for(const Options& options, const Topology& t, int num_visibl
   return fmt::format("cuda:{}", id);
 }
 
+// A StatefulSet pod's DNS record (the headless Service's) appears once the pod has an address, which may be after
+// its container started: waits at most --timeout seconds for the head's name, before the workers validate it.
+void wait_for_head_name(const Topology& t, double timeout_s) {
+  if (resolves(t.head_host)) return;
+  log::warn(
+      "rendezvous: head host '{}' does not resolve yet; waiting up to {} s for its DNS record (the headless Service "
+      "publishes it once the pod has an address)",
+      t.head_host, timeout_s);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (!resolves(t.head_host)) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw Error(ErrorCode::rendezvous,
+                  fmt::format("rendezvous: head host '{}' did not resolve within --timeout={} s (is --k8s-service the "
+                              "StatefulSet's serviceName, a headless Service with publishNotReadyAddresses: true?)",
+                              t.head_host, timeout_s));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 // The address peers use to reach this rank: the interface that routes to the head.
 std::string choose_advertise_address(const Options& options, const Topology& t) {
   if (!options.advertise_address.empty()) return options.advertise_address;
   std::string target = t.head_host;
   if (t.rank == 0 || target.empty()) {
-    // The head routes toward another node when it knows one, else it names its own host.
+    // The head routes toward another node when it knows one that resolves (a StatefulSet's other pods may have
+    // no DNS record yet), else it names its own host.
     target = t.hostname;
     for (const std::string& host : t.node_hosts) {
-      if (!host.empty() && host != t.hostname && t.num_nodes > 1) target = host;
+      if (!host.empty() && host != t.hostname && t.num_nodes > 1 && resolves(host)) target = host;
     }
   }
   if (t.num_nodes == 1 && !resolves(target)) return "127.0.0.1";  // a lone node whose own name does not resolve
@@ -277,6 +298,7 @@ int run(int argc, char** argv) {
     else std::printf("%s\n", describe_rank(topology).c_str());
     return 0;
   }
+  if (topology.source == TopologySource::kubernetes) wait_for_head_name(topology, options.timeout_s);
   if (topology.spawn_workers) {
     SpawnPlan plan;
     plan.num_workers = topology.local_world_size;
@@ -286,6 +308,8 @@ int run(int argc, char** argv) {
     plan.head_host = topology.head_host;
     plan.head_port = topology.head_port != 0 ? topology.head_port : find_free_port();
     plan.job_id = topology.job_id.empty() ? fmt::format("local-{}-{}", own_hostname(), ::getpid()) : topology.job_id;
+    if (std::none_of(topology.node_hosts.begin(), topology.node_hosts.end(), [](const std::string& h) { return h.empty(); }))
+      plan.node_hosts = fmt::format("{}", fmt::join(topology.node_hosts, ","));
     plan.args = args;
     // serve drains for --shutdown-timeout after the first signal; the workers get that long and a little more.
     if (options.command == "serve") plan.stop_grace_s = static_cast<int>(options.shutdown_timeout_s) + 5;

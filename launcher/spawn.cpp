@@ -41,6 +41,7 @@ struct Worker {
   set("MASTER_ADDR", plan.head_host);
   set("MASTER_PORT", std::to_string(plan.head_port));
   set("RANKSERVE_JOB_ID", plan.job_id);
+  if (!plan.node_hosts.empty()) set("RANKSERVE_NODE_HOSTS", plan.node_hosts);
   set(kFailureFdVariable, std::to_string(failure_fd));
   std::vector<char*> argv;
   std::string self = "rankserve";

@@ -17,6 +17,9 @@ struct SpawnPlan {
   std::string head_host;  // rendezvous store, passed as MASTER_ADDR / MASTER_PORT
   int head_port = 0;
   std::string job_id;
+  // Every node's host, comma-separated, where the launcher knows them all (Kubernetes): passed as
+  // RANKSERVE_NODE_HOSTS so that the workers name the hosts of other ranks; empty otherwise.
+  std::string node_hosts;
   std::vector<std::string> args;  // the launcher's own arguments, passed on unchanged
   int stop_grace_s = 5;           // after forwarding SIGTERM/SIGINT, SIGKILL the workers still running after this
 };

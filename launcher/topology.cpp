@@ -92,6 +92,10 @@ Topology from_worker(const Options& options, const LaunchContext& c) {
   t.node_rank = require_int(env, "NODE_RANK", "RANKSERVE_WORKER");
   t.hostname = c.hostname;
   fill_uniform_nodes(t);
+  if (auto hosts = lookup(env, "RANKSERVE_NODE_HOSTS")) {
+    std::vector<std::string> names = expand_hostlist(*hosts, "RANKSERVE_NODE_HOSTS");
+    if (names.size() == t.node_hosts.size()) t.node_hosts = std::move(names);
+  }
   t.head_host = lookup(env, "MASTER_ADDR").value_or("127.0.0.1");
   t.head_port = require_int(env, "MASTER_PORT", "RANKSERVE_WORKER");
   t.job_id = lookup(env, "RANKSERVE_JOB_ID").value_or("");
@@ -146,9 +150,11 @@ Topology from_kubernetes(const Options& options, const LaunchContext& c) {
   t.rank = t.node_rank * t.local_world_size;
   t.hostname = c.hostname;
   t.tasks_per_node.assign(static_cast<size_t>(t.num_nodes), t.local_world_size);
-  for (int n = 0; n < t.num_nodes; ++n) t.node_hosts.push_back(fmt::format("{}-{}", statefulset, replica * t.num_nodes + n));
-  // The short name resolves through the pod's DNS search path, so no namespace is assumed.
-  t.head_host = fmt::format("{}.{}", t.node_hosts[0], options.k8s_service);
+  // Each pod by its headless Service's record <pod>.<service> (a bare pod name does not resolve in another pod);
+  // the short name resolves through the pod's DNS search path, so no namespace is assumed.
+  for (int n = 0; n < t.num_nodes; ++n)
+    t.node_hosts.push_back(fmt::format("{}-{}.{}", statefulset, replica * t.num_nodes + n, options.k8s_service));
+  t.head_host = t.node_hosts[0];
   t.head_port = options.store_port != 0 ? options.store_port : kDefaultK8sStorePort;
   t.job_id = fmt::format("{}-replica{}", statefulset, replica);
   t.spawn_workers = true;

@@ -158,7 +158,7 @@ std::vector<Problem> validate(const Options& o, const Topology& t, int num_visib
   }
   check_layout(o, t, gpus, out);
   check_devices(o, t, gpus, num_visible_gpus, out);
-  // A StatefulSet's DNS names appear only once pods start: the rendezvous retries them instead.
+  // A StatefulSet's DNS names appear only once pods have addresses: its launcher waits for the head's (main.cpp).
   if (!t.head_host.empty() && t.source != TopologySource::kubernetes && !resolves(t.head_host)) {
     out.push_back({ErrorCode::rendezvous, fmt::format("rendezvous: head host '{}' (from {}) does not resolve (fix the "
                                                       "name or give --head-url host:port)",

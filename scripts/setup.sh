@@ -13,7 +13,8 @@ packages=(
   # the gRPC front end (net/grpc): grpc++ and protoc with its C++ gRPC plugin
   libgrpc++-dev protobuf-compiler protobuf-compiler-grpc
   # tests (python3-torch: the independent reference implementation in tests/reference/)
-  doctest-dev python3-torch python3-numpy python3-grpcio python3-grpc-tools munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
+  # (python3-yaml, python3-kubernetes: the k8s tier renders the charts and checks them against the Kubernetes schema)
+  doctest-dev python3-torch python3-numpy python3-grpcio python3-grpc-tools python3-yaml python3-kubernetes munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
   # the hardening tiers: gcc's ASan/UBSan/TSan runtimes, clang + libFuzzer (scripts/fuzz-tier.sh), clang-tidy
   libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev clang-tidy clang-format
   # benchmarks (bench/http_bench.sh compares with nginx under wrk)

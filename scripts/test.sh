@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs, builds and runs every test tier this machine can run: unit, http, dist, clients, grpc, and cluster (a real
-# two-node Slurm cluster, which needs root), then the hardening tiers: clang-format kept (scripts/format.sh
-# --check), clang-tidy over the sources
+# Installs, builds and runs every test tier this machine can run: unit, http, dist, clients, grpc, k8s (the Kubernetes
+# charts; their pods need root) and cluster (a real two-node Slurm cluster, which needs root), then the hardening
+# tiers: clang-format kept (scripts/format.sh --check), clang-tidy over the sources
 # (scripts/tidy.sh), a short run of every libFuzzer target (scripts/fuzz-tier.sh) and the sanitizer tier
 # (scripts/sanitizers.sh: ASan + UBSan and TSan builds of the tiers that exercise the server).
 # RANKSERVE_TEST_SANITIZERS=0 skips those three. The gpu tier runs only where a GPU is present (and the build
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-labels="unit|http|dist|clients|grpc"
+labels="unit|http|dist|clients|grpc|k8s"   # k8s: its pod test skips itself when not root
 if [[ $(id -u) -eq 0 ]]; then labels="$labels|cluster"; else echo "test: not root, skipping the cluster tier" >&2; fi
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
   labels="$labels|gpu"

@@ -152,6 +152,7 @@ TEST_CASE("a StatefulSet pod takes its node rank from its ordinal and finds its 
   CHECK(t.node_rank == 1);
   CHECK(t.rank == 2);
   CHECK(t.head_host == "gpt-2.llm");
+  CHECK(t.node_hosts == std::vector<std::string>{"gpt-2.llm", "gpt-3.llm"});  // the headless Service's records
   CHECK(t.job_id == "gpt-replica1");
   CHECK_THROWS_WITH_AS(topology_from_env(o, context({}, "standalone")), doctest::Contains("<statefulset>-<ordinal>"), Error);
 }
@@ -179,6 +180,14 @@ TEST_CASE("a spawned worker reads what its launcher set") {
   CHECK(t.source == TopologySource::worker);
   CHECK(t.rank == 2);
   CHECK(t.job_id == "local-1");
+  CHECK(t.node_hosts == std::vector<std::string>{"n1"});  // its own host only, unless the launcher names them
+
+  // Under Kubernetes the launcher knows every node's host (its pods), and the workers name them in errors.
+  env.insert_or_assign("WORLD_SIZE", "8");
+  env.insert_or_assign("RANKSERVE_NODE_HOSTS", "llm-0,llm-1");
+  t = topology_from_env(Options{}, context(env));
+  CHECK(t.node_hosts == std::vector<std::string>{"llm-0", "llm-1"});
+  CHECK(t.host_of_rank(5) == "llm-1");
 }
 
 TEST_CASE("--gpus accepts -1, a count or device ids and rejects anything else by name") {
