@@ -167,7 +167,11 @@ int run_workers(const SpawnPlan& plan) {
     if (sig == SIGINT || sig == SIGTERM) {
       ++signals_received;
       log::warn("launcher: received {}; {} the workers", strsignal(sig), signals_received > 1 ? "killing" : "stopping");
-      signal_all(running, signals_received > 1 ? SIGKILL : sig);
+      if (signals_received > 1) {
+        signal_all(running, SIGKILL);
+      } else {
+        for (const auto& [worker_pid, worker] : running) ::sigqueue(worker_pid, sig, sigval{.sival_int = kForwardedSignal});
+      }
       if (!stopping) {
         result = 128 + sig;
         signalled = true;

@@ -6,8 +6,8 @@
 
 #include <fstream>
 #include <regex>
-#include <string>
 #include <sstream>
+#include <string>
 #include <thread>
 
 namespace rankserve::testing {
@@ -57,7 +57,7 @@ std::string wait_for_job_url(const std::string& id, const std::string& path, std
   const std::string url = wait_for_file_word(path, deadline);
   if (url.empty()) run(fmt::format("{} scancel {}", kInCtl, id), 10s);
   REQUIRE_MESSAGE(!url.empty(), "job " << id << " wrote no URL to " << path << " within " << deadline.count() << " s:\n"
-                                        << job_log(id));
+                                       << job_log(id));
   return url;
 }
 
@@ -79,8 +79,9 @@ Result interactive_client(const std::string& command, const std::string& line) {
   static int count = 0;
   const std::string go = fmt::format("{}/jobs/go-{}-{}", kState, ::getpid(), ++count);
   std::remove(go.c_str());
-  Process session(fmt::format("(printf '%s\\n' {}; while [ ! -e {} ]; do sleep 0.2; done; printf 'exit\\n') | script -qfec {} /dev/null",
-                              shell_quote(line), go, shell_quote(command)));
+  Process session(
+      fmt::format("(printf '%s\\n' {}; while [ ! -e {} ]; do sleep 0.2; done; printf 'exit\\n') | script -qfec {} /dev/null",
+                  shell_quote(line), go, shell_quote(command)));
   for (int i = 0; i < 900 && num_prompts(session.output()) < 2; ++i) std::this_thread::sleep_for(200ms);
   std::ofstream(go) << "go\n";
   const auto code = session.wait_for(60s);

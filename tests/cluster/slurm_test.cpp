@@ -29,9 +29,10 @@ ServeJob start_serve_job(const std::string& flags) {
   const std::string url_file = fmt::format("{}/jobs/serve-url-{}-{}", kState, ::getpid(), ++count);
   std::remove(url_file.c_str());
   ServeJob job;
-  job.id = sbatch(fmt::format("--export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch {} "
-                              "--http-port 0 --metrics-port -1 --grpc-port -1 --url-file {} --timeout 60",
-                              kBin, kSource, flags, url_file));
+  job.id =
+      sbatch(fmt::format("--export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch {} "
+                         "--http-port 0 --metrics-port -1 --grpc-port -1 --url-file {} --timeout 60",
+                         kBin, kSource, flags, url_file));
   job.log_path = fmt::format("{}/jobs/{}.out", kState, job.id);
   job.url = wait_for_job_url(job.id, url_file, 120s);
   return job;
@@ -138,8 +139,8 @@ TEST_CASE("cluster: a rank killed on one node makes every other rank exit within
                   kInCtl, kBin));
   REQUIRE(step.wait_for_output("all 4 ranks arrived", 60s));
   // One rank on n2: a rankserve process whose network namespace is the node's.
-  auto victim =
-      run("for p in $(ip netns pids rs-n2); do [ \"$(cat /proc/$p/comm)\" = rankserve ] && echo $p && break; done", 10s);
+  auto victim = run(
+      "for p in $(ip netns pids rs-n2); do [ \"$(cat /proc/$p/comm 2>/dev/null)\" = rankserve ] && echo $p && break; done", 10s);
   REQUIRE_MESSAGE(!victim.output.empty(), victim.output);
   const auto killed_at = std::chrono::steady_clock::now();
   ::kill(std::stoi(victim.output), SIGKILL);
@@ -148,8 +149,9 @@ TEST_CASE("cluster: a rank killed on one node makes every other rank exit within
   REQUIRE(code.has_value());
   CHECK(*code != 0);
   CHECK(std::chrono::steady_clock::now() - killed_at < 11s);
-  auto left =
-      run("for ns in rs-n1 rs-n2; do for p in $(ip netns pids $ns); do cat /proc/$p/comm; done; done | grep -c rankserve", 10s);
+  auto left = run(
+      "for ns in rs-n1 rs-n2; do for p in $(ip netns pids $ns); do cat /proc/$p/comm 2>/dev/null; done; done | grep -c rankserve",
+      10s);
   CHECK(left.output.find('0') == 0);
 }
 
@@ -159,9 +161,9 @@ TEST_CASE("cluster: sbatch serve with TP across both nodes answers rankserve-cli
   const std::string& id = job.id;
   CHECK(url.rfind("http://n1:", 0) == 0);  // a name the other hosts resolve, not localhost
   // The built-in model (trained, NeMo, saved at TP 2) served at TP 4 across the nodes: a right answer.
-  auto client = run(fmt::format("{} {} --server-url {} --init-timeout-s 60 --input '1 2 3 4 5' --output-length 5", kInCtl,
-                                kClientBin, url),
-                    120s);
+  auto client =
+      run(fmt::format("{} {} --server-url {} --init-timeout-s 60 --input '1 2 3 4 5' --output-length 5", kInCtl, kClientBin, url),
+          120s);
   INFO(client.output);
   CHECK(client.code == 0);
   CHECK(client.output.find("output: ['1 2 3 4 5 6 7 8 9 10']") != std::string::npos);
@@ -180,8 +182,8 @@ TEST_CASE("cluster: rankserve-client in an interactive srun --pty session stream
   const ServeJob job = start_serve_job("--tp 2 --shutdown-timeout 5");
   const std::string& url = job.url;
   const std::string& id = job.id;
-  const Result session =
-      interactive_client(fmt::format("{} srun -N1 -w n2 --pty {} --url {} --output-len 4", kInCtl, kClientBin, url), "Monday Tuesday");
+  const Result session = interactive_client(
+      fmt::format("{} srun -N1 -w n2 --pty {} --url {} --output-len 4", kInCtl, kClientBin, url), "Monday Tuesday");
   run(fmt::format("{} scancel {}", kInCtl, id), 10s);
   const std::string& out = session.output;
   INFO(out);
