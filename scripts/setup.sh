@@ -14,6 +14,9 @@ packages=(
   libgrpc++-dev protobuf-compiler protobuf-compiler-grpc
   # tests (python3-torch: the independent reference implementation in tests/reference/)
   doctest-dev python3-torch python3-numpy python3-grpcio python3-grpc-tools munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
+  # the cluster tier's containers: what ../shared/tools/build-enroot-pyxis.sh builds enroot + pyxis with and enroot
+  # runs with, and pyxis/build-image.sh's debootstrap and mksquashfs
+  libslurm-dev gawk jq parallel passwd squashfs-tools zstd bsdmainutils pigz squashfuse debootstrap findutils
   # the hardening tiers: gcc's ASan/UBSan/TSan runtimes, clang + libFuzzer (scripts/fuzz-tier.sh), clang-tidy
   libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev clang-tidy clang-format
   # benchmarks (bench/http_bench.sh compares with nginx under wrk)
