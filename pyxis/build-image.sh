@@ -19,7 +19,6 @@ set -euo pipefail
 
 recipe=1  # bump when the rootfs steps below change: a new cache key
 suite=bookworm
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=""
 prefix=""
 output=$PWD/rankserve.sqsh
@@ -134,7 +133,7 @@ else
 fi
 
 # ------------------------------------------------------------------ rankserve into /usr/local, checked, squashed
-rm -rf --one-file-system "$rootfs/usr/local"
+rm -rf --one-file-system "${rootfs:?}/usr/local"
 cp -a "$stage/usr/local" "$rootfs/usr/local"
 # Each SRC:DST is bound by enroot from the image's /etc/fstab when the host has SRC (nofail: skipped where it has
 # not; --container-mounts can bind another folder there), and DST is in ld.so.conf: ldconfig below, run with the

@@ -39,11 +39,19 @@ bool wait_until_left(const std::string& id, int tries) {
 }
 
 std::string sbatch_and_wait(const std::string& args) {
-  const std::string id = sbatch(args);
+  std::string id = sbatch(args);
   if (wait_until_left(id, 600)) return id;
   run(fmt::format("{} scancel {}", kInCtl, id), 10s);
   FAIL("job " << id << " still queued or running after 120 s");
   return id;
+}
+
+std::string cancel_and_wait(const std::string& id, const std::string& flags) {
+  run(fmt::format("{} scancel {} {}", kInCtl, flags, id), 10s);
+  const bool left = wait_until_left(id, 600);
+  std::string log = job_log(id);
+  REQUIRE_MESSAGE(left, "job " << id << " still in the queue 120 s after scancel " << flags << ":\n" << log);
+  return log;
 }
 
 std::string job_exit_code(const std::string& id) {
@@ -53,8 +61,18 @@ std::string job_exit_code(const std::string& id) {
   return std::regex_search(show.output, m, re) ? m[1].str() : "unknown:\n" + show.output;
 }
 
+std::string check_topology_failure(const std::string& id) {
+  std::string log = job_log(id);
+  INFO(log);
+  CHECK(log.find("topology: SLURM_STEP_NUM_TASKS=2 but --nodes 2 x --gpus 2 = 4 (submit with --ntasks-per-node=2)") !=
+        std::string::npos);
+  CHECK(log.find("exit code 3") != std::string::npos);
+  CHECK(job_exit_code(id) == "3:0");
+  return log;
+}
+
 std::string wait_for_job_url(const std::string& id, const std::string& path, std::chrono::seconds deadline) {
-  const std::string url = wait_for_file_word(path, deadline);
+  std::string url = wait_for_file_word(path, deadline);
   if (url.empty()) run(fmt::format("{} scancel {}", kInCtl, id), 10s);
   REQUIRE_MESSAGE(!url.empty(), "job " << id << " wrote no URL to " << path << " within " << deadline.count() << " s:\n"
                                        << job_log(id));

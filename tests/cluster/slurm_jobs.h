@@ -30,6 +30,14 @@ bool wait_until_left(const std::string& id, int tries);
 // Submits a batch job and waits (deadline: 120 s) until it has left the queue, cancelling it then; returns its id.
 std::string sbatch_and_wait(const std::string& args);
 
+// `scancel FLAGS ID`, then waits (deadline: 120 s) until the job has left the queue; returns its log. The case stops
+// (with the log) when the job is still there.
+std::string cancel_and_wait(const std::string& id, const std::string& flags = "");
+
+// Checks that job `id`, 2 tasks on 2 nodes where --gpus 2 wants 4, failed before starting anything: the log names the
+// fix and the exit code is the topology category's (3). Returns the log.
+std::string check_topology_failure(const std::string& id);
+
 // The job's ExitCode as scontrol shows it ("3:0"), or "unknown:" and what scontrol said.
 std::string job_exit_code(const std::string& id);
 

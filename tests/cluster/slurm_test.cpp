@@ -19,7 +19,7 @@ namespace {
 
 // A running sbatch/serve.sbatch job (the built-in model) and the URL its rank 0 wrote.
 struct ServeJob {
-  std::string id, url, log_path;
+  std::string id, url;
 };
 
 // Submits sbatch/serve.sbatch with `flags` and waits (deadline) for rank 0 to write its URL, which it
@@ -33,7 +33,6 @@ ServeJob start_serve_job(const std::string& flags) {
       sbatch(fmt::format("--export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch {} "
                          "--http-port 0 --metrics-port -1 --grpc-port -1 --url-file {} --timeout 60",
                          kBin, kSource, flags, url_file));
-  job.log_path = fmt::format("{}/jobs/{}.out", kState, job.id);
   job.url = wait_for_job_url(job.id, url_file, 120s);
   return job;
 }
@@ -111,12 +110,7 @@ TEST_CASE("cluster: a job whose tasks are not nodes x gpus exits with the topolo
       sbatch_and_wait(fmt::format("--nodes=2 --ntasks-per-node=1 --export=ALL,RANKSERVE={},RANKSERVE_GPUS=2 "
                                   "{}/sbatch/check.sbatch --timeout 60",
                                   kBin, kSource));
-  const std::string log = job_log(id);
-  INFO(log);
-  CHECK(log.find("topology: SLURM_STEP_NUM_TASKS=2 but --nodes 2 x --gpus 2 = 4 (submit with --ntasks-per-node=2)") !=
-        std::string::npos);
-  CHECK(log.find("exit code 3") != std::string::npos);
-  CHECK(job_exit_code(id) == "3:0");
+  check_topology_failure(id);
 }
 
 TEST_CASE("cluster: mpirun inside an allocation finds its topology through PMIx") {
@@ -168,11 +162,8 @@ TEST_CASE("cluster: sbatch serve with TP across both nodes answers rankserve-cli
   CHECK(client.code == 0);
   CHECK(client.output.find("output: ['1 2 3 4 5 6 7 8 9 10']") != std::string::npos);
 
-  run(fmt::format("{} scancel {}", kInCtl, id), 10s);
-  const bool left = wait_until_left(id, 300);
-  const std::string log = read_file(job.log_path);
+  const std::string log = cancel_and_wait(id);
   INFO(log);
-  CHECK(left);
   CHECK(log.find("Server http url http://n1:") != std::string::npos);
   CHECK(log.find("draining") != std::string::npos);
   CHECK(log.find("server stopped") != std::string::npos);
