@@ -132,6 +132,7 @@ JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 SlurmdParameters=config_overrides
+# Slurm's default; the sbatch scripts drain within 3/4 of it before the SIGKILL
 KillWait=30
 InactiveLimit=0
 SchedulerType=sched/backfill
