@@ -32,9 +32,12 @@ constexpr double kStaleHeartbeatSeconds = 3;  // heartbeats come every second
 
 // SIGTERM/SIGINT reach a watcher thread through a pipe (the handler only writes a note); the second
 // operator signal ends the process at once. A SIGTERM that the spawning launcher queued after a worker
-// failed (spawn.h) is no operator's and counts as none: it carries the failed worker. The signal count
-// and the pipe are the globals a signal handler needs.
-std::atomic<int> g_signals{0};
+// failed (spawn.h) is no operator's and counts as none: it carries the failed worker. A signal the launcher
+// forwards (kForwardedSignal) may have reached the worker directly too (Slurm signals every process of the
+// step): the direct and the forwarded ones are counted apart, and the operator's signals are the larger count.
+// The counts and the pipe are the globals a signal handler needs.
+std::atomic<int> g_signals{0};    // operator signals received directly
+std::atomic<int> g_forwarded{0};  // operator signals the spawning launcher forwarded
 int g_signal_pipe[2] = {-1, -1};
 
 struct SignalNote {
@@ -45,11 +48,16 @@ struct SignalNote {
 
 void on_signal(int sig, siginfo_t* info, void*) {
   SignalNote note{sig, false, 0};
-  if (sig == SIGTERM && info != nullptr && info->si_code == SI_QUEUE && info->si_pid == ::getppid()) {
+  const bool from_launcher = info != nullptr && info->si_code == SI_QUEUE && info->si_pid == ::getppid();
+  if (from_launcher && sig == SIGTERM && info->si_value.sival_int != kForwardedSignal) {
     note.worker_loss = true;
     note.loss = info->si_value.sival_int;
-  } else if (g_signals.fetch_add(1) >= 1) {
-    std::_Exit(128 + sig);
+  } else {
+    const bool forwarded = from_launcher && info->si_value.sival_int == kForwardedSignal;
+    const int seen = (forwarded ? g_forwarded : g_signals).fetch_add(1) + 1;
+    const int other = (forwarded ? g_signals : g_forwarded).load();
+    if (seen >= 2 || other >= 2) std::_Exit(128 + sig);
+    if (other >= seen) return;  // the same signal, already noted from the other path
   }
   [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &note, sizeof(note));  // atomic: < PIPE_BUF
 }
@@ -57,15 +65,16 @@ void on_signal(int sig, siginfo_t* info, void*) {
 class SignalWatch {
  public:
   // On the watcher thread: `on_first(signal)` after the first operator SIGTERM or SIGINT,
-  // `on_worker_loss(loss)` after the launcher's SIGTERM that names a failed worker.
+  // `on_worker_loss(loss)` after the launcher's SIGTERM that names a failed worker. Once destroyed, the process
+  // ignores SIGTERM and SIGINT (it is leaving).
   SignalWatch(std::function<void(int)> on_first, std::function<void(const WorkerLoss&)> on_worker_loss) {
     if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw Error(ErrorCode::runtime, "serve: cannot create the signal pipe");
     struct sigaction action {};
     action.sa_sigaction = on_signal;
     action.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&action.sa_mask);
-    ::sigaction(SIGTERM, &action, &old_term_);
-    ::sigaction(SIGINT, &action, &old_int_);
+    ::sigaction(SIGTERM, &action, nullptr);
+    ::sigaction(SIGINT, &action, nullptr);
     thread_ = std::thread([on_first = std::move(on_first), on_worker_loss = std::move(on_worker_loss)] {
       SignalNote note;
       while (::read(g_signal_pipe[0], &note, sizeof(note)) == static_cast<ssize_t>(sizeof(note)) && note.signal != 0) {
@@ -78,15 +87,15 @@ class SignalWatch {
     const SignalNote wake;  // ends the watcher without a signal
     [[maybe_unused]] const auto n = ::write(g_signal_pipe[1], &wake, sizeof(wake));
     thread_.join();
-    ::sigaction(SIGTERM, &old_term_, nullptr);
-    ::sigaction(SIGINT, &old_int_, nullptr);
+    // Serving is over and the rank is on its way out: a late first signal (Slurm signals each node of a step at
+    // its own moment, so one may come after the shutdown plan) must not turn a clean exit into a kill.
+    ::signal(SIGTERM, SIG_IGN);
+    ::signal(SIGINT, SIG_IGN);
     ::close(g_signal_pipe[0]);
     ::close(g_signal_pipe[1]);
   }
 
  private:
-  struct sigaction old_term_ {
-  }, old_int_{};
   std::thread thread_;
 };
 

@@ -104,12 +104,15 @@ void signal_all(const std::map<pid_t, Worker>& running, int signal) {
   for (const auto& [pid, worker] : running) ::kill(pid, signal);
 }
 
+// `signal` to every running worker with `value` (sigqueue: a worker reads it in si_value, spawn.h).
+void queue_all(const std::map<pid_t, Worker>& running, int signal, int value) {
+  for (const auto& [pid, worker] : running) ::sigqueue(pid, signal, sigval{.sival_int = value});
+}
+
 // SIGTERM to every running worker, telling each which worker failed and how (see spawn.h).
 void announce_loss(const std::map<pid_t, Worker>& running, const WorkerLoss& loss) {
   if (loss.rank > kMaxEncodedRank) return signal_all(running, SIGTERM);
-  sigval value{};
-  value.sival_int = encode_worker_loss(loss);
-  for (const auto& [pid, worker] : running) ::sigqueue(pid, SIGTERM, value);
+  queue_all(running, SIGTERM, encode_worker_loss(loss));
 }
 
 }  // namespace
@@ -168,7 +171,11 @@ int run_workers(const SpawnPlan& plan) {
     if (sig == SIGINT || sig == SIGTERM) {
       ++signals_received;
       log::warn("launcher: received {}; {} the workers", strsignal(sig), signals_received > 1 ? "killing" : "stopping");
-      signal_all(running, signals_received > 1 ? SIGKILL : sig);
+      if (signals_received > 1) {
+        signal_all(running, SIGKILL);
+      } else {
+        queue_all(running, sig, kForwardedSignal);
+      }
       if (!stopping) {
         result = 128 + sig;
         signalled = true;

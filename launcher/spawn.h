@@ -31,8 +31,12 @@ struct WorkerLoss {
   int rank = 0;         // global rank, 0..32767 (larger ones are sent as a plain SIGTERM)
   int wait_status = 0;  // as waitpid returned it
 };
-int encode_worker_loss(const WorkerLoss& loss);
+int encode_worker_loss(const WorkerLoss& loss);  // >= 0
 WorkerLoss decode_worker_loss(int value);
+
+// The launcher forwards an operator's first SIGTERM/SIGINT the same way, with this value: a worker that also got the
+// signal itself (Slurm signals every process of a step, not only the launcher) counts the two as one.
+inline constexpr int kForwardedSignal = -1;
 
 // A spawned worker's failure, told to its launcher (through a pipe whose descriptor the launcher puts
 // in RANKSERVE_FAILURE_FD) before the worker exits, so that the launcher's error names the cause and

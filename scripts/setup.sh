@@ -15,6 +15,9 @@ packages=(
   # tests (python3-torch: the independent reference implementation in tests/reference/)
   # (python3-yaml, python3-kubernetes: the k8s tier renders the charts and checks them against the Kubernetes schema)
   doctest-dev python3-torch python3-numpy python3-grpcio python3-grpc-tools python3-yaml python3-kubernetes munge slurmctld slurmd slurm-client iproute2 util-linux tmux curl procps
+  # the cluster tier's containers: what ../shared/tools/build-enroot-pyxis.sh builds enroot + pyxis with and enroot
+  # runs with, and pyxis/build-image.sh's debootstrap and mksquashfs
+  libslurm-dev gawk jq parallel passwd squashfs-tools zstd bsdmainutils pigz squashfuse debootstrap findutils
   # the hardening tiers: gcc's ASan/UBSan/TSan runtimes, clang + libFuzzer (scripts/fuzz-tier.sh), clang-tidy
   libasan8 libubsan1 libtsan2 clang libclang-rt-14-dev clang-tidy clang-format
   # benchmarks (bench/http_bench.sh compares with nginx under wrk)

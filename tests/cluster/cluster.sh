@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # A real two-node Slurm cluster on this machine, for the cluster test tier.
-#   cluster.sh up STATE     start munged, slurmctld (netns rs-ctl) and two slurmd (netns rs-n1, rs-n2)
-#   cluster.sh down STATE   stop everything and remove the namespaces (safe to run twice)
+#   cluster.sh up STATE [PYXIS_PREFIX]   start munged, slurmctld (netns rs-ctl) and two slurmd (netns rs-n1, rs-n2);
+#                                        with PYXIS_PREFIX (enroot + pyxis installed there by
+#                                        ../shared/tools/build-enroot-pyxis.sh) pyxis is loaded into every srun and step
+#   cluster.sh down STATE   stop everything, remove the namespaces and the nodes' enroot containers (safe to run twice)
 #   STATE/bin/in-ctl CMD    runs a client command (srun, sbatch, squeue, ...) on the controller host
 # Network safety: every address lives only inside namespaces created here, and the subnet is made
 # unreachable in the root namespace first, so a mistaken client fails locally instead of leaving.
 set -euo pipefail
 
-action=${1:?usage: cluster.sh up|down STATE}
-state=$(realpath -m "${2:?usage: cluster.sh up|down STATE}")
+action=${1:?usage: cluster.sh up|down STATE [PYXIS_PREFIX]}
+state=$(realpath -m "${2:?usage: cluster.sh up|down STATE [PYXIS_PREFIX]}")
+pyxis=${3:-}
 subnet=10.77.0
 nodes=(n1 n2)
 ns_prefix=rs-
@@ -34,6 +37,21 @@ down() {
     fi
   done
   ip route del unreachable "$subnet.0/24" 2>/dev/null || true
+  remove_containers
+}
+
+# enroot keeps each node's containers under its per-node data folder (build-enroot-pyxis.sh's lab config:
+# BASE/enroot-lab.<uid>/<node>/): whatever a job left there goes, fuse mounts of killed steps first.
+remove_containers() {
+  [[ -f $state/pyxis-prefix ]] || return 0
+  local base dir
+  base=$(cat "$(cat "$state/pyxis-prefix")/etc/enroot-lab-base" 2>/dev/null) || return 0
+  for dir in "$base"/enroot-lab.*/n[12]; do
+    [[ -d $dir ]] || continue
+    awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
+    [[ -n $(ls -A "$dir/data" 2>/dev/null) ]] && echo "cluster: removing containers left on ${dir##*/}: $(ls "$dir/data" | tr '\n' ' ')"
+    rm -rf --one-file-system "$dir"
+  done
 }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
@@ -102,6 +120,7 @@ SlurmctldPidFile=$state/ctld/slurmctld.pid
 SlurmdPidFile=$state/nodes/%n/slurmd.pid
 SlurmctldLogFile=$state/ctld/slurmctld.log
 SlurmdLogFile=$state/nodes/%n/slurmd.log
+PlugStackConfig=$state/plugstack.conf
 TmpFS=$state/nodes/%n/tmp
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -113,7 +132,8 @@ JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 SlurmdParameters=config_overrides
-KillWait=5
+# Slurm's default; the sbatch scripts drain within 3/4 of it before the SIGKILL
+KillWait=30
 InactiveLimit=0
 SchedulerType=sched/backfill
 GresTypes=gpu
@@ -131,11 +151,22 @@ CONF
     done
   } >"$state/gres.conf"
   export SLURM_CONF="$state/slurm.conf"
+  # pyxis: srun reads plugstack.conf for the --container-* options, each node's slurmstepd for the container.
+  # Named containers are removed by pyxis' epilog at job end (container_scope=job); a step starts the .sqsh
+  # without unpacking it (use_squashfuse=1); steps find enroot on PATH.
+  local path=$PATH
+  : >"$state/plugstack.conf"
+  if [[ -n $pyxis ]]; then
+    [[ -f $pyxis/lib/slurm/spank_pyxis.so ]] || { echo "cluster: no $pyxis/lib/slurm/spank_pyxis.so (run ../shared/tools/build-enroot-pyxis.sh)" >&2; return 1; }
+    echo "required $pyxis/lib/slurm/spank_pyxis.so runtime_path=$state/pyxis container_scope=job use_squashfuse=1" >"$state/plugstack.conf"
+    echo "$pyxis" >"$state/pyxis-prefix"
+    path=$pyxis/bin:$PATH
+  fi
 
   in_host ctl ctl slurmctld -D -i -f "$state/slurm.conf" >"$state/ctld/stdout.log" 2>&1 &
   echo $! >"$state/pids/slurmctld.pid"
   for n in "${nodes[@]}"; do
-    in_host "$n" "$n" slurmd -D -N "$n" -f "$state/slurm.conf" >"$state/nodes/$n/stdout.log" 2>&1 &
+    PATH=$path in_host "$n" "$n" slurmd -D -N "$n" -f "$state/slurm.conf" >"$state/nodes/$n/stdout.log" 2>&1 &
     echo $! >"$state/pids/slurmd-$n.pid"
   done
 

@@ -8,53 +8,18 @@
 #include <fstream>
 #include <map>
 #include <regex>
-#include <sstream>
 #include <thread>
 
-#include "tests/support/process.h"
+#include "tests/cluster/slurm_jobs.h"
 
 using namespace std::chrono_literals;
-using rankserve::testing::Process;
-using rankserve::testing::run;
+using namespace rankserve::testing;
 
 namespace {
 
-const std::string kBin = RANKSERVE_BIN;
-const std::string kState = RANKSERVE_CLUSTER_STATE;
-const std::string kSource = RANKSERVE_SOURCE_DIR;
-const std::string kInCtl = kState + "/bin/in-ctl";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Waits (deadline: `tries` x 200 ms) until job `id` has left the queue; false if it has not.
-bool wait_until_left(const std::string& id, int tries) {
-  for (int i = 0; i < tries; ++i) {
-    auto queue = run(fmt::format("{} squeue -h -j {}", kInCtl, id), 10s);
-    if (queue.code == 0 && queue.output.find(id) == std::string::npos) return true;
-    std::this_thread::sleep_for(200ms);
-  }
-  return false;
-}
-
-// Submits a batch job and waits (deadline) until it has left the queue; returns its id.
-std::string sbatch_and_wait(const std::string& args) {
-  auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out {}", kInCtl, kState, args), 30s);
-  REQUIRE_MESSAGE(submit.code == 0, submit.output);
-  std::string id = submit.output.substr(0, submit.output.find_first_of(";\n"));
-  if (wait_until_left(id, 600)) return id;
-  run(fmt::format("{} scancel {}", kInCtl, id), 10s);
-  FAIL("job " << id << " still queued or running after 120 s");
-  return id;
-}
-
 // A running sbatch/serve.sbatch job (the built-in model) and the URL its rank 0 wrote.
 struct ServeJob {
-  std::string id, url, log_path;
+  std::string id, url;
 };
 
 // Submits sbatch/serve.sbatch with `flags` and waits (deadline) for rank 0 to write its URL, which it
@@ -63,28 +28,13 @@ ServeJob start_serve_job(const std::string& flags) {
   static int count = 0;
   const std::string url_file = fmt::format("{}/jobs/serve-url-{}-{}", kState, ::getpid(), ++count);
   std::remove(url_file.c_str());
-  auto submit = run(fmt::format("{} sbatch --parsable -o {}/jobs/%j.out --export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch {} "
-                                "--http-port 0 --metrics-port -1 --grpc-port -1 --url-file {} --timeout 60",
-                                kInCtl, kState, kBin, kSource, flags, url_file),
-                    30s);
-  REQUIRE_MESSAGE(submit.code == 0, submit.output);
   ServeJob job;
-  job.id = submit.output.substr(0, submit.output.find_first_of(";\n"));
-  job.log_path = fmt::format("{}/jobs/{}.out", kState, job.id);
-  for (int i = 0; i < 600 && job.url.empty(); ++i) {
-    std::ifstream(url_file) >> job.url;
-    if (job.url.empty()) std::this_thread::sleep_for(200ms);
-  }
-  if (job.url.empty()) run(fmt::format("{} scancel {}", kInCtl, job.id), 10s);
-  REQUIRE_MESSAGE(!job.url.empty(), read_file(job.log_path));
+  job.id =
+      sbatch(fmt::format("--export=ALL,RANKSERVE={} {}/sbatch/serve.sbatch {} "
+                         "--http-port 0 --metrics-port -1 --grpc-port -1 --url-file {} --timeout 60",
+                         kBin, kSource, flags, url_file));
+  job.url = wait_for_job_url(job.id, url_file, 120s);
   return job;
-}
-
-std::string job_exit_code(const std::string& id) {
-  auto show = run(fmt::format("{} scontrol show job {}", kInCtl, id), 10s);
-  std::smatch m;
-  std::regex re(" ExitCode=(\\d+:\\d+)");
-  return std::regex_search(show.output, m, re) ? m[1].str() : "unknown:\n" + show.output;
 }
 
 }  // namespace
@@ -149,7 +99,7 @@ TEST_CASE("cluster: every rank's topology line matches what Slurm tells that tas
 TEST_CASE("cluster: an sbatch job on 2 nodes x 2 tasks passes the check") {
   std::string id =
       sbatch_and_wait(fmt::format("--export=ALL,RANKSERVE={} {}/sbatch/check.sbatch --tp 2 --timeout 60", kBin, kSource));
-  const std::string log = read_file(fmt::format("{}/jobs/{}.out", kState, id));
+  const std::string log = job_log(id);
   INFO(log);
   CHECK(log.find("check passed: 4 ranks on 2 nodes, tp 2 pp 1 dp 2") != std::string::npos);
   CHECK(job_exit_code(id) == "0:0");
@@ -160,12 +110,7 @@ TEST_CASE("cluster: a job whose tasks are not nodes x gpus exits with the topolo
       sbatch_and_wait(fmt::format("--nodes=2 --ntasks-per-node=1 --export=ALL,RANKSERVE={},RANKSERVE_GPUS=2 "
                                   "{}/sbatch/check.sbatch --timeout 60",
                                   kBin, kSource));
-  const std::string log = read_file(fmt::format("{}/jobs/{}.out", kState, id));
-  INFO(log);
-  CHECK(log.find("topology: SLURM_STEP_NUM_TASKS=2 but --nodes 2 x --gpus 2 = 4 (submit with --ntasks-per-node=2)") !=
-        std::string::npos);
-  CHECK(log.find("exit code 3") != std::string::npos);
-  CHECK(job_exit_code(id) == "3:0");
+  check_topology_failure(id);
 }
 
 TEST_CASE("cluster: mpirun inside an allocation finds its topology through PMIx") {
@@ -173,7 +118,7 @@ TEST_CASE("cluster: mpirun inside an allocation finds its topology through PMIx"
       "--nodes=2 --ntasks-per-node=2 --wrap 'OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 4 {} "
       "check --nodes 2 --gpus 2 --tp 2 --timeout 60 --log-all-ranks'",
       kBin));
-  const std::string log = read_file(fmt::format("{}/jobs/{}.out", kState, id));
+  const std::string log = job_log(id);
   INFO(log);
   CHECK(log.find("check passed: 4 ranks on 2 nodes") != std::string::npos);
   CHECK(log.find("rank 3/4 local 1/2 node 1/2 host n2 source openmpi") != std::string::npos);
@@ -188,8 +133,8 @@ TEST_CASE("cluster: a rank killed on one node makes every other rank exit within
                   kInCtl, kBin));
   REQUIRE(step.wait_for_output("all 4 ranks arrived", 60s));
   // One rank on n2: a rankserve process whose network namespace is the node's.
-  auto victim =
-      run("for p in $(ip netns pids rs-n2); do [ \"$(cat /proc/$p/comm)\" = rankserve ] && echo $p && break; done", 10s);
+  auto victim = run(
+      "for p in $(ip netns pids rs-n2); do [ \"$(cat /proc/$p/comm 2>/dev/null)\" = rankserve ] && echo $p && break; done", 10s);
   REQUIRE_MESSAGE(!victim.output.empty(), victim.output);
   const auto killed_at = std::chrono::steady_clock::now();
   ::kill(std::stoi(victim.output), SIGKILL);
@@ -198,8 +143,9 @@ TEST_CASE("cluster: a rank killed on one node makes every other rank exit within
   REQUIRE(code.has_value());
   CHECK(*code != 0);
   CHECK(std::chrono::steady_clock::now() - killed_at < 11s);
-  auto left =
-      run("for ns in rs-n1 rs-n2; do for p in $(ip netns pids $ns); do cat /proc/$p/comm; done; done | grep -c rankserve", 10s);
+  auto left = run(
+      "for ns in rs-n1 rs-n2; do for p in $(ip netns pids $ns); do cat /proc/$p/comm 2>/dev/null; done; done | grep -c rankserve",
+      10s);
   CHECK(left.output.find('0') == 0);
 }
 
@@ -209,18 +155,15 @@ TEST_CASE("cluster: sbatch serve with TP across both nodes answers rankserve-cli
   const std::string& id = job.id;
   CHECK(url.rfind("http://n1:", 0) == 0);  // a name the other hosts resolve, not localhost
   // The built-in model (trained, NeMo, saved at TP 2) served at TP 4 across the nodes: a right answer.
-  auto client = run(fmt::format("{} {} --server-url {} --init-timeout-s 60 --input '1 2 3 4 5' --output-length 5", kInCtl,
-                                RANKSERVE_CLIENT_BIN, url),
-                    120s);
+  auto client =
+      run(fmt::format("{} {} --server-url {} --init-timeout-s 60 --input '1 2 3 4 5' --output-length 5", kInCtl, kClientBin, url),
+          120s);
   INFO(client.output);
   CHECK(client.code == 0);
   CHECK(client.output.find("output: ['1 2 3 4 5 6 7 8 9 10']") != std::string::npos);
 
-  run(fmt::format("{} scancel {}", kInCtl, id), 10s);
-  const bool left = wait_until_left(id, 300);
-  const std::string log = read_file(job.log_path);
+  const std::string log = cancel_and_wait(id);
   INFO(log);
-  CHECK(left);
   CHECK(log.find("Server http url http://n1:") != std::string::npos);
   CHECK(log.find("draining") != std::string::npos);
   CHECK(log.find("server stopped") != std::string::npos);
@@ -230,35 +173,16 @@ TEST_CASE("cluster: rankserve-client in an interactive srun --pty session stream
   const ServeJob job = start_serve_job("--tp 2 --shutdown-timeout 5");
   const std::string& url = job.url;
   const std::string& id = job.id;
-  // `script` gives srun the terminal a user would have. The prompt is typed at once; "exit" only once
-  // the answer is in and the prompt is back (the test creates the `go` file then), and then the
-  // input ends, as when a user types it and closes the terminal.
-  const std::string go = fmt::format("{}/jobs/go-{}", kState, ::getpid());
-  std::remove(go.c_str());
-  Process session(
-      fmt::format("(printf 'Monday Tuesday\\n'; while [ ! -e {} ]; do sleep 0.2; done; printf 'exit\\n') | "
-                  "script -qfec '{} srun -N1 -w n2 --pty {} --url {} --output-len 4' /dev/null",
-                  go, kInCtl, RANKSERVE_CLIENT_BIN, url));
-  auto prompts_shown = [&] {
-    const std::string out = session.output();
-    const size_t start = out.find("type a prompt");
-    size_t count = 0;
-    for (size_t at = out.find("> ", start); start != std::string::npos && at != std::string::npos; at = out.find("> ", at + 2))
-      ++count;
-    return count;
-  };
-  for (int i = 0; i < 600 && prompts_shown() < 2; ++i) std::this_thread::sleep_for(200ms);
-  std::ofstream(go) << "go\n";
-  const auto code = session.wait_for(60s);
-  const std::string out = session.output();
+  const Result session = interactive_client(
+      fmt::format("{} srun -N1 -w n2 --pty {} --url {} --output-len 4", kInCtl, kClientBin, url), "Monday Tuesday");
   run(fmt::format("{} scancel {}", kInCtl, id), 10s);
+  const std::string& out = session.output;
   INFO(out);
-  REQUIRE(code.has_value());
-  CHECK(*code == 0);
+  CHECK(session.code == 0);
   CHECK(out.find("type a prompt") != std::string::npos);  // it knew it was on a terminal
   // Typed-ahead input is echoed by the terminal around the client's "> "; the answer (the built-in
   // model's: the next weekdays) is streamed after it, before the prompt comes back.
-  CHECK(prompts_shown() >= 2);
+  CHECK(num_prompts(out) >= 2);
   const size_t first = out.find("> ", out.find("type a prompt"));
   REQUIRE(first != std::string::npos);
   const size_t answer = out.find(" Wednesday Thursday", first);

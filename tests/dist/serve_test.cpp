@@ -240,6 +240,26 @@ TEST_CASE("serve: with two data-parallel copies both copies run requests") {
   CHECK(server.process->wait_for(30s) == std::optional<int>(0));
 }
 
+TEST_CASE(
+    "serve: SIGTERM to the launcher and to each worker at once, as Slurm signals every process of a step, is one "
+    "signal: an in-flight request completes and the server exits 0") {
+  LiveServer server("--gpus 2 --tp 2 --shutdown-timeout 60");
+  auto request = server.start_request(40);
+  std::this_thread::sleep_for(1500ms);
+  const pid_t launcher = server.process->pid();
+  // The launcher forwards the signal to its workers, which also get it directly: neither is a second signal.
+  auto sent = run(fmt::format("kill -TERM $(pgrep -P {}) {}", launcher, launcher), 10s);
+  REQUIRE_MESSAGE(sent.code == 0, sent.output);
+  const auto code = server.process->wait_for(60s);
+  INFO(server.process->output());
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+  CHECK(server.process->output().find("draining") != std::string::npos);
+  request->wait_for(20s);
+  INFO(request->output());
+  CHECK(status_of(request->output()) == 200);
+}
+
 TEST_CASE("serve: a second SIGTERM during the drain exits at once, non-zero, leaving no rank behind") {
   LiveServer server("--gpus 2 --tp 2 --shutdown-timeout 60");
   auto request = server.start_request(200);
