@@ -2,8 +2,10 @@
 // clients, each on its own connection (HTTP keep-alive; one gRPC channel per client), for S seconds
 // per round, the transports alternating over R rounds. Prints requests/s, p50 and p99 of each and
 // the ratio gRPC / HTTP (target: >= 1).
-//   grpc_bench HOST HTTP_PORT GRPC_PORT MODEL BODY_JSON [seconds=5] [clients=4] [rounds=2] [both|http|grpc]
-// (one transport only: for profiling the server under one of them; no ratio then).
+//   grpc_bench HOST HTTP_PORT GRPC_PORT MODEL BODY_JSON [seconds=5] [clients=4] [rounds=2] [both|http|grpc] [own|shared]
+// (one transport only: for profiling the server under one of them; no ratio then). `shared`: the gRPC
+// clients share one channel (one HTTP/2 connection, as Triton's C++ client caches a channel per URL)
+// instead of each opening its own.
 // BODY_JSON: the infer body (KServe v2 JSON); the gRPC request carries the same tensors, typed.
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
@@ -34,6 +36,7 @@ struct Config {
   double seconds = 5;
   int clients = 4, rounds = 2;
   std::string only = "both";
+  bool shared_channel = false;
 };
 
 struct Round {
@@ -101,16 +104,20 @@ auto http_client(const Config& c) {
   };
 }
 
-// One channel and one completion queue per client, the calls made through the async API and waited
-// for on that queue (as Triton's perf_analyzer does): the sync stub creates a completion queue per call.
-auto grpc_client(const Config& c) {
-  return [&c] {
-    grpc::ChannelArguments args;
-    args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection of its own per client, as HTTP's
-    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-    std::shared_ptr<inference::GRPCInferenceService::Stub> stub = inference::GRPCInferenceService::NewStub(
-        grpc::CreateCustomChannel(c.host + ":" + c.grpc_port, grpc::InsecureChannelCredentials(), args));
+std::shared_ptr<grpc::Channel> open_channel(const Config& c) {
+  grpc::ChannelArguments args;
+  args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection of its own per channel
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  return grpc::CreateCustomChannel(c.host + ":" + c.grpc_port, grpc::InsecureChannelCredentials(), args);
+}
+
+// A channel per client (or the one shared channel) and a completion queue per client, the calls made
+// through the async API and waited for on that queue: the sync stub creates a completion queue per call.
+auto grpc_client(const Config& c, std::shared_ptr<grpc::Channel> shared) {
+  return [&c, shared] {
+    std::shared_ptr<inference::GRPCInferenceService::Stub> stub =
+        inference::GRPCInferenceService::NewStub(shared ? shared : open_channel(c));
     auto request = std::make_shared<inference::ModelInferRequest>(rankserve::client::grpc_infer_request(c.model, c.body));
     auto queue = std::make_shared<grpc::CompletionQueue>();
     return [stub, request, queue] {
@@ -137,7 +144,8 @@ void print(const char* name, int round, const Round& r) {
 int main(int argc, char** argv) {
   if (argc < 6) {
     fmt::print(stderr,
-               "usage: grpc_bench HOST HTTP_PORT GRPC_PORT MODEL BODY_JSON [seconds] [clients] [rounds] [both|http|grpc]\n");
+               "usage: grpc_bench HOST HTTP_PORT GRPC_PORT MODEL BODY_JSON [seconds] [clients] [rounds] [both|http|grpc] "
+               "[own|shared]\n");
     return 2;
   }
   Config c{argv[1], argv[2], argv[3], argv[4], argv[5]};
@@ -145,6 +153,7 @@ int main(int argc, char** argv) {
   if (argc > 7) c.clients = std::stoi(argv[7]);
   if (argc > 8) c.rounds = std::stoi(argv[8]);
   if (argc > 9) c.only = argv[9];
+  if (argc > 10) c.shared_channel = std::string(argv[10]) == "shared";
   if (c.only != "both" && c.only != "http" && c.only != "grpc") {
     fmt::print(stderr, "grpc_bench: the transport must be both, http or grpc, not '{}'\n", c.only);
     return 2;
@@ -155,7 +164,7 @@ int main(int argc, char** argv) {
   std::vector<double> round_ratios;  // gRPC / HTTP of each round: the two ran back to back, under the same load
   for (int i = 0; i < c.rounds; ++i) {
     const Round h = http ? run_round(c, http_client(c)) : Round{};
-    const Round g = grpc ? run_round(c, grpc_client(c)) : Round{};
+    const Round g = grpc ? run_round(c, grpc_client(c, c.shared_channel ? open_channel(c) : nullptr)) : Round{};
     if (http) print("http", i, h);
     if (grpc) print("grpc", i, g);
     http_total += h.requests_per_s;
@@ -176,9 +185,10 @@ int main(int argc, char** argv) {
     std::sort(round_ratios.begin(), round_ratios.end());
     const double median = round_ratios.empty() ? 0.0 : round_ratios[round_ratios.size() / 2];
     fmt::print(
-        "grpc / http requests/s: {:.2f} over all rounds, {:.2f} the median round (target >= 1), {} clients, {} rounds of {} s "
-        "each\n",
-        http_total > 0 ? grpc_total / http_total : 0.0, median, c.clients, c.rounds, c.seconds);
+        "grpc / http requests/s: {:.2f} over all rounds, {:.2f} the median round (target >= 1), {} clients ({}), {} "
+        "rounds of {} s each\n",
+        http_total > 0 ? grpc_total / http_total : 0.0, median, c.clients,
+        c.shared_channel ? "one shared gRPC channel" : "a gRPC channel each", c.rounds, c.seconds);
   }
   return 0;
 }

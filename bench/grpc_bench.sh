@@ -2,7 +2,7 @@
 # gRPC ModelInfer against HTTP KServe infer, same server, same run (bench/grpc_bench.cpp): a 1-token
 # infer of the built-in model (GPT contract, one rank), C clients on connections of their own.
 # Prints each transport's requests/s, p50 and p99 and the ratio gRPC / HTTP (target >= 1).
-#   bench/grpc_bench.sh [seconds per round=5] [clients=4] [rounds=3]
+#   bench/grpc_bench.sh [seconds per round=5] [clients=4] [rounds=3] [own|shared: a gRPC channel per client or one for all]
 # RANKSERVE_BENCH_SERVE_ARGS: more `rankserve serve` flags (e.g. --cpu-threads 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +23,4 @@ for _ in $(seq 1 900); do [[ -s $work/url ]] && break; sleep 0.2; done
 http_port=$(sed 's#.*:##' "$work/url")
 grpc_port=$(grep -o 'Server grpc url grpc://[^ ]*' "$work/server.log" | sed 's#.*:##')
 body='{"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["1 2 3 4 5"]},{"name":"max_length","datatype":"INT32","shape":[1,1],"data":[1]}]}'
-build/bench/grpc_bench 127.0.0.1 "$http_port" "$grpc_port" GPT "$body" "${1:-5}" "${2:-4}" "${3:-3}"
+build/bench/grpc_bench 127.0.0.1 "$http_port" "$grpc_port" GPT "$body" "${1:-5}" "${2:-4}" "${3:-3}" both "${4:-own}"
