@@ -29,8 +29,8 @@ void check_options(const Options& o, std::vector<Problem>& out) {
   if ((o.command == "serve" || o.command == "generate") && o.model_path.empty() && o.model_name.find('/') != std::string::npos) {
     usage(
         fmt::format("options: --model-name={} names a model to load (as the OPT example's --model-name does), but it is "
-                    "neither random/<size> nor a local folder or file, and rankserve does not download models; download "
-                    "it, then pass --model-path /path/to/it (--model-name is the name clients ask for, e.g. OPT)",
+                    "neither random/<size>, a local folder or file, nor a hub id ORG/NAME[@REVISION]; pass --model-path "
+                    "/path/to/it or ORG/NAME (--model-name is the name clients ask for, e.g. OPT)",
                     o.model_name));
   }
   if (o.command == "serve") {

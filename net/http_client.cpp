@@ -149,7 +149,21 @@ Error exchange_failed(const Url& url, const HttpRequest& request, const beast::e
                                                timed_out ? "no complete answer before the deadline" : ec.message()));
 }
 
+template <typename Fields>
+std::vector<std::pair<std::string, std::string>> header_list(const Fields& fields) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& field : fields) out.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  return out;
+}
+
 }  // namespace
+
+std::string HttpResponse::header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (boost::beast::iequals(key, name)) return value;
+  }
+  return "";
+}
 
 HttpResponse http_request(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout) {
   Connection connection(url, timeout);
@@ -159,7 +173,7 @@ HttpResponse http_request(const Url& url, const HttpRequest& request, std::chron
   http::response<http::string_body> response;
   if (!ec) ec = connection.complete([&](auto handler) { http::async_read(connection.stream(), buffer, response, handler); });
   if (ec) throw exchange_failed(url, request, ec);
-  return HttpResponse{static_cast<int>(response.result_int()), response.body()};
+  return HttpResponse{static_cast<int>(response.result_int()), response.body(), header_list(response.base())};
 }
 
 HttpResponse http_request(const Url& url, const std::string& method, const std::string& target, const std::string& body,
@@ -168,7 +182,7 @@ HttpResponse http_request(const Url& url, const std::string& method, const std::
 }
 
 HttpResponse http_request_stream(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout,
-                                 const BodyChunkSink& on_chunk) {
+                                 const BodyChunkSink& on_chunk, const HeadSink& on_head) {
   Connection connection(url, timeout);
   const auto message = make_request(url, request);
   beast::error_code ec = connection.complete([&](auto handler) { http::async_write(connection.stream(), message, handler); });
@@ -179,8 +193,9 @@ HttpResponse http_request_stream(const Url& url, const HttpRequest& request, std
   parser.body_limit(boost::none);  // a stream's length is bounded by the deadline, not by a byte count
   ec = connection.complete([&](auto handler) { http::async_read_header(connection.stream(), buffer, parser, handler); });
   if (ec) throw exchange_failed(url, request, ec);
-  HttpResponse response{static_cast<int>(parser.get().result_int()), {}};
+  HttpResponse response{static_cast<int>(parser.get().result_int()), {}, header_list(parser.get().base())};
   const bool success = response.status >= 200 && response.status < 300;
+  if (success && on_head) on_head(response);
 
   // The Beast idiom for reading a body incrementally: point buffer_body at our array, read_some,
   // and whatever it filled is the next piece ("need_buffer" only says the array is full).

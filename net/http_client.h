@@ -33,6 +33,10 @@ struct HttpRequest {
 struct HttpResponse {
   int status = 0;
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received, names as sent
+
+  // The first field named `name` (case-insensitive), or "" when absent.
+  std::string header(std::string_view name) const;
 };
 
 // Sends `request` and reads the whole response within `timeout` (connect, write and read together).
@@ -50,8 +54,10 @@ using BodyChunkSink = std::function<bool(std::string_view chunk)>;
 // A non-2xx body is not streamed: it is read whole into the returned body (an error message).
 // `timeout` is the deadline of the whole exchange, stream included. Exceptions thrown by `on_chunk`
 // propagate. Blocks the calling thread; throws Error(runtime) like http_request, also when the
-// deadline passes mid-stream.
+// deadline passes mid-stream. `on_head`, when given, gets the status and headers of a 2xx response
+// before its first chunk (to pick where the body goes, e.g. after a Range request).
+using HeadSink = std::function<void(const HttpResponse& head)>;
 HttpResponse http_request_stream(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout,
-                                 const BodyChunkSink& on_chunk);
+                                 const BodyChunkSink& on_chunk, const HeadSink& on_head = {});
 
 }  // namespace rankserve::net
