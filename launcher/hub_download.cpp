@@ -47,22 +47,18 @@ std::string bare_etag(std::string etag) {
   return etag;
 }
 
-// No network (or none this build can speak): the reason, for the fallback to the cache or the error.
+// No network (refused, unresolvable, timed out, TLS failed): the reason, for the fallback to the cache or the error.
 struct Unreachable {
   std::string reason;
 };
 
 net::Url endpoint_url(const HubSettings& settings) {
-  if (settings.endpoint.rfind("https://", 0) == 0) {
-    throw Unreachable{
-        fmt::format("HF_ENDPOINT={} is https, and rankserve's HTTP client speaks plain http:// only (no TLS "
-                    "in this build; set HF_ENDPOINT to an http:// mirror of the hub)",
-                    settings.endpoint)};
-  }
   try {
     return net::parse_url(settings.endpoint, "HF_ENDPOINT");
   } catch (const Error& e) {
-    throw Error(ErrorCode::usage, fmt::format("hub: {} (HF_ENDPOINT is the hub or a mirror, e.g. http://mirror:8080)", e.what()));
+    throw Error(
+        ErrorCode::usage,
+        fmt::format("hub: {} (HF_ENDPOINT is the hub or a mirror, e.g. https://huggingface.co or http://mirror:8080)", e.what()));
   }
 }
 
@@ -278,12 +274,7 @@ void fetch_from(const net::Url& endpoint, const HubSettings& settings, const Hub
     if (response.status == 416 && offset == file.size) return;  // already whole
     if (response.status >= 300 && response.status < 400) {
       const std::string location = response.header("Location");
-      if (location.rfind("https://", 0) == 0) {
-        throw Error(ErrorCode::load, fmt::format("hub: {} redirects {} to {}, an https URL, and rankserve's HTTP client speaks "
-                                                 "plain http:// only ({})",
-                                                 where, file.name, location, how_to_download(settings, id)));
-      }
-      if (location.rfind("http://", 0) == 0) {
+      if (location.rfind("http://", 0) == 0 || location.rfind("https://", 0) == 0) {
         url = net::parse_url(location, "Location");
         target = url.target.empty() ? "/" : url.target;
         url.target.clear();

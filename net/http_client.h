@@ -1,4 +1,5 @@
-// A small blocking HTTP/1.1 client (Boost.Beast) for rankserve-client and the tests.
+// A small blocking HTTP/1.1 client (Boost.Beast, OpenSSL for https) for rankserve-client, the hub
+// downloads (launcher/hub_download.cpp) and the tests.
 // One connection per call; every call has a deadline.
 #pragma once
 
@@ -12,15 +13,16 @@
 namespace rankserve::net {
 
 struct Url {
+  bool tls = false;  // https: TLS, the peer's certificate verified against the system's trust store
   std::string host;
   std::string port = "80";
   std::string target = "/";  // path prefix from the URL, "" when none
 };
 
-// Parses "http://host[:port][/prefix]" or "host:port". Throws Error(usage) naming `flag`.
+// Parses "http[s]://host[:port][/prefix]" or "host:port" (http). Throws Error(usage) naming `flag`.
 Url parse_url(const std::string& text, const std::string& flag);
 
-// "http://host:port[/prefix]", for messages.
+// "http[s]://host:port[/prefix]", for messages.
 std::string to_string(const Url& url);
 
 struct HttpRequest {

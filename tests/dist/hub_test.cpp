@@ -128,7 +128,7 @@ fs::path gpt2_cache_dir(const fs::path& cache) { return cache / "models--tiny-or
 }  // namespace
 
 TEST_CASE(
-    "hub: an ORG/NAME is downloaded into the Hugging Face cache layout and generates as its local copy does; a "
+    "hub: an ORG/NAME is downloaded into the Hugging Face cache layout and generates as its local copy does, and a "
     "second run downloads nothing") {
   const Mirror mirror;
   const fs::path cache = scratch("cache-download");
@@ -223,7 +223,7 @@ TEST_CASE("hub: a missing repo, revision or file is named, a private repo asks f
   fs::remove_all(cache);
 }
 
-TEST_CASE("hub: HF_HUB_OFFLINE uses the cache only; without a network the cache serves, or the error says what to download") {
+TEST_CASE("hub: HF_HUB_OFFLINE uses the cache only, and without a network the cache serves, or the error says what to download") {
   const fs::path cache = scratch("cache-offline");
   const std::string offline = hub_env("http://127.0.0.1:9", cache) + " HF_HUB_OFFLINE=1";
   const Result empty = fetch_and_generate(offline, "--model-path tiny-org/gpt2-tiny");
@@ -237,9 +237,6 @@ TEST_CASE("hub: HF_HUB_OFFLINE uses the cache only; without a network the cache 
   CHECK_MESSAGE(unreachable.code == 5, unreachable.output);
   CHECK(unreachable.output.find("cannot fetch tiny-org/gpt2-tiny@main from http://127.0.0.1:9") != std::string::npos);
   CHECK(unreachable.output.find("huggingface-cli download tiny-org/gpt2-tiny") != std::string::npos);
-  const Result https = fetch_and_generate(hub_env("https://huggingface.co", cache), "--model-path tiny-org/gpt2-tiny");
-  CHECK_MESSAGE(https.code == 5, https.output);
-  CHECK(https.output.find("plain http:// only") != std::string::npos);
 
   {
     const Mirror mirror;
@@ -265,10 +262,33 @@ TEST_CASE("hub: the ranks of one node, and two jobs on one host, download each f
   const size_t before = mirror.requests().size();
   const std::string one =
       fmt::format("{} {} {} --model-path tiny-org/gpt2-tiny", hub_env(mirror.url(), jobs_cache), kBin, kGenerate);
-  const Result both =
-      run(fmt::format("({0}) > {1}/a.out 2>&1 & ({0}) > {1}/b.out 2>&1 & wait %1 && wait %2", one, jobs_cache.string()), 3min);
+  const Result both = run(
+      fmt::format("({0}) > {1}/a.out 2>&1 & a=$!; ({0}) > {1}/b.out 2>&1 & b=$!; wait $a && wait $b", one, jobs_cache.string()),
+      3min);
   INFO(read_text(jobs_cache / "a.out") << read_text(jobs_cache / "b.out"));
   CHECK(both.code == 0);
   CHECK(mirror.file_requests(before) == repos().gpt2_files);
   fs::remove_all(jobs_cache);
+}
+
+TEST_CASE("hub: an https endpoint is spoken with TLS, its certificate checked (SSL_CERT_FILE trusts a private one)") {
+  const fs::path tls = scratch("tls");
+  const Result made = run(fmt::format("cd {} && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 "
+                                      "-subj /CN=localhost -addext subjectAltName=DNS:localhost",
+                                      tls.string()),
+                          1min);
+  REQUIRE_MESSAGE(made.code == 0, made.output);
+  const Mirror mirror(fmt::format("--tls-cert {0}/cert.pem --tls-key {0}/key.pem", tls.string()));
+  REQUIRE(mirror.url().rfind("https://localhost:", 0) == 0);
+  const fs::path cache = scratch("cache-tls");
+  const Result untrusted =
+      fetch_and_generate(hub_env(mirror.url(), cache) + " SSL_CERT_FILE=/dev/null", "--model-path tiny-org/gpt2-tiny");
+  CHECK_MESSAGE(untrusted.code == 5, untrusted.output);
+  CHECK(untrusted.output.find("certificate verify failed") != std::string::npos);
+  CHECK(mirror.file_requests() == 0);
+  const std::string trusted = fmt::format("{} SSL_CERT_FILE={}/cert.pem", hub_env(mirror.url(), cache), tls.string());
+  check_same(fetch_and_generate(trusted, "--model-path tiny-org/gpt2-tiny"), local_output(repos().gpt2.string(), ""));
+  CHECK(mirror.file_requests() == repos().gpt2_files);
+  fs::remove_all(cache);
+  fs::remove_all(tls);
 }

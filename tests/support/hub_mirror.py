@@ -12,13 +12,15 @@ The revision is "main" or the commit (the sha1 of the repo's file list). Faults 
 sends half of FILE's bytes once, then closes the connection; --corrupt FILE serves FILE with one byte
 changed (its listing stays right); --hide FILE lists FILE but answers 404 for it; --token T wants
 "Authorization: Bearer T". Every request is appended to --log as "METHOD PATH RANGE". Binds 127.0.0.1 on
-a free port and writes "http://127.0.0.1:PORT" to --port-file once it listens."""
+a free port and writes "http://127.0.0.1:PORT" to --port-file once it listens; with --tls-cert and --tls-key
+(a certificate for localhost) it speaks https and writes "https://localhost:PORT"."""
 import argparse
 import hashlib
 import http.server
 import json
 import os
 import re
+import ssl
 import sys
 import threading
 
@@ -177,11 +179,19 @@ def main():
     p.add_argument("--corrupt")
     p.add_argument("--hide")
     p.add_argument("--token")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     args = p.parse_args()
     mirror = Mirror(args)
+    url = f"http://127.0.0.1:{mirror.server_address[1]}"
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        mirror.socket = context.wrap_socket(mirror.socket, server_side=True)
+        url = f"https://localhost:{mirror.server_address[1]}"
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
-        f.write(f"http://127.0.0.1:{mirror.server_address[1]}\n")
+        f.write(url + "\n")
     os.rename(tmp, args.port_file)
     mirror.serve_forever()
 

@@ -33,7 +33,7 @@ TEST_CASE("a hub id is ORG/NAME[@REVISION] that is not a local path") {
   fs::remove_all(local);
 }
 
-TEST_CASE("the hub's variables: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub; HF_ENDPOINT; HF_HUB_OFFLINE") {
+TEST_CASE("the hub's variables: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub, HF_ENDPOINT, HF_HUB_OFFLINE") {
   CHECK(hub_settings_from_env({{"HOME", "/home/u"}}).cache_dir == "/home/u/.cache/huggingface/hub");
   CHECK(hub_settings_from_env({{"HOME", "/home/u"}, {"HF_HOME", "/hf"}}).cache_dir == "/hf/hub");
   CHECK(hub_settings_from_env({{"HF_HOME", "/hf"}, {"HF_HUB_CACHE", "/c"}}).cache_dir == "/c");
