@@ -251,7 +251,7 @@ TEST_CASE("hub: HF_HUB_OFFLINE uses the cache only, and without a network the ca
 }
 
 TEST_CASE("hub: the ranks of one node, and two jobs on one host, download each file once") {
-  const Mirror mirror;
+  const Mirror mirror("--delay 0.5");  // slow files: the two jobs' downloads would overlap without the lock
   const Output want = local_output(repos().gpt2.string(), "--gpus 2 --tp 2");
   const fs::path ranks_cache = scratch("cache-ranks");
   check_same(fetch_and_generate(hub_env(mirror.url(), ranks_cache), "--gpus 2 --tp 2 --model-path tiny-org/gpt2-tiny"), want);

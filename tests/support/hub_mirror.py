@@ -10,7 +10,8 @@
 
 The revision is "main" or the commit (the sha1 of the repo's file list). Faults for tests: --cut-once FILE
 sends half of FILE's bytes once, then closes the connection; --corrupt FILE serves FILE with one byte
-changed (its listing stays right); --hide FILE lists FILE but answers 404 for it; --token T wants
+changed (its listing stays right); --hide FILE lists FILE but answers 404 for it; --delay S waits S seconds
+before each file's bytes (so that concurrent downloads overlap); --token T wants
 "Authorization: Bearer T". Every request is appended to --log as "METHOD PATH RANGE". Binds 127.0.0.1 on
 a free port and writes "http://127.0.0.1:PORT" to --port-file once it listens; with --tls-cert and --tls-key
 (a certificate for localhost) it speaks https and writes "https://localhost:PORT"."""
@@ -23,6 +24,7 @@ import re
 import ssl
 import sys
 import threading
+import time
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".nemo")
 
@@ -141,6 +143,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.error(404, "RepoNotFound", f"no route {path}")
 
     def send_content(self, name, f, headers):
+        time.sleep(self.server.args.delay)
         with open(f["path"], "rb") as file:
             data = bytearray(file.read())
         if name == self.server.args.corrupt and data:
@@ -178,6 +181,7 @@ def main():
     p.add_argument("--cut-once")
     p.add_argument("--corrupt")
     p.add_argument("--hide")
+    p.add_argument("--delay", type=float, default=0)
     p.add_argument("--token")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
