@@ -102,8 +102,9 @@ Listing list_revision(const net::Url& url, const HubSettings& settings, const Hu
       throw Error(ErrorCode::load, fmt::format("hub: {} has no revision '{}' at {}{} (give a branch, tag or commit after @)",
                                                id.repo, id.revision, settings.endpoint, hub_message(response)));
     }
-    throw Error(ErrorCode::load, fmt::format("hub: no model repo {} at {} (HTTP 404{}); check ORG/NAME in --model-path", id.repo,
-                                             settings.endpoint, hub_message(response)));
+    throw Error(ErrorCode::load, fmt::format("hub: no model repo {} at {} (HTTP 404{}); check ORG/NAME in --model-path (no local "
+                                             "path of that name exists, so it was taken as a hub id)",
+                                             id.repo, settings.endpoint, hub_message(response)));
   }
   if (response.status != 200) {
     throw Error(ErrorCode::load, fmt::format("hub: GET {}{} answered HTTP {}{}", settings.endpoint, request.target,
@@ -415,8 +416,8 @@ std::string fetch_hub_model(const HubId& id, const HubSettings& settings, std::c
       log::warn("hub: cannot reach {} ({}); using the cached {}: {}", settings.endpoint, unreachable.reason, to_string(id), path);
       return path;
     } catch (const Error&) {
-      throw Error(ErrorCode::load, fmt::format("hub: cannot fetch {} from {}: {}; and the cache {} has no copy. To download by "
-                                               "hand: {}",
+      throw Error(ErrorCode::load, fmt::format("hub: cannot fetch {} from {}: {}; and the cache {} has no copy (no local path of "
+                                               "that name exists, so it was taken as a hub id). To download by hand: {}",
                                                to_string(id), settings.endpoint, unreachable.reason,
                                                repo_cache_dir(settings, id).string(), how_to_download(settings, id)));
     }
