@@ -252,6 +252,7 @@ int run(int argc, char** argv) {
   // A hub id becomes its cached snapshot before anything reads the checkpoint (--dry-run fetches nothing).
   // Every process fetches; those of one host take turns, so only the first downloads (launcher/hub_download.h).
   if (auto hub = parse_hub_id(options.model_path); hub && !options.dry_run && options.command != "check") {
+    throw_if_any(validate_options(options));  // a mistyped flag fails before the download, not after it
     parsed.options.model_path = fetch_hub_model(*hub, hub_settings_from_env(env),
                                                 std::chrono::milliseconds(static_cast<long long>(options.timeout_s * 1000)));
   }

@@ -131,6 +131,12 @@ void check_devices(const Options& o, const Topology& t, const GpuSelection& gpus
 
 }  // namespace
 
+std::vector<Problem> validate_options(const Options& options) {
+  std::vector<Problem> out;
+  check_options(options, out);
+  return out;
+}
+
 std::vector<Problem> validate(const Options& o, const Topology& t, int num_visible_gpus,
                               const std::function<bool(const std::string&)>& resolves) {
   std::vector<Problem> out;

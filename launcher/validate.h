@@ -21,6 +21,10 @@ struct Problem {
 std::vector<Problem> validate(const Options& options, const Topology& topology, int num_visible_gpus,
                               const std::function<bool(const std::string&)>& resolves);
 
+// The checks of the options alone (a subset of validate's), for before the topology is known: main()
+// runs them before it downloads a hub model.
+std::vector<Problem> validate_options(const Options& options);
+
 // Throws one Error holding every problem, one per line, with the lowest (most basic) category.
 void throw_if_any(const std::vector<Problem>& problems);
 

@@ -189,6 +189,12 @@ TEST_CASE("hub: a missing repo, revision or file is named, a private repo asks f
     const Result repo = fetch_and_generate(hub_env(mirror.url(), cache), "--model-path tiny-org/absent");
     CHECK_MESSAGE(repo.code == 5, repo.output);
     CHECK(repo.output.find("no model repo tiny-org/absent") != std::string::npos);
+    // A bad flag is found before anything is downloaded.
+    const size_t before = mirror.requests().size();
+    const Result flag = fetch_and_generate(hub_env(mirror.url(), cache), "--model-path tiny-org/gpt2-tiny --dtype fp64");
+    CHECK_MESSAGE(flag.code == 2, flag.output);
+    CHECK(flag.output.find("--dtype=fp64") != std::string::npos);
+    CHECK(mirror.requests().size() == before);
     const Result revision = fetch_and_generate(hub_env(mirror.url(), cache), "--model-path tiny-org/gpt2-tiny@v9");
     CHECK_MESSAGE(revision.code == 5, revision.output);
     CHECK(revision.output.find("has no revision 'v9'") != std::string::npos);
