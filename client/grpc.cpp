@@ -46,10 +46,10 @@ int http_status_of(grpc::StatusCode code) {
 }
 
 net::HttpResponse failed(const grpc::Status& status) {
-  return {http_status_of(status.error_code()), json::serialize(json::object{{"error", status.error_message()}})};
+  return {http_status_of(status.error_code()), json::serialize(json::object{{"error", status.error_message()}}), {}};
 }
 
-net::HttpResponse ok(const json::value& body) { return {200, json::serialize(body)}; }
+net::HttpResponse ok(const json::value& body) { return {200, json::serialize(body), {}}; }
 
 // The JSON elements of a tensor, flattened (nested arrays are rows).
 void flatten(const json::value& v, std::vector<const json::value*>& out) {
@@ -171,7 +171,7 @@ net::HttpResponse grpc_exchange(const std::string& target, const net::HttpReques
     pb::ServerReadyResponse response;
     const grpc::Status status = stub->ServerReady(&context, pb::ServerReadyRequest(), &response);
     if (!status.ok()) return failed(status);
-    return {response.ready() ? 200 : 503, json::serialize(json::object{{"ready", response.ready()}})};
+    return {response.ready() ? 200 : 503, json::serialize(json::object{{"ready", response.ready()}}), {}};
   }
   if (path == "/v1/models") {  // no list over gRPC: the examples' model names that are ready
     json::array data;

@@ -14,6 +14,7 @@
 
 #include "launcher/address.h"
 #include "launcher/generate_command.h"
+#include "launcher/hub_download.h"
 #include "launcher/options.h"
 #include "launcher/plan_command.h"
 #include "launcher/pmix_client.h"
@@ -263,7 +264,6 @@ int run(int argc, char** argv) {
     std::puts("rankserve " RANKSERVE_VERSION);
     return 0;
   }
-  apply_checkpoint_defaults(parsed);
   const Options& options = parsed.options;
   log::Config log_config;
   log_config.level = log::parse_level(options.log_level, "--log-level");
@@ -271,6 +271,16 @@ int run(int argc, char** argv) {
   log_config.all_ranks_info = options.log_all_ranks;
   log_config.host = own_hostname();
   log::configure(log_config);
+  // A hub id becomes its cached snapshot before anything reads the checkpoint (--dry-run, check and
+  // plan fetch nothing: plan reads a config only, from a local folder).
+  // Every process fetches; those of one host take turns, so only the first downloads (launcher/hub_download.h).
+  if (auto hub = parse_hub_id(options.model_path);
+      hub && !options.dry_run && options.command != "check" && options.command != "plan") {
+    throw_if_any(validate_options(options));  // a mistyped flag fails before the download, not after it
+    parsed.options.model_path = fetch_hub_model(*hub, hub_settings_from_env(env),
+                                                std::chrono::milliseconds(static_cast<long long>(options.timeout_s * 1000)));
+  }
+  apply_checkpoint_defaults(parsed);
   if (options.command == "plan") return run_plan(parsed);  // config arithmetic: no launcher, no ranks
   if (options.model_name_was_model) {
     log::info("--model-name={} is the model to load (the OPT example's meaning); clients ask for it by its family's name",

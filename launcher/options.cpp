@@ -1,5 +1,7 @@
 #include "launcher/options.h"
 
+#include "launcher/hub_cache.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -63,8 +65,11 @@ void describe(Description& d, Options& o) {
      "generate, serve, plan: a Hugging Face GPT-2 or OPT folder (config.json and model.safetensors, or shards with "
      "model.safetensors.index.json), a NeMo Megatron GPT checkpoint (a .nemo file, or its unpacked folder; its saved "
      "TP/PP are the default layout), random/<size> (125M ... 530B, the OPT example's table) for seeded "
-     "random weights created directly as each rank's shard, or builtin (serve's default: the small trained model "
-     "beside the binary, share/rankserve/builtin.nemo).")
+     "random weights created directly as each rank's shard, builtin (serve's default: the small trained model "
+     "beside the binary, share/rankserve/builtin.nemo), or a Hugging Face hub id ORG/NAME[@REVISION] (downloaded into "
+     "the hub's cache, HF_HUB_CACHE, from HF_ENDPOINT with HF_TOKEN; HF_HUB_OFFLINE=1: the cache only; docs/models.md).")
+    ("model-repo-id", po::value<std::string>(),
+     "Alias of --model-path for a hub id ORG/NAME[@REVISION] (the NeMo example's name).")
     ("prompt-ids", po::value<std::string>(&o.prompt_ids), "generate: the prompt as comma-separated token ids.")
     ("prompt", po::value<std::string>(&o.prompt),
      "generate: the prompt as text, tokenized with GPT-2 byte-level BPE (OPT models get </s> in front).")
@@ -189,12 +194,13 @@ void merge_alias(const po::variables_map& vm, const std::string& name, const std
 }
 
 // The OPT example's --model-name is the model to load. Without --model-path, a --model-name that is
-// a model (random/<size>, or a folder or file that exists) is taken as --model-path, served under the
-// family's default name; a hub id (ORG/NAME) is refused by validation (see check_options).
+// a model (random/<size>, a folder or file that exists, or a hub id ORG/NAME[@REVISION]) is taken as
+// --model-path, served under the family's default name; any other name with a '/' is refused by
+// validation (see check_options).
 void take_model_name_as_model(Options& o) {
   if (!o.model_path.empty() || o.model_name.find('/') == std::string::npos) return;
   std::error_code ec;
-  if (o.model_name.rfind("random/", 0) == 0 || std::filesystem::exists(o.model_name, ec)) {
+  if (o.model_name.rfind("random/", 0) == 0 || std::filesystem::exists(o.model_name, ec) || parse_hub_id(o.model_name)) {
     o.model_path = o.model_name;
     o.model_name.clear();
     o.model_name_was_model = true;
@@ -225,6 +231,7 @@ ParsedOptions parse_options(const std::vector<std::string>& args, const EnvMap& 
     throw Error(ErrorCode::usage, fmt::format("options: {}", e.what()));
   }
   merge_alias(vm, "nodes", "number-of-nodes", parsed.options.nodes);
+  merge_alias(vm, "model-path", "model-repo-id", parsed.options.model_path);
   merge_alias(vm, "gpus", "number-of-gpus", parsed.options.gpus);
   take_model_name_as_model(parsed.options);
   parsed.help = vm["help"].as<bool>();

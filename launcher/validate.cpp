@@ -39,8 +39,8 @@ void check_options(const Options& o, std::vector<Problem>& out) {
   if ((o.command == "serve" || o.command == "generate") && o.model_path.empty() && o.model_name.find('/') != std::string::npos) {
     usage(
         fmt::format("options: --model-name={} names a model to load (as the OPT example's --model-name does), but it is "
-                    "neither random/<size> nor a local folder or file, and rankserve does not download models; download "
-                    "it, then pass --model-path /path/to/it (--model-name is the name clients ask for, e.g. OPT)",
+                    "neither random/<size>, a local folder or file, nor a hub id ORG/NAME[@REVISION]; pass --model-path "
+                    "/path/to/it or ORG/NAME (--model-name is the name clients ask for, e.g. OPT)",
                     o.model_name));
   }
   if (o.command == "serve") {
@@ -144,6 +144,12 @@ std::string layout_problem(int tp_size, int pp_size, int world_size, const std::
   if (world_size % model_size == 0) return "";
   return fmt::format("topology: --tp {} x --pp {} = {} does not divide the world size {} ({}) (choose tp x pp dividing {})",
                      tp_size, pp_size, model_size, world_size, world_size_from, world_size);
+}
+
+std::vector<Problem> validate_options(const Options& options) {
+  std::vector<Problem> out;
+  check_options(options, out);
+  return out;
 }
 
 std::vector<Problem> validate(const Options& o, const Topology& t, int num_visible_gpus,

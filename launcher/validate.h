@@ -25,6 +25,10 @@ std::vector<Problem> validate(const Options& options, const Topology& topology, 
 // `world_size_from` says where the world size came from ("SLURM_NTASKS").
 std::string layout_problem(int tp_size, int pp_size, int world_size, const std::string& world_size_from);
 
+// The checks of the options alone (a subset of validate's), for before the topology is known: main()
+// runs them before it downloads a hub model.
+std::vector<Problem> validate_options(const Options& options);
+
 // Throws one Error holding every problem, one per line, with the lowest (most basic) category.
 void throw_if_any(const std::vector<Problem>& problems);
 

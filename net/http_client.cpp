@@ -5,8 +5,10 @@
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <future>
 #include <memory>
 #include <thread>
@@ -19,14 +21,20 @@ namespace rankserve::net {
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
+namespace ssl = boost::asio::ssl;
 
 Url parse_url(const std::string& text, const std::string& flag) {
   std::string rest = text;
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
-  else if (rest.find("://") != std::string::npos) {
-    throw Error(ErrorCode::usage, fmt::format("options: {}={} uses a scheme other than http://", flag, text));
-  }
   Url url;
+  if (rest.rfind("http://", 0) == 0) {
+    rest = rest.substr(7);
+  } else if (rest.rfind("https://", 0) == 0) {
+    rest = rest.substr(8);
+    url.tls = true;
+    url.port = "443";
+  } else if (rest.find("://") != std::string::npos) {
+    throw Error(ErrorCode::usage, fmt::format("options: {}={} uses a scheme other than http:// or https://", flag, text));
+  }
   const size_t slash = rest.find('/');
   std::string authority = rest.substr(0, slash);
   url.target = slash == std::string::npos ? "" : rest.substr(slash);
@@ -36,12 +44,14 @@ Url parse_url(const std::string& text, const std::string& flag) {
   if (colon != std::string::npos) url.port = authority.substr(colon + 1);
   if (url.host.empty() || url.port.empty() || url.port.size() > 5 ||
       url.port.find_first_not_of("0123456789") != std::string::npos || std::stoul(url.port) > 65535) {
-    throw Error(ErrorCode::usage, fmt::format("options: {}={} is not http://host[:port]", flag, text));
+    throw Error(ErrorCode::usage, fmt::format("options: {}={} is not http[s]://host[:port]", flag, text));
   }
   return url;
 }
 
-std::string to_string(const Url& url) { return fmt::format("http://{}:{}{}", url.host, url.port, url.target); }
+std::string to_string(const Url& url) {
+  return fmt::format("{}://{}:{}{}", url.tls ? "https" : "http", url.host, url.port, url.target);
+}
 
 namespace {
 
@@ -100,6 +110,7 @@ class Connection {
       throw Error(ErrorCode::runtime, fmt::format("client: cannot connect to {}: {}", to_string(url),
                                                   ec == beast::error::timeout ? "no answer before the deadline" : ec.message()));
     }
+    if (url.tls) handshake();
   }
 
   ~Connection() {
@@ -108,18 +119,41 @@ class Connection {
     stream_.socket().close(ignored);
   }
 
-  // Starts one asynchronous operation with `start(handler)` and runs it to completion.
+  // Starts one asynchronous operation with `start(stream, handler)` on the TCP or the TLS stream and
+  // runs it to completion.
   template <typename Start>
   beast::error_code complete(Start&& start) {
     beast::error_code ec;
-    start([&ec](beast::error_code e, std::size_t) { ec = e; });
+    auto handler = [&ec](beast::error_code e, std::size_t) { ec = e; };
+    if (tls_) start(*tls_, handler);
+    else start(stream_, handler);
     run();
     return ec;
   }
 
-  beast::tcp_stream& stream() { return stream_; }
-
  private:
+  // TLS with the system's trust store (OpenSSL's default paths; SSL_CERT_FILE / SSL_CERT_DIR override),
+  // the peer's certificate checked against the URL's host name, which also goes out as SNI.
+  void handshake() {
+    tls_context_.set_default_verify_paths();
+    tls_context_.set_verify_mode(ssl::verify_peer);
+    tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(stream_, tls_context_);
+    if (!SSL_set_tlsext_host_name(tls_->native_handle(), url_.host.c_str())) {
+      throw Error(ErrorCode::runtime, fmt::format("client: cannot set the TLS server name {}", url_.host));
+    }
+    tls_->set_verify_callback(ssl::host_name_verification(url_.host));
+    beast::error_code ec;
+    tls_->async_handshake(ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+    run();
+    if (ec) {
+      throw Error(ErrorCode::runtime, fmt::format("client: TLS with {} failed: {}{}", to_string(url_),
+                                                  ec == beast::error::timeout ? "no answer before the deadline" : ec.message(),
+                                                  ec.category() == boost::asio::error::get_ssl_category()
+                                                      ? " (a private CA's certificate goes in SSL_CERT_FILE)"
+                                                      : ""));
+    }
+  }
+
   void run() {
     io_.restart();
     io_.run();
@@ -128,6 +162,8 @@ class Connection {
   Url url_;
   boost::asio::io_context io_;
   beast::tcp_stream stream_{io_};
+  ssl::context tls_context_{ssl::context::tls_client};
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream&>> tls_;  // https only; closed with the socket, no close_notify
 };
 
 http::request<http::string_body> make_request(const Url& url, const HttpRequest& request) {
@@ -149,17 +185,31 @@ Error exchange_failed(const Url& url, const HttpRequest& request, const beast::e
                                                timed_out ? "no complete answer before the deadline" : ec.message()));
 }
 
+template <typename Fields>
+std::vector<std::pair<std::string, std::string>> header_list(const Fields& fields) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& field : fields) out.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  return out;
+}
+
 }  // namespace
+
+std::string HttpResponse::header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (boost::beast::iequals(key, name)) return value;
+  }
+  return "";
+}
 
 HttpResponse http_request(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout) {
   Connection connection(url, timeout);
   const auto message = make_request(url, request);
-  beast::error_code ec = connection.complete([&](auto handler) { http::async_write(connection.stream(), message, handler); });
+  beast::error_code ec = connection.complete([&](auto& stream, auto handler) { http::async_write(stream, message, handler); });
   beast::flat_buffer buffer;
   http::response<http::string_body> response;
-  if (!ec) ec = connection.complete([&](auto handler) { http::async_read(connection.stream(), buffer, response, handler); });
+  if (!ec) ec = connection.complete([&](auto& stream, auto handler) { http::async_read(stream, buffer, response, handler); });
   if (ec) throw exchange_failed(url, request, ec);
-  return HttpResponse{static_cast<int>(response.result_int()), response.body()};
+  return HttpResponse{static_cast<int>(response.result_int()), response.body(), header_list(response.base())};
 }
 
 HttpResponse http_request(const Url& url, const std::string& method, const std::string& target, const std::string& body,
@@ -168,19 +218,20 @@ HttpResponse http_request(const Url& url, const std::string& method, const std::
 }
 
 HttpResponse http_request_stream(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout,
-                                 const BodyChunkSink& on_chunk) {
+                                 const BodyChunkSink& on_chunk, const HeadSink& on_head) {
   Connection connection(url, timeout);
   const auto message = make_request(url, request);
-  beast::error_code ec = connection.complete([&](auto handler) { http::async_write(connection.stream(), message, handler); });
+  beast::error_code ec = connection.complete([&](auto& stream, auto handler) { http::async_write(stream, message, handler); });
   if (ec) throw exchange_failed(url, request, ec);
 
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);  // a stream's length is bounded by the deadline, not by a byte count
-  ec = connection.complete([&](auto handler) { http::async_read_header(connection.stream(), buffer, parser, handler); });
+  ec = connection.complete([&](auto& stream, auto handler) { http::async_read_header(stream, buffer, parser, handler); });
   if (ec) throw exchange_failed(url, request, ec);
-  HttpResponse response{static_cast<int>(parser.get().result_int()), {}};
+  HttpResponse response{static_cast<int>(parser.get().result_int()), {}, header_list(parser.get().base())};
   const bool success = response.status >= 200 && response.status < 300;
+  if (success && on_head) on_head(response);
 
   // The Beast idiom for reading a body incrementally: point buffer_body at our array, read_some,
   // and whatever it filled is the next piece ("need_buffer" only says the array is full).
@@ -188,7 +239,7 @@ HttpResponse http_request_stream(const Url& url, const HttpRequest& request, std
   while (!parser.is_done()) {
     parser.get().body().data = piece.data();
     parser.get().body().size = piece.size();
-    ec = connection.complete([&](auto handler) { http::async_read_some(connection.stream(), buffer, parser, handler); });
+    ec = connection.complete([&](auto& stream, auto handler) { http::async_read_some(stream, buffer, parser, handler); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec) throw exchange_failed(url, request, ec);
     const size_t filled = piece.size() - parser.get().body().size;

@@ -1,4 +1,5 @@
-// A small blocking HTTP/1.1 client (Boost.Beast) for rankserve-client and the tests.
+// A small blocking HTTP/1.1 client (Boost.Beast, OpenSSL for https) for rankserve-client, the hub
+// downloads (launcher/hub_download.cpp) and the tests.
 // One connection per call; every call has a deadline.
 #pragma once
 
@@ -12,15 +13,16 @@
 namespace rankserve::net {
 
 struct Url {
+  bool tls = false;  // https: TLS, the peer's certificate verified against the system's trust store
   std::string host;
   std::string port = "80";
   std::string target = "/";  // path prefix from the URL, "" when none
 };
 
-// Parses "http://host[:port][/prefix]" or "host:port". Throws Error(usage) naming `flag`.
+// Parses "http[s]://host[:port][/prefix]" or "host:port" (http). Throws Error(usage) naming `flag`.
 Url parse_url(const std::string& text, const std::string& flag);
 
-// "http://host:port[/prefix]", for messages.
+// "http[s]://host:port[/prefix]", for messages.
 std::string to_string(const Url& url);
 
 struct HttpRequest {
@@ -33,6 +35,10 @@ struct HttpRequest {
 struct HttpResponse {
   int status = 0;
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received, names as sent
+
+  // The first field named `name` (case-insensitive), or "" when absent.
+  std::string header(std::string_view name) const;
 };
 
 // Sends `request` and reads the whole response within `timeout` (connect, write and read together).
@@ -50,8 +56,10 @@ using BodyChunkSink = std::function<bool(std::string_view chunk)>;
 // A non-2xx body is not streamed: it is read whole into the returned body (an error message).
 // `timeout` is the deadline of the whole exchange, stream included. Exceptions thrown by `on_chunk`
 // propagate. Blocks the calling thread; throws Error(runtime) like http_request, also when the
-// deadline passes mid-stream.
+// deadline passes mid-stream. `on_head`, when given, gets the status and headers of a 2xx response
+// before its first chunk (to pick where the body goes, e.g. after a Range request).
+using HeadSink = std::function<void(const HttpResponse& head)>;
 HttpResponse http_request_stream(const Url& url, const HttpRequest& request, std::chrono::milliseconds timeout,
-                                 const BodyChunkSink& on_chunk);
+                                 const BodyChunkSink& on_chunk, const HeadSink& on_head = {});
 
 }  // namespace rankserve::net

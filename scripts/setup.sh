@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   # runtime: libtorch (CPU) with a fast BLAS, Gloo for CPU collectives
-  libtorch-dev libopenblas0-pthread libgloo-dev libpcre2-dev libyaml-cpp-dev zlib1g-dev
+  libtorch-dev libopenblas0-pthread libgloo-dev libpcre2-dev libyaml-cpp-dev zlib1g-dev libssl-dev
   # net and launcher
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev libfmt-dev
   libopenmpi-dev openmpi-bin libpmix-dev libpmix-bin

@@ -45,5 +45,5 @@ TEST_CASE("--url with a port past 65535 is a usage error naming the flag") {
   const auto r = run(fmt::format("{} --url http://127.0.0.1:70000 --wait-only", kClient), 25s);
   INFO(r.output);
   CHECK(r.code != 0);
-  CHECK(r.output.find("--url=http://127.0.0.1:70000 is not http://host[:port]") != std::string::npos);
+  CHECK(r.output.find("--url=http://127.0.0.1:70000 is not http[s]://host[:port]") != std::string::npos);
 }

@@ -66,13 +66,23 @@ TEST_CASE("the OPT example's --model-name is the model to load when it names one
   const Options named = parse_options({"--model-path", "random/125M", "--model-name", "facebook/opt-125m"}, {}).options;
   CHECK(named.model_path == "random/125M");
   CHECK(named.model_name == "facebook/opt-125m");
-  // A hub id without --model-path is not served under a real model's name with random weights.
-  const Options hub = parse_options({"--model-name", "facebook/opt-125m"}, {}).options;
-  CHECK(hub.model_path.empty());
+  // A hub id without --model-path is the model to download (never random weights under a real model's name).
+  const Options hub = parse_options({"--model-name", "facebook/opt-125m@main"}, {}).options;
+  CHECK(hub.model_path == "facebook/opt-125m@main");
+  CHECK(hub.model_name.empty());
+  // A name with slashes that is neither is refused with the spelling to use.
+  const Options odd = parse_options({"--model-name", "not/a/model"}, {}).options;
+  CHECK(odd.model_path.empty());
   std::string messages;
-  for (const auto& p : validate(hub, Topology{}, 0, [](const std::string&) { return true; })) messages += p.message + "\n";
-  CHECK(messages.find("--model-name=facebook/opt-125m names a model to load") != std::string::npos);
+  for (const auto& p : validate(odd, Topology{}, 0, [](const std::string&) { return true; })) messages += p.message + "\n";
+  CHECK(messages.find("--model-name=not/a/model names a model to load") != std::string::npos);
   CHECK(messages.find("--model-path") != std::string::npos);
+}
+
+TEST_CASE("--model-repo-id is the NeMo example's spelling of --model-path for a hub id") {
+  CHECK(parse_options({"--model-repo-id", "nvidia/nemo-megatron-gpt-1.3B"}, {}).options.model_path ==
+        "nvidia/nemo-megatron-gpt-1.3B");
+  CHECK_THROWS_AS(parse_options({"--model-repo-id", "a/b", "--model-path", "c/d"}, {}), rankserve::Error);
 }
 
 TEST_CASE("the options dump shows the command's own flags (serve's, generate's), never the API key") {
