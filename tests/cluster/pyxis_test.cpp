@@ -151,8 +151,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "pyxis: opt.sbatch serves OPT with one server per node (--rank, --head-url), answers a new container, and a plain "
-    "scancel drains and leaves no container") {
+    "pyxis: opt.sbatch serves OPT with one server per node (--rank, --head-url), answers a new container and one joining "
+    "its own (a pty), and a plain scancel drains and leaves no container") {
   const CaseDir dir("pyxis-opt");
   const std::string model = dir.str() + "/opt";
   fs::create_directories(model);
@@ -169,6 +169,23 @@ TEST_CASE(
   INFO(client.output);
   CHECK(client.code == 0);
   CHECK(client.output.find("output: ['" + expected + "']") != std::string::npos);
+
+  // Joining the server's container on n1 as the OPT example's interactive client does, through a real pty.
+  const Result joined = interactive_client(fmt::format("{} srun --jobid {} --overlap -w n1 -N1 -n1 --pty --container-name=opt-{} "
+                                                       "rankserve-client --server-url {} --output-length 4",
+                                                       kInCtl, id, id, url),
+                                           "The capital of Poland is");
+  INFO(joined.output);
+  CHECK(joined.code == 0);
+  const size_t first = joined.output.find("> ", joined.output.find("type a prompt"));
+  REQUIRE(first != std::string::npos);
+  // The stream prints the continuation only; the OPT contract's output above holds the prompt too.
+  const std::string prompt = "The capital of Poland is";
+  const std::string continuation = expected.rfind(prompt, 0) == 0 ? expected.substr(prompt.size()) : expected;
+  REQUIRE(!continuation.empty());
+  const size_t answer = joined.output.find(continuation, first);
+  CHECK(answer != std::string::npos);
+  CHECK(answer < joined.output.find("> ", first + 2));
 
   const std::string log = cancel_and_wait(id);
   INFO(log);
