@@ -62,6 +62,18 @@ std::string generated_text(const std::string& model, const std::string& prompt, 
   return std::string(json::parse(r.output.substr(r.output.rfind("{\""))).at("text").as_string());
 }
 
+// An interactive session (interactive_client) that exited 0 and answered its first prompt with `answer`,
+// before the next prompt.
+void check_first_answer(const Result& session, const std::string& answer) {
+  INFO(session.output);
+  CHECK(session.code == 0);
+  const size_t first = session.output.find("> ", session.output.find("type a prompt"));
+  REQUIRE(first != std::string::npos);
+  const size_t at = session.output.find(answer, first);
+  CHECK(at != std::string::npos);
+  CHECK(at < session.output.find("> ", first + 2));
+}
+
 // Submits `script` from `dir` with the image and the flags; returns the job id and waits (deadline) for the URL its
 // rank 0 writes to `url_name` in `dir` once every rank is ready.
 std::pair<std::string, std::string> start_server(const CaseDir& dir, const std::string& sbatch_flags, const std::string& script,
@@ -133,13 +145,7 @@ TEST_CASE(
                                                        "rankserve-client --url {} --output-len 3",
                                                        kInCtl, id, name, url),
                                            "Monday Tuesday");
-  INFO(joined.output);
-  CHECK(joined.code == 0);
-  const size_t first = joined.output.find("> ", joined.output.find("type a prompt"));
-  REQUIRE(first != std::string::npos);
-  const size_t answer = joined.output.find(" Wednesday Thursday Friday", first);
-  CHECK(answer != std::string::npos);
-  CHECK(answer < joined.output.find("> ", first + 2));
+  check_first_answer(joined, " Wednesday Thursday Friday");
 
   const std::string log = cancel_and_wait(id, "--signal=TERM");
   INFO(log);
@@ -175,17 +181,11 @@ TEST_CASE(
                                                        "rankserve-client --server-url {} --output-length 4",
                                                        kInCtl, id, id, url),
                                            "The capital of Poland is");
-  INFO(joined.output);
-  CHECK(joined.code == 0);
-  const size_t first = joined.output.find("> ", joined.output.find("type a prompt"));
-  REQUIRE(first != std::string::npos);
   // The stream prints the continuation only; the OPT contract's output above holds the prompt too.
   const std::string prompt = "The capital of Poland is";
   const std::string continuation = expected.rfind(prompt, 0) == 0 ? expected.substr(prompt.size()) : expected;
   REQUIRE(!continuation.empty());
-  const size_t answer = joined.output.find(continuation, first);
-  CHECK(answer != std::string::npos);
-  CHECK(answer < joined.output.find("> ", first + 2));
+  check_first_answer(joined, continuation);
 
   const std::string log = cancel_and_wait(id);
   INFO(log);
