@@ -14,21 +14,22 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/core/generation_service.h"
+#include "core/generation_service.h"
 
 namespace rankserve::testing {
 
 struct FakeScript {
   bool ready = true;
   std::string not_ready_reason = "loading";
-  bool overloaded = false;       // submit throws Error(overloaded)
-  bool unavailable = false;      // submit throws Error(unavailable)
-  bool hang = false;             // requests never produce a token; they end when cancelled
-  int fail_after_tokens = -1;    // >= 0: finish with an error after this many tokens
-  bool fail_as_timeout = false;  // the failure above is a deadline (ErrorCode::timeout)
-  int max_prompt_words = 1000;   // longer prompts get Error(bad_request) like a full context
-  int stop_after_tokens = -1;    // >= 0: finish with reason stop after this many tokens
-  bool block_submits = false;    // submit waits until a script without this is set (or the fake ends)
+  bool overloaded = false;        // submit throws Error(overloaded)
+  bool unavailable = false;       // submit throws Error(unavailable)
+  bool hang = false;              // requests never produce a token; they end when cancelled
+  bool ignore_deadlines = false;  // requests outlive their deadlines (an engine that stalled)
+  int fail_after_tokens = -1;     // >= 0: finish with an error after this many tokens
+  bool fail_as_timeout = false;   // the failure above is a deadline (ErrorCode::timeout)
+  int max_prompt_words = 1000;    // longer prompts get Error(bad_request) like a full context
+  int stop_after_tokens = -1;     // >= 0: finish with reason stop after this many tokens
+  bool block_submits = false;     // submit waits until a script without this is set (or the fake ends)
 };
 
 ModelInfo gpt_model_info();  // family "nemo_gpt", name "GPT"
