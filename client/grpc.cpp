@@ -8,8 +8,8 @@
 #include <cstring>
 #include <optional>
 
+#include "core/error.h"
 #include "net/grpc/grpc_service.grpc.pb.h"
-#include "runtime/core/error.h"
 
 namespace rankserve::client {
 namespace {

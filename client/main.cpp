@@ -11,8 +11,8 @@
 
 #include "client/options.h"
 #include "client/session.h"
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
+#include "core/error.h"
+#include "core/log.h"
 
 using namespace rankserve;
 using namespace rankserve::client;

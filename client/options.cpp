@@ -5,7 +5,7 @@
 #include <boost/program_options.hpp>
 #include <sstream>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::client {
 

@@ -6,7 +6,7 @@
 #include <boost/json.hpp>
 #include <cctype>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::client {
 

@@ -8,9 +8,9 @@
 #include <thread>
 
 #include "client/grpc.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "net/sse_parser.h"
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
 
 namespace rankserve::client {
 

@@ -1,4 +1,4 @@
-#include "launcher/generate_command.h"
+#include "commands/generate_command.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <optional>
 
-#include "launcher/model_loading.h"
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
+#include "commands/model_loading.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "runtime/engine.h"
 #include "runtime/tokenizer/tokenizer_folder.h"
 

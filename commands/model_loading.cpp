@@ -1,4 +1,4 @@
-#include "launcher/model_loading.h"
+#include "commands/model_loading.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -8,9 +8,9 @@
 #include <chrono>
 #include <filesystem>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "launcher/memory_budget.h"
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
 #include "runtime/dist/devices.h"
 #include "runtime/model/nemo_tokenizer.h"
 #include "runtime/tokenizer/tokenizer_folder.h"

@@ -1,4 +1,4 @@
-#include "launcher/plan_command.h"
+#include "commands/plan_command.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -11,13 +11,13 @@
 #include <string_view>
 #include <vector>
 
+#include "commands/model_loading.h"
+#include "commands/serve_command.h"
+#include "core/error.h"
+#include "core/plural.h"
 #include "launcher/layout_plan.h"
-#include "launcher/model_loading.h"
-#include "launcher/serve_command.h"
 #include "launcher/topology.h"
 #include "launcher/validate.h"
-#include "runtime/core/error.h"
-#include "runtime/core/plural.h"
 #include "runtime/engine.h"
 
 namespace rankserve::launcher {

@@ -1,4 +1,4 @@
-#include "launcher/serve_command.h"
+#include "commands/serve_command.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -14,14 +14,14 @@
 #include <span>
 #include <thread>
 
-#include "launcher/generate_command.h"
-#include "launcher/model_loading.h"
+#include "commands/generate_command.h"
+#include "commands/model_loading.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/plural.h"
 #include "launcher/spawn.h"
 #include "net/grpc/grpc_server.h"
 #include "net/http_server.h"
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
-#include "runtime/core/plural.h"
 #include "runtime/serving/scheduler.h"
 #include "runtime/tokenizer/tokenizer_folder.h"
 

@@ -1,4 +1,4 @@
-#include "runtime/core/generation_service.h"
+#include "core/generation_service.h"
 
 namespace rankserve {
 

@@ -1,13 +1,13 @@
-#include "runtime/core/log.h"
+#include "core/log.h"
 
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
 
-#include "runtime/core/error.h"
-#include "runtime/core/timestamp.h"
-#include "runtime/core/utf8.h"
+#include "core/error.h"
+#include "core/timestamp.h"
+#include "core/utf8.h"
 
 namespace rankserve::log {
 namespace {

@@ -1,4 +1,4 @@
-#include "runtime/core/timestamp.h"
+#include "core/timestamp.h"
 
 #include <fmt/format.h>
 

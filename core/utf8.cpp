@@ -1,4 +1,4 @@
-#include "runtime/core/utf8.h"
+#include "core/utf8.h"
 
 namespace rankserve {
 

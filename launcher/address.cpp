@@ -10,7 +10,7 @@
 #include <cstring>
 #include <memory>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::launcher {
 namespace {

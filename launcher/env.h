@@ -1,5 +1,5 @@
 // The process environment as a value, so topology code can be fed captured dumps in tests.
-// Only launcher/main.cpp reads the real environment (capture_environment).
+// Only commands/main.cpp reads the real environment (capture_environment).
 #pragma once
 
 #include <map>

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <memory>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::launcher {
 

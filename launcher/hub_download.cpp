@@ -10,9 +10,9 @@
 #include <fstream>
 #include <thread>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "net/http_client.h"
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
 
 namespace rankserve::launcher {
 

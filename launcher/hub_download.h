@@ -1,5 +1,5 @@
 // Models from the Hugging Face hub, the network half: fetches the files a rank needs into the
-// huggingface_hub cache (launcher/hub_cache.h) before loading. Called by launcher/main.cpp.
+// huggingface_hub cache (launcher/hub_cache.h) before loading. Called by commands/main.cpp.
 #pragma once
 
 #include <chrono>

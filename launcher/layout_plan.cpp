@@ -7,8 +7,8 @@
 #include <cmath>
 #include <utility>
 
+#include "core/error.h"
 #include "launcher/validate.h"
-#include "runtime/core/error.h"
 
 namespace rankserve::launcher {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::launcher {
 namespace {

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace po = boost::program_options;
 

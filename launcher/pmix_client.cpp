@@ -6,7 +6,7 @@
 #include <cstring>
 #include <optional>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::launcher {
 namespace {

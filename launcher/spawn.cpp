@@ -12,9 +12,9 @@
 #include <cstring>
 #include <map>
 
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
-#include "runtime/core/plural.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/plural.h"
 
 namespace rankserve::launcher {
 namespace {

@@ -7,8 +7,8 @@
 #include <charconv>
 #include <numeric>
 
+#include "core/error.h"
 #include "launcher/hostlist.h"
-#include "runtime/core/error.h"
 
 namespace rankserve::launcher {
 namespace {

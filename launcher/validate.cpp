@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
+#include "core/plural.h"
 #include "launcher/layout_plan.h"
-#include "runtime/core/plural.h"
 
 namespace rankserve::launcher {
 namespace {

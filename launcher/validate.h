@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "launcher/options.h"
 #include "launcher/topology.h"
-#include "runtime/core/error.h"
 
 namespace rankserve::launcher {
 

@@ -13,8 +13,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/generation_service.h"
 #include "net/exchange.h"
-#include "runtime/core/generation_service.h"
 
 namespace rankserve::net {
 

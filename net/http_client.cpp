@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::net {
 

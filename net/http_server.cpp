@@ -32,13 +32,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/log.h"
 #include "net/content_encoding.h"
 #include "net/errors.h"
 #include "net/exchange.h"
 #include "net/http_request_parser.h"
 #include "net/router.h"
 #include "net/server_context.h"
-#include "runtime/core/log.h"
 
 namespace rankserve::net {
 

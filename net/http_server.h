@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "runtime/core/generation_service.h"
+#include "core/generation_service.h"
 
 namespace rankserve::net {
 

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::net {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/core/generation_service.h"
+#include "core/generation_service.h"
 
 namespace rankserve::net {
 

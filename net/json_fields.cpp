@@ -8,8 +8,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/utf8.h"
 #include "net/http_types.h"
-#include "runtime/core/utf8.h"
 
 namespace rankserve::net {
 

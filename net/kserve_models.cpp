@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/utf8.h"
 #include "net/http_types.h"
 #include "net/json_fields.h"
-#include "runtime/core/utf8.h"
 
 namespace rankserve::net {
 

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "core/generation_service.h"
 #include "net/generation.h"
 #include "net/tensor.h"
-#include "runtime/core/generation_service.h"
 
 namespace rankserve::net {
 

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/generation_service.h"
 #include "net/inference_stats.h"
-#include "runtime/core/generation_service.h"
 
 namespace rankserve::net {
 

@@ -4,12 +4,12 @@
 
 #include <optional>
 
+#include "core/log.h"
 #include "net/errors.h"
 #include "net/kserve.h"
 #include "net/kserve_stats.h"
 #include "net/openai.h"
 #include "net/sse.h"
-#include "runtime/core/log.h"
 
 namespace rankserve::net {
 

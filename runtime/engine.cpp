@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <limits>
 
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "runtime/model/cpu_kernels.h"
 #include "runtime/model/gpt_model.h"
 #include "runtime/model/nemo.h"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fails when a source file crosses a forbidden edge of the module graph (docs/architecture.md):
-#   runtime/core/  the bottom layer: includes only runtime/core/, no libtorch
-#   net/           includes only net/ and runtime/core/, no libtorch, no MPI/PMIx/Slurm
-#   runtime/       includes neither net/ nor launcher/, no MPI/PMIx/Slurm, no HTTP (Boost.Beast)
-#   client/        includes no runtime/ beyond runtime/core/ and no launcher/, no libtorch
+#   core/          the bottom layer: includes only core/, no libtorch
+#   net/           includes only net/ and core/, no libtorch, no MPI/PMIx/Slurm
+#   runtime/       includes neither net/ nor launcher/ nor commands/, no MPI/PMIx/Slurm, no HTTP (Boost.Beast)
+#   client/        includes only client/, net/ and core/, no libtorch
+#   launcher/      includes no commands/ (the commands sit on top of every module)
 #   environment    only launcher/ reads it (getenv, secure_getenv, environ)
-#   the build      the product's CMake files (runtime/, net/, launcher/) take nothing from tests/
+#   the build      the product's CMake files (core/, runtime/, net/, client/, launcher/, commands/) take nothing from tests/
 # Prints every violation as FILE:LINE: rule, and exits 1 when there is one.
 #   scripts/check-layers.sh [ROOT=the repository]
 set -euo pipefail
@@ -36,32 +37,35 @@ forbid() {
 torch='^\s*#\s*include\s*<(torch|ATen|c10)/'
 cluster='^\s*#\s*include\s*[<"](mpi\.h|pmix\.h|pmix/|slurm/)'
 
-mapfile -t core < <(sources runtime/core)
-forbid "runtime/core includes only runtime/core" '^\s*#\s*include\s*"(net|launcher|runtime/(dist|model|serving|tokenizer|gpu|engine))' "${core[@]}"
-forbid "runtime/core does not see libtorch" "$torch" "${core[@]}"
+mapfile -t core < <(sources core)
+forbid "core includes only core" '^\s*#\s*include\s*"(net|launcher|commands|client|runtime)/' "${core[@]}"
+forbid "core does not see libtorch" "$torch" "${core[@]}"
 
 mapfile -t net < <(sources net)
-forbid "net includes only net and runtime/core" '^\s*#\s*include\s*"(launcher/|runtime/(dist|model|serving|tokenizer|gpu|engine))' "${net[@]}"
+forbid "net includes only net and core" '^\s*#\s*include\s*"(launcher|commands|client|runtime)/' "${net[@]}"
 forbid "net does not see libtorch" "$torch" "${net[@]}"
 forbid "net does not see MPI, PMIx or Slurm" "$cluster" "${net[@]}"
 
 mapfile -t runtime < <(sources runtime)
-forbid "runtime does not see net or launcher" '^\s*#\s*include\s*"(net|launcher)/' "${runtime[@]}"
+forbid "runtime does not see net, launcher or commands" '^\s*#\s*include\s*"(net|launcher|commands|client)/' "${runtime[@]}"
 forbid "runtime does not see MPI, PMIx or Slurm" "$cluster" "${runtime[@]}"
 forbid "runtime does not see HTTP" '^\s*#\s*include\s*<boost/beast' "${runtime[@]}"
 
 mapfile -t client < <(sources client)
-forbid "the client includes no runtime beyond runtime/core, and no launcher" '^\s*#\s*include\s*"(launcher/|runtime/(dist|model|serving|tokenizer|gpu|engine))' "${client[@]}"
+forbid "the client includes only client, net and core" '^\s*#\s*include\s*"(launcher|commands|runtime)/' "${client[@]}"
+
+mapfile -t launcher < <(sources launcher)
+forbid "launcher does not see commands" '^\s*#\s*include\s*"commands/' "${launcher[@]}"
 forbid "the client does not see libtorch" "$torch" "${client[@]}"
 
-mapfile -t not_launcher < <(sources runtime net client bench)
+mapfile -t not_launcher < <(sources core runtime net client commands bench)
 forbid "only launcher/ reads the environment" '(\bgetenv\s*\(|\bsecure_getenv\s*\(|\benviron\b)' "${not_launcher[@]}"
 
-mapfile -t product_cmake < <(find runtime net client launcher -name CMakeLists.txt 2>/dev/null | sort)
+mapfile -t product_cmake < <(find core runtime net client launcher commands -name CMakeLists.txt 2>/dev/null | sort)
 forbid "the product's build takes nothing from tests/" '^[^#]*\btests/' "${product_cmake[@]}"
 
 if ((violations)); then
   echo "check-layers: $violations include(s) or environment read(s) cross a forbidden edge (rules: scripts/check-layers.sh)" >&2
   exit 1
 fi
-echo "check-layers: every include keeps to the module graph (${#core[@]} core, ${#net[@]} net, ${#runtime[@]} runtime, ${#client[@]} client files)"
+echo "check-layers: every include keeps to the module graph (${#core[@]} core, ${#net[@]} net, ${#runtime[@]} runtime, ${#client[@]} client, ${#launcher[@]} launcher files)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs clang-tidy with the checked-in .clang-tidy over the project's own .cpp files (launcher/, net/, runtime/,
+# Runs clang-tidy with the checked-in .clang-tidy over the project's own .cpp files (core/, client/, commands/, launcher/, net/, runtime/,
 # tests/, bench/) from the build tree's compile_commands.json. Exits non-zero on any finding.
 # Usage: scripts/tidy.sh [build-dir]   (default ./build, configured with the dev preset if it has no database)
 #
@@ -21,7 +21,7 @@ while true; do
   reach=$next
 done
 mapfile -t torch_sources < <(git grep -lE "$reach" -- '*.cpp')
-mapfile -t sources < <(git ls-files 'launcher/*.cpp' 'net/*.cpp' 'runtime/*.cpp' 'tests/*.cpp' 'bench/*.cpp' |
+mapfile -t sources < <(git ls-files 'core/*.cpp' 'client/*.cpp' 'commands/*.cpp' 'launcher/*.cpp' 'net/*.cpp' 'runtime/*.cpp' 'tests/*.cpp' 'bench/*.cpp' |
                        grep -vxF -f <(printf '%s\n' "${torch_sources[@]}"))
 echo "tidy: ${#sources[@]} files (${#torch_sources[@]} that include libtorch left out)" >&2
 regex="^$(pwd)/($(printf '%s|' "${sources[@]//./\\.}" | sed 's/|$//'))\$"

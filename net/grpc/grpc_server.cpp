@@ -20,6 +20,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "core/log.h"
 #include "net/errors.h"
 #include "net/generation.h"
 #include "net/grpc/grpc_codec.h"
@@ -31,7 +32,6 @@
 #include "net/metrics.h"
 #include "net/router.h"
 #include "net/server_context.h"
-#include "runtime/core/log.h"
 
 namespace rankserve::net {
 

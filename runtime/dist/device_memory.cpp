@@ -3,7 +3,7 @@
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/dist/devices.h"
 
 namespace rankserve::runtime {

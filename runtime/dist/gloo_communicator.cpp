@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/dist/store_access.h"
 
 namespace rankserve::runtime::detail {

@@ -21,7 +21,7 @@
 #include <chrono>
 #include <thread>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/dist/store_access.h"
 
 namespace rankserve::runtime::detail {

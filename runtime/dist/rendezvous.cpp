@@ -7,8 +7,8 @@
 
 #include <thread>
 
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "runtime/dist/store_access.h"
 
 namespace rankserve::runtime {

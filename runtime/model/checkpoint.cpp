@@ -14,7 +14,7 @@
 #include <optional>
 #include <set>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/model/tensor_file.h"
 
 namespace rankserve::runtime {

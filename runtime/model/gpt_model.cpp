@@ -7,8 +7,8 @@
 #include <limits>
 #include <optional>
 
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "runtime/model/cpu_kernels.h"
 #include "runtime/model/device_upload.h"
 

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <limits>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/model/config_text.h"
 
 namespace rankserve::runtime {

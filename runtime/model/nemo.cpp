@@ -8,8 +8,8 @@
 #include <fstream>
 #include <mutex>
 
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "runtime/model/config_text.h"
 #include "runtime/model/tar_archive.h"
 

@@ -8,7 +8,7 @@
 #include <limits>
 #include <utility>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::runtime {
 namespace {

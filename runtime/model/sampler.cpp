@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/model/cpu_kernels.h"
 
 namespace rankserve::runtime {

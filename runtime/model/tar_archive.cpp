@@ -9,7 +9,7 @@
 #include <functional>
 #include <memory>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::runtime {
 namespace {

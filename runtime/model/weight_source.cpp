@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::runtime {
 namespace {

@@ -6,8 +6,8 @@
 #include <optional>
 #include <random>
 
-#include "runtime/core/error.h"
-#include "runtime/core/log.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "runtime/serving/text_stream.h"
 
 namespace rankserve::runtime {

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <unordered_set>
 
-#include "runtime/core/generation_service.h"
+#include "core/generation_service.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/engine.h"
 #include "runtime/serving/step_plan.h"

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::runtime {
 namespace {

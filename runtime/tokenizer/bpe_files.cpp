@@ -10,7 +10,7 @@
 #include <cstring>
 #include <memory>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/tokenizer/bpe_tokenizer.h"
 #include "runtime/tokenizer/byte_level.h"
 

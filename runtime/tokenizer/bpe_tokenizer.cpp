@@ -9,7 +9,7 @@
 #include <mutex>
 #include <queue>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/tokenizer/byte_level.h"
 
 namespace rankserve::runtime {

@@ -1,5 +1,5 @@
 // GPT-2's byte-level alphabet (each byte spelled as one printable code point, as in openai/gpt-2
-// encoder.py bytes_to_unicode()), and the UTF-8 scanning of runtime/core/utf8.h that the tokenizer
+// encoder.py bytes_to_unicode()), and the UTF-8 scanning of core/utf8.h that the tokenizer
 // and its streaming decoder use. Internal to rankserve_tokenizer; pure functions, safe from any thread.
 #pragma once
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/core/utf8.h"
+#include "core/utf8.h"
 
 namespace rankserve::runtime::byte_level {
 
@@ -24,7 +24,7 @@ void append_spelling(std::string& out, std::string_view bytes);
 // point outside the 256-symbol alphabet (a vocabulary that is not byte-level, e.g. SentencePiece).
 std::optional<std::string> bytes_of_spelling(std::string_view token);
 
-// Declared in runtime/core/utf8.h (the HTTP front end uses them too).
+// Declared in core/utf8.h (the HTTP front end uses them too).
 using rankserve::append_utf8_lossy;
 using rankserve::scan_utf8;
 using rankserve::Utf8Kind;

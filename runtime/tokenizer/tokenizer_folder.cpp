@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::runtime {
 

@@ -25,7 +25,7 @@ namespace {
 
 const std::string kBin = RANKSERVE_BIN;
 
-// One row of the start-up memory table (launcher/model_loading.cpp): MB, KB and tokens as printed.
+// One row of the start-up memory table (commands/model_loading.cpp): MB, KB and tokens as printed.
 struct TableRow {
   double weights_mb = 0, kv_kb_per_token = 0;
   int64_t kv_tokens = 0;

@@ -9,7 +9,7 @@
 #include <exception>
 #include <string_view>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 namespace rankserve::fuzz {
 

@@ -8,7 +8,7 @@
 #include <chrono>
 
 #include "client/options.h"
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "tests/http/test_client.h"
 
 using namespace rankserve;

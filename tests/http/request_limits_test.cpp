@@ -9,7 +9,7 @@
 
 #include <cstring>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "tests/http/test_client.h"
 
 namespace json = boost::json;

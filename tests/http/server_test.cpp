@@ -8,7 +8,7 @@
 
 #include <future>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "tests/http/test_client.h"
 
 namespace json = boost::json;

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/tokenizer/byte_level.h"
 
 using namespace rankserve;

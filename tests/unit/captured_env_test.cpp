@@ -4,9 +4,9 @@
 
 #include <fstream>
 
+#include "core/error.h"
 #include "launcher/topology.h"
 #include "launcher/validate.h"
-#include "runtime/core/error.h"
 
 using namespace rankserve;
 using namespace rankserve::launcher;

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/model/tensor_file.h"
 #include "runtime/model/weight_source.h"
 

@@ -5,7 +5,7 @@
 #include <boost/json.hpp>
 
 #include "client/options.h"
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 using namespace rankserve;
 using namespace rankserve::client;

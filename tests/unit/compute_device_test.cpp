@@ -2,7 +2,7 @@
 #include <ATen/ATen.h>
 #include <doctest/doctest.h>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/engine.h"
 #include "runtime/model/config_text.h"
 

@@ -9,7 +9,7 @@
 #include <optional>
 #include <set>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 #include "runtime/model/sampler.h"
 
 using namespace rankserve::runtime;

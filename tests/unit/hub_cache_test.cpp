@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 using namespace rankserve::launcher;
 namespace fs = std::filesystem;

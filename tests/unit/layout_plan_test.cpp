@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 using namespace rankserve::launcher;
 using rankserve::runtime::ModelConfig;

@@ -1,5 +1,5 @@
-#include "runtime/core/log.h"
-#include "runtime/core/timestamp.h"
+#include "core/log.h"
+#include "core/timestamp.h"
 
 #include <doctest/doctest.h>
 #include <unistd.h>

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 using namespace rankserve::launcher;
 using rankserve::runtime::DeviceMemory;

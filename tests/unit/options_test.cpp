@@ -4,8 +4,8 @@
 
 #include <filesystem>
 
+#include "core/error.h"
 #include "launcher/validate.h"
-#include "runtime/core/error.h"
 
 using namespace rankserve;
 using namespace rankserve::launcher;

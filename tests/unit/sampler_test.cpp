@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 using namespace rankserve::runtime;
 

@@ -2,7 +2,7 @@
 
 #include <doctest/doctest.h>
 
-#include "runtime/core/error.h"
+#include "core/error.h"
 
 using namespace rankserve;
 using namespace rankserve::runtime;
