@@ -1,19 +1,22 @@
 // Continuous batching on global rank 0: the GenerationService the HTTP front end calls, and the loop
 // that turns its queue into step plans for every rank. HTTP threads call the GenerationService
 // methods; the engine thread (the rank's main thread) calls run(); any thread may drain or stop it.
+// The parts, each with its own job: admission.h (validation, queue, lifecycle, cancels), placement.h
+// (copies and KV budget), plan_builder.h (one plan), delivery.h (tokens to sinks), readiness.h.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <unordered_set>
 
 #include "core/generation_service.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/engine.h"
+#include "runtime/serving/admission.h"
+#include "runtime/serving/placement.h"
+#include "runtime/serving/readiness.h"
 #include "runtime/serving/step_plan.h"
 #include "runtime/tokenizer/bpe_tokenizer.h"
 
@@ -69,33 +72,27 @@ class Scheduler final : public GenerationService {
   void set_heartbeat_ages(HeartbeatAges ages);
 
  private:
-  struct Request;
-  StepPlan build_plan();
-  bool any_running() const;  // under mutex_
+  struct Counters {
+    uint64_t prompt_tokens_total = 0, generated_tokens_total = 0, steps_total = 0;
+  };
+  // The next plan: waits up to idle_tick while there is nothing to do, builds it (plan_builder.h) and
+  // finishes the requests it ended. Engine thread.
+  StepPlan next_plan();
+  // The step's tokens to the sinks (delivery.h); finished requests leave their copies. Engine thread.
   void deliver(const StepResults& results);
-  void finish(Request& request, FinishEvent event);
 
-  SchedulerOptions options_;
+  SchedulerOptions options_;  // read-only but kv_cache_tokens, which mutex_ guards
   const BpeTokenizer& tokenizer_;
-  mutable std::mutex mutex_;
+  mutable std::mutex mutex_;  // guards queue_ through heartbeat_ages_ (the parts are not thread-safe)
   std::condition_variable wake_;
-  std::deque<std::shared_ptr<Request>> queue_;
-  std::vector<std::vector<std::shared_ptr<Request>>> running_;  // per copy, in join order (mirrors each engine)
-  std::vector<int64_t> copy_kv_tokens_;
-  std::vector<uint64_t> pending_leaves_;
-  std::unordered_set<RequestId> cancelled_;
-  std::atomic<RequestId> next_id_{1};
-  std::atomic<uint64_t> seed_counter_;
-  bool draining_ = false;
-  bool stopping_ = false;
-  bool loop_running_ = false;
-  std::string failure_;  // fail_all's reason
-  std::string stop_reason_;
-  Clock::time_point last_progress_ = Clock::now();
-  bool step_in_progress_ = false;
-  uint64_t prompt_tokens_total_ = 0, generated_tokens_total_ = 0, steps_total_ = 0;
+  AdmissionQueue queue_;
+  RunningSet running_;
+  StallWatch stall_;
+  Counters counters_;
   HealthProbe health_probe_;
   HeartbeatAges heartbeat_ages_;
+  std::atomic<RequestId> next_id_{1};
+  std::atomic<uint64_t> seed_counter_;
 };
 
 // The serving loop of every rank but global rank 0: receive a plan, execute it, until shutdown.

@@ -2,25 +2,12 @@
 
 #include <doctest/doctest.h>
 
-#include "runtime/tokenizer/byte_level.h"
+#include "tests/support/serving_fixtures.h"
 
 using namespace rankserve::runtime;
+using rankserve::testing::bytes_tokenizer;
 
 namespace {
-
-// A byte-level vocabulary with no merges: token id b is byte b, so tests feed text byte by byte.
-const BpeTokenizer& bytes_tokenizer() {
-  static const BpeTokenizer tokenizer = [] {
-    BpeModel model;
-    for (int b = 0; b < 256; ++b) {
-      std::string spelling;
-      byte_level::append_spelling(spelling, std::string(1, static_cast<char>(b)));
-      model.vocab[spelling] = b;
-    }
-    return BpeTokenizer::from_model(model);
-  }();
-  return tokenizer;
-}
 
 struct Streamed {
   std::vector<std::string> pieces;

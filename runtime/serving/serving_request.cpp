@@ -1,0 +1,13 @@
+#include "runtime/serving/serving_request.h"
+
+namespace rankserve::runtime {
+
+void finish_request(ServingRequest& request, FinishEvent event) {
+  if (request.finished.exchange(true)) return;
+  event.prompt_tokens = static_cast<int>(request.prompt.size());
+  event.completion_tokens = request.num_generated;
+  if (event.reason != FinishReason::error) event.text = request.text.finish();
+  request.sink->on_finish(event);
+}
+
+}  // namespace rankserve::runtime
