@@ -87,7 +87,8 @@ done
 
 priority=()
 nice -n -15 true 2>/dev/null && priority=(nice -n -15)
-info=$("${priority[@]}" "$bin" "$bins" "$model/model-$(gguf_type "${dtypes%% *}").gguf" "$(gguf_type "${dtypes%% *}")" decode:1:1:1 --info 2>/dev/null | grep -v '^result')
+info=$("${priority[@]}" "$bin" "$bins" "$model/model-$(gguf_type "${dtypes%% *}").gguf" "$(gguf_type "${dtypes%% *}")" decode:1:1:1 --info 2>>"$work/llama.log" | grep -v '^result') ||
+  { echo "llama_bench: llama_measure could not run the model (see $work/llama.log)" >&2; exit 1; }
 echo "$info"
 binary_ggml=$(sed -n 's/^llama.cpp ggml version: \([^ ]*\).*/\1/p' <<<"$info")
 [[ $binary_ggml == "$source_ggml" ]] || { echo "llama_bench: libggml is $binary_ggml but the headers are ggml $source_ggml" >&2; exit 1; }
@@ -99,11 +100,13 @@ run_rankserve() {
   local threads
   threads=$(cut -d: -f3 <<<"$1")  # decode:BATCH:THREADS:N and prefill:TOKENS:THREADS
   OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads timeout 900 "${priority[@]}" "$engine_measure" "$model" "$2" "$1" \
-    2>>"$work/rankserve.log" | tee -a "$results" | cut -c1-100
+    2>>"$work/rankserve.log" | tee -a "$results" | cut -c1-100 ||
+    { echo "llama_bench: rankserve $2 $1 failed (see $work/rankserve.log)" >&2; exit 1; }
 }
 run_llama() {
   timeout 900 "${priority[@]}" "$bin" "$bins" "$model/model-$(gguf_type "$2").gguf" "$(gguf_type "$2")" "$1" \
-    2>>"$work/llama.log" | tee -a "$results" | cut -c1-100
+    2>>"$work/llama.log" | tee -a "$results" | cut -c1-100 ||
+    { echo "llama_bench: llama.cpp $2 $1 failed (see $work/llama.log)" >&2; exit 1; }
 }
 for ((round = 1; round <= rounds; round++)); do
   echo "round $round of $rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))"
