@@ -14,11 +14,11 @@ root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root"
 violations=0
 
-sources() {  # sources DIR...: the C++ sources under the folders that exist
+sources() {  # sources DIR...: the C++ sources under the folders that exist (not npm packages: bench/llama's llama.cpp)
   local dirs=()
   for d in "$@"; do [[ -d $d ]] && dirs+=("$d"); done
   ((${#dirs[@]})) || return 0
-  find "${dirs[@]}" -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) | sort
+  find "${dirs[@]}" -path '*/node_modules' -prune -o -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) -print | sort
 }
 
 # forbid RULE REGEX FILE...: every line of FILE... matching REGEX is a violation of RULE.

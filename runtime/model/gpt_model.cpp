@@ -233,10 +233,11 @@ GptModel::GptModel(const ModelConfig& config, const WeightSource& source, ShardS
   const ModelConfig& c = config_;
   check_shardable(c, shard.tp_size, shard.pp_size);
   local_heads_ = c.num_attention_heads / shard.tp_size;
-  // ATen 1.13's CPU kernels have no fp16 layer norm, softmax or matrix product: with fp16 weights
-  // on the CPU the activations stay float32 (cpu_project reads fp16 weights against float32 rows);
-  // on a GPU fp16 activations stay fp16.
-  activation_dtype_ = shard.dtype == at::kHalf && shard.device.is_cpu() ? at::kFloat : shard.dtype;
+  // On the CPU the activations (and layer norms, biases, position embeddings) stay float32 with half
+  // weights: ATen 1.13's CPU kernels have no fp16 layer norm, softmax or matrix product, and its bf16
+  // ones ran a batch-1 decode step slower than float32 (cpu_project reads either half type against
+  // float32 rows; the KV cache keeps the compute dtype). On a GPU they are the compute dtype.
+  activation_dtype_ = shard.device.is_cpu() ? at::kFloat : shard.dtype;
   const StageLayers stage = stage_layers(c.num_layers, shard.pp_size, shard.pp_rank);
   first_layer_ = stage.first;
   const int num_local_layers = stage.count;
