@@ -86,8 +86,8 @@ void describe(Description& d, Options& o) {
      "generate, serve: CPU threads each rank computes with. 0: OMP_NUM_THREADS when set, else "
      "SLURM_CPUS_PER_TASK, else the CPUs this process may run on divided by the ranks on its node.")
     ("dtype", po::value<std::string>(&o.dtype)->default_value(o.dtype),
-     "generate, serve, plan: compute dtype of weights, activations and the KV cache: auto, fp32, bf16 or fp16 (on CPU, fp16 "
-     "keeps activations in fp32). auto: fp32 on CPU; on GPUs the checkpoint's half type (fp16 for a float16 checkpoint, "
+     "generate, serve, plan: compute dtype of weights, activations and the KV cache: auto, fp32, bf16 or fp16 (on CPU, bf16 and fp16 "
+     "keep activations in fp32). auto: fp32 on CPU; on GPUs the checkpoint's half type (fp16 for a float16 checkpoint, "
      "else bf16, also for random weights). Checkpoint tensors of any type are converted on load; logits and sampling "
      "stay fp32.")
     ("sample", po::bool_switch(&o.sample), "generate: sample the next token instead of taking the most likely one.")
