@@ -80,6 +80,8 @@ RequestId Scheduler::submit(TextRequest request, std::shared_ptr<GenerationSink>
   if (add_bos && options_.bos_token_id >= 0) prompt.push_back(options_.bos_token_id);
   const std::vector<int32_t> ids = tokenizer_.encode(request.prompt);
   prompt.insert(prompt.end(), ids.begin(), ids.end());
+  // The only check of a prompt on its way to the engines (Engine::add_sequence asserts it). Its ids
+  // are the tokenizer's, which start-up checked against the model's vocabulary.
   const int context = options_.model.max_context;
   if (prompt.empty()) throw Error(ErrorCode::bad_request, "request: the prompt is empty");
   if (static_cast<int>(prompt.size()) >= context) {
@@ -343,7 +345,7 @@ void Scheduler::run(Engine& engine, const ProcessGroups& groups) {
   }
   while (true) {
     StepPlan plan = build_plan();
-    broadcast_plan(*groups.world, plan);
+    distribute_plan(groups, plan);
     const StepResults results = execute_plan(plan, engine, groups);
     if (plan.command == PlanCommand::shutdown) break;
     if (plan.run) deliver(results);
@@ -355,7 +357,7 @@ void Scheduler::run(Engine& engine, const ProcessGroups& groups) {
 void follow_plans(Engine& engine, const ProcessGroups& groups) {
   while (true) {
     StepPlan plan;
-    broadcast_plan(*groups.world, plan);
+    distribute_plan(groups, plan);
     execute_plan(plan, engine, groups);
     if (plan.command == PlanCommand::shutdown) break;
   }
