@@ -124,24 +124,28 @@ std::string Engine::dtype() const {
   return t == at::kBFloat16 ? "bf16" : t == at::kHalf ? "fp16" : "fp32";
 }
 
-void Engine::validate(std::span<const int32_t> prompt) const {
-  const ModelConfig& config = impl_->model->config();
-  if (prompt.empty()) throw Error(ErrorCode::bad_request, "generate: the prompt is empty");
-  if (static_cast<int64_t>(prompt.size()) >= impl_->max_context) {
-    throw Error(ErrorCode::bad_request, fmt::format("generate: the prompt has {} tokens; the model's context is {} tokens "
-                                                    "and at least one must be left to generate",
-                                                    prompt.size(), impl_->max_context));
+namespace {
+
+// Why `prompt` cannot run in a context of `max_context` tokens over `vocab_size` ids; "" when it can.
+std::string prompt_problem(std::span<const int32_t> prompt, int64_t max_context, int vocab_size) {
+  if (prompt.empty()) return "the prompt is empty";
+  if (static_cast<int64_t>(prompt.size()) >= max_context) {
+    return fmt::format("the prompt has {} tokens; the model's context is {} tokens and at least one must be left to generate",
+                       prompt.size(), max_context);
   }
   for (int32_t id : prompt) {
-    if (id < 0 || id >= config.vocab_size) {
-      throw Error(ErrorCode::bad_request,
-                  fmt::format("generate: token id {} is outside the vocabulary of {}", id, config.vocab_size));
-    }
+    if (id < 0 || id >= vocab_size) return fmt::format("token id {} is outside the vocabulary of {}", id, vocab_size);
   }
+  return "";
 }
 
+}  // namespace
+
 void Engine::add_sequence(const SequenceSpec& spec) {
-  validate(spec.prompt);
+  // Not a user-facing check: the scheduler's submit refused such prompts before queueing them, and
+  // generate() before adding them.
+  const std::string problem = prompt_problem(spec.prompt, impl_->max_context, impl_->model->config().vocab_size);
+  RANKSERVE_CHECK(problem.empty(), fmt::format("sequence {} was admitted unchecked: {}", spec.id, problem));
   RANKSERVE_CHECK(spec.max_new_tokens >= 1, "a sequence generates at least one token");
   for (const Sequence& s : impl_->running) RANKSERVE_CHECK(s.id != spec.id, fmt::format("sequence {} joined twice", spec.id));
   GptModel& model = *impl_->model;
@@ -228,11 +232,8 @@ std::vector<TokenChoice> Engine::step(int prompt_token_budget) {
 std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache) {
   RANKSERVE_CHECK(impl_->running.empty(), "generate() runs alone, not beside served sequences");
   for (size_t i = 0; i < requests.size(); ++i) {
-    try {
-      validate(requests[i].prompt);
-    } catch (const Error& e) {
-      throw Error(ErrorCode::usage, fmt::format("{} (prompt {})", e.what(), i));
-    }
+    const std::string problem = prompt_problem(requests[i].prompt, impl_->max_context, impl_->model->config().vocab_size);
+    if (!problem.empty()) throw Error(ErrorCode::usage, fmt::format("generate: {} (prompt {})", problem, i));
   }
   impl_->recompute = !use_kv_cache;
   for (size_t i = 0; i < requests.size(); ++i) {

@@ -94,13 +94,11 @@ class Engine {
   std::string device() const;                 // where this rank computes: "cpu" or "cuda:N"
   std::string dtype() const;                  // the compute dtype: "fp32", "bf16" or "fp16"
 
-  // Checks a prompt and its room before anything is queued: Error(bad_request) for an empty prompt,
-  // an id outside the vocabulary, or a prompt that leaves no room in the context. Any thread.
-  void validate(std::span<const int32_t> prompt) const;
-
   // Continuous batching: sequences join and leave between steps. Every rank of the model copy calls
   // these in the same order with the same arguments (the step plan). add_sequence allocates the
-  // sequence's KV cache; remove_sequence frees it (a no-op for an unknown id).
+  // sequence's KV cache; remove_sequence frees it (a no-op for an unknown id). add_sequence takes a
+  // prompt its caller validated (the scheduler's submit): a prompt that is empty, holds an id outside
+  // the vocabulary or leaves no room in the context breaks an invariant (RANKSERVE_CHECK, Error(runtime)).
   void add_sequence(const SequenceSpec& spec);
   void remove_sequence(uint64_t id);
   size_t num_sequences() const;
@@ -117,8 +115,9 @@ class Engine {
   // Generates up to each request's max_new_tokens after its prompt, stopping at EOS. Requests of
   // different lengths run as one batch; a sequence leaves the batch when it is done. Collective over
   // the model copy (TP and PP groups); every rank returns the same results. `use_kv_cache` false
-  // recomputes every sequence in full at each step (for checking the cache). Throws Error(runtime)
-  // naming the prompt when no token can be drawn for it.
+  // recomputes every sequence in full at each step (for checking the cache). Throws Error(usage)
+  // naming the prompt when a prompt is empty, holds an id outside the vocabulary or leaves no room in
+  // the context (before any collective), Error(runtime) naming it when no token can be drawn for it.
   std::vector<Generation> generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache);
 
  private:

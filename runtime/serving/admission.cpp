@@ -17,6 +17,8 @@ std::shared_ptr<ServingRequest> prepare_request(const TextRequest& request, std:
   if (add_bos && options.bos_token_id >= 0) prompt.push_back(options.bos_token_id);
   const std::vector<int32_t> ids = tokenizer.encode(request.prompt);
   prompt.insert(prompt.end(), ids.begin(), ids.end());
+  // The only check of a prompt on its way to the engines (Engine::add_sequence asserts it). Its ids
+  // are the tokenizer's, which start-up checked against the model's vocabulary.
   const int context = options.max_context;
   if (prompt.empty()) throw Error(ErrorCode::bad_request, "request: the prompt is empty");
   if (static_cast<int>(prompt.size()) >= context) {

@@ -153,7 +153,7 @@ void Scheduler::run(Engine& engine, const ProcessGroups& groups) {
   }
   while (true) {
     StepPlan plan = next_plan();
-    broadcast_plan(*groups.world, plan);
+    distribute_plan(groups, plan);
     const StepResults results = execute_plan(plan, engine, groups);
     if (plan.command == PlanCommand::shutdown) break;
     if (plan.run) deliver(results);
@@ -165,7 +165,7 @@ void Scheduler::run(Engine& engine, const ProcessGroups& groups) {
 void follow_plans(Engine& engine, const ProcessGroups& groups) {
   while (true) {
     StepPlan plan;
-    broadcast_plan(*groups.world, plan);
+    distribute_plan(groups, plan);
     execute_plan(plan, engine, groups);
     if (plan.command == PlanCommand::shutdown) break;
   }

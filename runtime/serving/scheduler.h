@@ -46,7 +46,7 @@ class Scheduler final : public GenerationService {
   void cancel(RequestId id) override;
   int count_tokens(std::string_view text) const override;
 
-  // The serving loop of global rank 0: builds and broadcasts a plan per iteration, executes it, and
+  // The serving loop of global rank 0: builds and distributes a plan per iteration, executes it, and
   // streams the chosen tokens to the sinks. Returns after the shutdown plan (after drain() finished
   // the work, or stop()). Collective over every group; followers run follow_plans(). Throws what the
   // engine or a collective throws; the caller fails the requests (fail_all) and stops the job.

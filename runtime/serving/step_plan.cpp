@@ -11,6 +11,8 @@ namespace rankserve::runtime {
 namespace {
 
 static_assert(std::is_trivially_copyable_v<SamplingParams>);
+// The gathered bytes are the structs themselves: no padding, the same layout on every rank.
+static_assert(std::is_trivially_copyable_v<SlotChoice> && sizeof(SlotChoice) == sizeof(int32_t) + sizeof(float));
 
 class Writer {
  public:
@@ -106,40 +108,105 @@ StepPlan decode_plan(std::span<const std::byte> bytes) {
   return plan;
 }
 
-void broadcast_plan(Communicator& world, StepPlan& plan) {
-  std::vector<std::byte> bytes;
-  uint64_t size = 0;
-  if (world.rank() == 0) {
-    bytes = encode_plan(plan);
-    size = bytes.size();
+StepPlan plan_for_copy(const StepPlan& plan, int dp_rank) {
+  StepPlan part{plan.command, plan.run, plan.prompt_token_budget, plan.gather_slots, plan.leaves, {}};
+  for (const PlanJoin& j : plan.joins) {
+    if (j.dp_rank == dp_rank) part.joins.push_back(j);
   }
-  world.broadcast(std::as_writable_bytes(std::span(&size, 1)), 0);
-  if (world.rank() != 0) bytes.resize(size);
-  world.broadcast(bytes, 0);
-  if (world.rank() != 0) plan = decode_plan(bytes);
+  return part;
+}
+
+namespace {
+
+// Far above any plan (max_batch_size joins of max_context tokens are a few MB): a larger size is a
+// rank out of step, refused before allocating.
+constexpr uint64_t kMaxPlanBytes = uint64_t{1} << 30;
+
+Buffer host_bytes(std::span<const std::byte> bytes) {
+  return Buffer{const_cast<std::byte*>(bytes.data()), bytes.size(), ElementType::byte, false};
+}
+
+void check_size(uint64_t size, const Communicator& group) {
+  if (size == 0 || size > kMaxPlanBytes) {
+    throw Error(ErrorCode::runtime, fmt::format("step plan: a plan of {} bytes on {} (ranks out of step)", size, group.name()));
+  }
+}
+
+// A plan travels as its size, then its bytes.
+void send_plan_bytes(Communicator& group, std::span<const std::byte> bytes, int peer) {
+  uint64_t size = bytes.size();
+  group.send(host_bytes(std::as_bytes(std::span(&size, 1))), peer);
+  group.send(host_bytes(bytes), peer);
+}
+
+std::vector<std::byte> receive_plan_bytes(Communicator& group, int peer) {
+  uint64_t size = 0;
+  group.recv(host_bytes(std::as_bytes(std::span(&size, 1))), peer);
+  check_size(size, group);
+  std::vector<std::byte> bytes(size);
+  group.recv(host_bytes(bytes), peer);
+  return bytes;
+}
+
+// Group rank 0's `bytes` to every member of `group`.
+void broadcast_plan_bytes(Communicator& group, std::vector<std::byte>& bytes) {
+  if (group.size() == 1) return;
+  uint64_t size = bytes.size();
+  group.broadcast(std::as_writable_bytes(std::span(&size, 1)), 0);
+  if (group.rank() != 0) {
+    check_size(size, group);
+    bytes.resize(size);
+  }
+  group.broadcast(bytes, 0);
+}
+
+}  // namespace
+
+void distribute_plan(const ProcessGroups& groups, StepPlan& plan) {
+  const bool head = groups.world->rank() == 0;
+  const bool first_stage = groups.pp->rank() == 0;
+  const bool copy_leader = first_stage && groups.tp->rank() == 0;
+  Communicator& dp = *groups.dp;
+  std::vector<std::byte> bytes;
+  if (head) {
+    RANKSERVE_CHECK(copy_leader && dp.rank() == 0, "global rank 0 leads copy 0");
+    for (int d = 1; d < dp.size(); ++d) send_plan_bytes(dp, encode_plan(plan_for_copy(plan, d)), d);
+    if (groups.tp->size() > 1 || groups.pp->size() > 1) bytes = encode_plan(plan_for_copy(plan, 0));
+  } else if (copy_leader) {
+    bytes = receive_plan_bytes(dp, 0);
+  }
+  if (first_stage) broadcast_plan_bytes(*groups.tp, bytes);
+  broadcast_plan_bytes(*groups.pp, bytes);
+  if (head) return;
+  plan = decode_plan(bytes);
+  for (const PlanJoin& j : plan.joins) {
+    RANKSERVE_CHECK(j.dp_rank == dp.rank(), fmt::format("copy {} received a join of copy {}", dp.rank(), j.dp_rank));
+  }
+}
+
+StepResults gather_choices(std::span<const TokenChoice> mine, int32_t slots, Communicator& dp) {
+  RANKSERVE_CHECK(mine.size() <= static_cast<size_t>(slots), fmt::format("{} choices for {} slots", mine.size(), slots));
+  std::vector<SlotChoice> local(static_cast<size_t>(slots));
+  for (size_t i = 0; i < mine.size(); ++i) local[i] = {mine[i].token, mine[i].logprob};
+  StepResults results;
+  results.slots = slots;
+  results.choices.resize(local.size() * static_cast<size_t>(dp.size()));
+  dp.all_gather(host_bytes(std::as_bytes(std::span(local))),
+                Buffer{results.choices.data(), results.choices.size() * sizeof(SlotChoice), ElementType::byte, false});
+  return results;
 }
 
 StepResults execute_plan(const StepPlan& plan, Engine& engine, const ProcessGroups& groups) {
-  StepResults results;
-  if (plan.command == PlanCommand::shutdown) return results;
+  if (plan.command == PlanCommand::shutdown) return {};
   const int dp_rank = groups.dp->rank();
   for (uint64_t id : plan.leaves) engine.remove_sequence(id);
   for (const PlanJoin& j : plan.joins) {
     if (j.dp_rank == dp_rank) engine.add_sequence(j.sequence);
   }
-  if (!plan.run) return results;
+  if (!plan.run) return {};
   RANKSERVE_CHECK(engine.num_sequences() <= static_cast<size_t>(plan.gather_slots),
                   fmt::format("{} sequences in a copy of {} slots", engine.num_sequences(), plan.gather_slots));
-  const std::vector<TokenChoice> choices = engine.step(plan.prompt_token_budget);
-  std::vector<float> mine(2 * static_cast<size_t>(plan.gather_slots), -1.0f);
-  for (size_t i = 0; i < choices.size(); ++i) {
-    mine[2 * i] = static_cast<float>(choices[i].token);  // exact: vocabularies are far below 2^24
-    mine[2 * i + 1] = choices[i].logprob;
-  }
-  results.slots = plan.gather_slots;
-  results.values.resize(mine.size() * static_cast<size_t>(groups.dp->size()));
-  groups.dp->all_gather(mine, results.values);
-  return results;
+  return gather_choices(engine.step(plan.prompt_token_budget), plan.gather_slots, *groups.dp);
 }
 
 }  // namespace rankserve::runtime
