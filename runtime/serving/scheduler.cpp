@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/setting_error.h"
 #include "runtime/serving/text_stream.h"
 
 namespace rankserve::runtime {
@@ -111,9 +112,10 @@ RequestId Scheduler::submit(TextRequest request, std::shared_ptr<GenerationSink>
     if (stopping_ || draining_) throw Error(ErrorCode::unavailable, "server: shutting down; not accepting new requests");
     if (!loop_running_) throw Error(ErrorCode::unavailable, "server: the model is not loaded yet");
     if (static_cast<int>(queue_.size()) >= options_.max_queue_size) {
-      throw Error(ErrorCode::overloaded,
-                  fmt::format("server: the queue is full ({} requests wait; --max-queue-size {}); retry later", queue_.size(),
-                              options_.max_queue_size));
+      throw SettingError(ErrorCode::overloaded,
+                         fmt::format("server: the queue is full ({} requests wait; {} {}); retry later", queue_.size(),
+                                     setting_words(Setting::max_queue_size), options_.max_queue_size),
+                         Setting::max_queue_size);
     }
     queue_.push_back(r);
   }

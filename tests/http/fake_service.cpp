@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/setting_error.h"
 
 namespace rankserve::testing {
 
@@ -71,7 +72,10 @@ RequestId FakeService::submit(TextRequest request, std::shared_ptr<GenerationSin
   }
   if (script_.unavailable) throw Error(ErrorCode::unavailable, "server: shutting down; not accepting new requests");
   if (script_.overloaded)
-    throw Error(ErrorCode::overloaded, "server: the queue is full (16 requests wait; --max-queue-size 16); retry later");
+    // Worded as the runtime's scheduler words it: the setting in its own words, tagged for the front end.
+    throw SettingError(ErrorCode::overloaded,
+                       "server: the queue is full (16 requests wait; the maximum queue size 16); retry later",
+                       Setting::max_queue_size);
   if (request.prompt.empty()) throw Error(ErrorCode::bad_request, "request: the prompt is empty");
   if (count_tokens(request.prompt) > script_.max_prompt_words) {
     throw Error(ErrorCode::bad_request, fmt::format("request: the prompt has {} tokens; the model's context is {} tokens",
