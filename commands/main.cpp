@@ -22,6 +22,7 @@
 #include "launcher/hub_download.h"
 #include "launcher/options.h"
 #include "launcher/pmix_client.h"
+#include "launcher/setting_flags.h"
 #include "launcher/spawn.h"
 #include "launcher/topology.h"
 #include "launcher/validate.h"
@@ -200,7 +201,7 @@ int run_rank(const Options& options, Topology t, PmixClient* pmix, int num_visib
     if (options.command == "generate") run_generate(options, groups, t.rank);
     if (options.command == "serve") run_serve(options, groups, t, failure_hook);
   } catch (const Error& e) {
-    std::string reason = fmt::format("rank {} (host {}) failed: {}", t.rank, t.hostname, e.what());
+    std::string reason = fmt::format("rank {} (host {}) failed: {}", t.rank, t.hostname, user_message(e));
     if (e.code() == ErrorCode::runtime) {
       // A failed collective names a connection, not a rank: the watchdog says which rank went away
       // (and, having a verdict, is already stopping this rank with it).
@@ -336,8 +337,10 @@ int main(int argc, char** argv) {
   try {
     return rankserve::launcher::run(argc, argv);
   } catch (const rankserve::Error& e) {
-    rankserve::log::fatal("{}", e.what());
-    rankserve::launcher::report_failure_to_launcher(rankserve::launcher::capture_environment(), e.what());
+    // The one conversion of an Error into what the user reads: settings named by their flags.
+    const std::string message = rankserve::launcher::user_message(e);
+    rankserve::log::fatal("{}", message);
+    rankserve::launcher::report_failure_to_launcher(rankserve::launcher::capture_environment(), message);
     return rankserve::exit_code(e.code());
   } catch (const std::exception& e) {
     rankserve::log::fatal("internal: {}", e.what());

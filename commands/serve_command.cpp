@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/plural.h"
+#include "launcher/setting_flags.h"
 #include "launcher/spawn.h"
 #include "net/grpc/grpc_server.h"
 #include "net/http_server.h"
@@ -235,6 +236,7 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   server_options.metrics_port = options.metrics_port;
   server_options.request_timeout_s = options.request_timeout_s;
   server_options.api_key = options.api_key;
+  server_options.error_message = [](const Error& e) { return user_message(e); };
   net::HttpServer server(server_options, scheduler);
   // Beside the HTTP server, on its handlers and service (no second scheduler); stopped before it.
   std::optional<net::GrpcServer> grpc;
@@ -298,7 +300,7 @@ void run_serve(const Options& options, const runtime::ProcessGroups& groups, con
   } catch (const Error& e) {
     // A failed collective names a connection, not a rank: the watchdog says which rank went away.
     const std::string silent = hook.find_silent_ranks ? hook.find_silent_ranks() : "";
-    const std::string reason = silent.empty() ? e.what() : fmt::format("{}: {}", silent, e.what());
+    const std::string reason = silent.empty() ? user_message(e) : fmt::format("{}: {}", silent, user_message(e));
     // Never unwinds past the server: the watchdog thread fails the requests, lets the responses out, exits.
     if (hook.stop_rank) hook.stop_rank(exit_code(e.code()), reason);
     scheduler.fail_all(reason);

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "launcher/setting_flags.h"
 #include "launcher/validate.h"
 
 namespace rankserve::launcher {
@@ -114,7 +115,11 @@ int fewest_nodes(const PlanRequest& r, int first, int gpus) {
 
 LayoutPlan plan_layout(const PlanRequest& r) {
   const runtime::ModelConfig& c = r.config;
-  runtime::check_shardable(c, std::max(r.tp_size, 1), std::max(r.pp_size, 1));
+  try {
+    runtime::check_shardable(c, std::max(r.tp_size, 1), std::max(r.pp_size, 1));
+  } catch (const Error& e) {
+    throw with_flags(e);  // the plan command prints what(): its users set --tp and --pp
+  }
   if (r.context > c.max_position_embeddings) {
     throw Error(ErrorCode::usage, fmt::format("options: --context={} exceeds the model's context of {} tokens (give at most {})",
                                               r.context, c.max_position_embeddings, c.max_position_embeddings));

@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "net/http_server.h"
 #include "net/json_fields.h"
 
 namespace rankserve::net {
@@ -42,7 +43,7 @@ std::string openai_type(int status) {
 
 }  // namespace
 
-ErrorReply classify_error(std::exception_ptr error, int retry_after_s) {
+ErrorReply classify_error(std::exception_ptr error, const ServerOptions& options) {
   ErrorReply reply;
   try {
     std::rethrow_exception(error);
@@ -55,7 +56,7 @@ ErrorReply classify_error(std::exception_ptr error, int retry_after_s) {
     reply.headers = d.headers;
   } catch (const Error& e) {
     reply.status = status_of(e.code());
-    reply.message = e.what();
+    reply.message = options.error_message ? options.error_message(e) : e.what();
   } catch (const std::exception& e) {
     reply.status = 500;
     reply.message = fmt::format("server: internal error: {}", e.what());
@@ -66,7 +67,7 @@ ErrorReply classify_error(std::exception_ptr error, int retry_after_s) {
   reply.type = openai_type(reply.status);
   if (reply.status == 429) {
     // RFC 9110 §10.2.3: seconds the client should wait before retrying.
-    reply.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
+    reply.headers.emplace_back("Retry-After", std::to_string(options.retry_after_s));
     if (reply.openai_code.empty()) reply.openai_code = "rate_limit_exceeded";
   }
   return reply;

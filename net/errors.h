@@ -19,8 +19,11 @@ struct ErrorReply {
   HeaderList headers;
 };
 
-// Classifies any exception a handler may throw (Error, HttpError, std::exception, other).
-ErrorReply classify_error(std::exception_ptr error, int retry_after_s);
+struct ServerOptions;
+
+// Classifies any exception a handler may throw (Error, HttpError, std::exception, other); an Error's
+// message is worded by options.error_message, a 429's Retry-After is options.retry_after_s.
+ErrorReply classify_error(std::exception_ptr error, const ServerOptions& options);
 
 // `{"error": "..."}` (KServe) or `{"error": {"message", "type", "param", "code"}}` (OpenAI).
 std::string error_body(Surface surface, const ErrorReply& reply);

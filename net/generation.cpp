@@ -239,8 +239,12 @@ Task<std::vector<SampleEvent>> Generation::next() {
   }
 }
 
+bool Generation::failed(const SampleEvent& event) {
+  return event.finished && (event.finish.reason == FinishReason::error || event.finish.reason == FinishReason::cancelled);
+}
+
 void Generation::throw_if_failed(const SampleEvent& event) {
-  if (!event.finished) return;
+  if (!failed(event)) return;
   const FinishEvent& f = event.finish;
   if (f.reason == FinishReason::error) {
     cancel_all();

@@ -89,8 +89,10 @@ class Generation {
   // deadline, Error(unavailable) for a failed or stopped service), cancelling the others.
   Task<void> finish_all();
 
-  // Throws like finish_all() if `event` is a failed finish; the streaming handlers call it per event.
+  // Throws like finish_all() if `event` is a failed finish; the streaming loops call it per event.
   void throw_if_failed(const SampleEvent& event);
+  // Whether throw_if_failed(event) throws: a finish with reason error or cancelled.
+  static bool failed(const SampleEvent& event);
 
   const std::vector<SampleState>& samples() const { return samples_; }
   void cancel_all();

@@ -252,8 +252,7 @@ Task<void> Session::watch_client(Task<void> operation) {
 
 Task<void> Session::reject(ErrorDetail detail, ErrorCode code, const std::string& message, std::string_view path) {
   const Surface surface = path.substr(0, 4) == "/v1/" ? Surface::openai : Surface::kserve;
-  const ErrorReply reply =
-      classify_error(std::make_exception_ptr(HttpError(code, message, std::move(detail))), options_.retry_after_s);
+  const ErrorReply reply = classify_error(std::make_exception_ptr(HttpError(code, message, std::move(detail))), options_);
   log::warn("http: {} {} -> {}: {}", request_.method.empty() ? "-" : request_.method, path.empty() ? "-" : path, reply.status,
             reply.message);
   server_.metrics.count_http_request("unmatched", reply.status);

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "core/error.h"
 #include "core/generation_service.h"
 
 namespace rankserve::net {
@@ -28,6 +30,10 @@ struct ServerOptions {
   double request_timeout_s = 600;          // default deadline of an inference request (KServe `timeout` overrides)
   int retry_after_s = 1;                   // Retry-After of a 429
   std::string api_key;                     // non-empty: inference endpoints need "Authorization: Bearer <key>"
+  // An Error's message as clients read it in an error body: the command that starts the server names
+  // the runtime settings it mentions by their flags (launcher::user_message). Empty: what(). Called
+  // on any I/O thread.
+  std::function<std::string(const Error&)> error_message;
 };
 
 class Metrics;

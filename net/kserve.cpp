@@ -10,6 +10,7 @@
 #include "net/json_fields.h"
 #include "net/kserve_models.h"
 #include "net/sse.h"
+#include "net/stream_loop.h"
 #include "net/tensor.h"
 
 #ifndef RANKSERVE_VERSION
@@ -155,6 +156,41 @@ TextRequest generate_request(const ServerContext& context, const ModelContract& 
   }
   return r;
 }
+
+// One generate (or generate_stream) output: {"model_name", "model_version", "text_output"}.
+json::object generate_output(std::string_view model_name, std::string_view text) {
+  return json::object{{"model_name", model_name}, {"model_version", "1"}, {"text_output", text}};
+}
+
+// generate_stream: one event per token (empty text too), the last one with any held-back text and
+// the finish_reason; no trailer.
+class KserveGenerateFraming final : public StreamFraming {
+ public:
+  KserveGenerateFraming(ServerContext& context, const std::string& model_name, RequestTiming& timing)
+      : context_(context), model_name_(model_name), timing_(timing) {}
+
+  void frame_event(const StreamEvent& e, std::string& out) override {
+    if (!e.event.finished) {
+      out += sse_frame(serialize_json(generate_output(model_name_, e.event.token.text)));
+      return;
+    }
+    json::object last = generate_output(model_name_, e.event.finish.text);
+    last["finish_reason"] = to_string(e.event.finish.reason);
+    out += sse_frame(serialize_json(last));
+  }
+
+  void frame_trailer(const Generation& generation, std::string&) override {
+    // Each event is encoded as it arrives: the output's share of a stream is in compute_infer.
+    timing_.first_event = generation.first_event_at();
+    timing_.finished = timing_.encoded = generation.last_finish_at();
+    context_.metrics.count_inference_success(model_name_, timing_, 1);
+  }
+
+ private:
+  ServerContext& context_;
+  const std::string& model_name_;
+  RequestTiming& timing_;
+};
 
 }  // namespace
 
@@ -315,15 +351,12 @@ Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RoutePara
   std::vector<TextRequest> one;
   one.push_back(std::move(request));
   co_await generation.submit(std::move(one));
-  auto frame = [&](std::string_view text) {
-    return json::object{{"model_name", model.name}, {"model_version", "1"}, {"text_output", text}};
-  };
   if (!stream) {
     co_await generation.finish_all();
     timing.first_event = generation.first_event_at();
     timing.finished = generation.last_finish_at();
     ServerResponse response;
-    json::object body = frame(generation.samples()[0].text);
+    json::object body = generate_output(model.name, generation.samples()[0].text);
     body["finish_reason"] = to_string(generation.samples()[0].finish.reason);
     response.body = serialize_json(body);
     timing.encoded = Clock::now();
@@ -331,27 +364,8 @@ Task<void> kserve_generate(ServerContext& context, Exchange& exchange, RoutePara
     co_await exchange.respond(std::move(response));
     co_return;
   }
-  co_await exchange.begin_stream(200, std::string(kSseContentType), sse_headers());
-  for (;;) {
-    std::vector<SampleEvent> events = co_await generation.next();
-    if (events.empty()) break;
-    for (const SampleEvent& e : events) {
-      generation.throw_if_failed(e);
-      if (!e.finished) {
-        co_await exchange.write_chunk(sse_frame(serialize_json(frame(e.token.text))));
-        continue;
-      }
-      // The last event carries any held-back text and why generation ended.
-      json::object last = frame(e.finish.text);
-      last["finish_reason"] = to_string(e.finish.reason);
-      co_await exchange.write_chunk(sse_frame(serialize_json(last)));
-    }
-  }
-  // Each event is encoded as it arrives: the output's share of a stream is in compute_infer.
-  timing.first_event = generation.first_event_at();
-  timing.finished = timing.encoded = generation.last_finish_at();
-  context.metrics.count_inference_success(model.name, timing, 1);
-  co_await exchange.end_stream();
+  KserveGenerateFraming framing(context, model.name, timing);
+  co_await stream_events(exchange, generation, framing);
 }
 
 }  // namespace rankserve::net

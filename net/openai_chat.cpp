@@ -7,7 +7,6 @@
 #include "net/openai.h"
 #include "net/openai_common.h"
 #include "net/openai_decode.h"
-#include "net/sse.h"
 
 namespace rankserve::net {
 
@@ -81,6 +80,48 @@ json::object chat_logprobs(const SampleState& s, size_t from, size_t to, int num
 json::object role_delta() { return json::object{{"role", "assistant"}, {"content", ""}}; }
 json::object content_delta(std::string_view text) { return json::object{{"content", text}}; }
 
+// A streamed chat: the first chunk of each choice carries the role and empty content (as OpenAI's),
+// then a content delta per token with text (or with logprobs when asked), then any held-back text
+// and the finish chunk, whose delta is empty.
+class ChatStreamFraming final : public OpenAiStreamFraming {
+ public:
+  ChatStreamFraming(OpenAiStream stream, const ChatRequest& request)
+      : OpenAiStreamFraming(std::move(stream)), request_(request) {}
+
+  void frame_prelude(const Generation& generation, std::string& out) override {
+    for (size_t i = 0; i < generation.samples().size(); ++i) frame_choice(choice(i, role_delta(), nullptr, nullptr), out);
+  }
+
+  void frame_event(const StreamEvent& e, std::string& out) override {
+    const size_t index = e.event.sample;
+    if (e.event.finished) {
+      if (!e.event.finish.text.empty()) frame_choice(choice(index, content_delta(e.event.finish.text), nullptr, nullptr), out);
+      frame_choice(choice(index, json::object{}, nullptr, json::value(openai_finish_reason(e.event.finish.reason))), out);
+      return;
+    }
+    if (e.event.token.text.empty() && !request_.logprobs) return;  // an incomplete character: nothing to show yet
+    json::value logprobs = nullptr;
+    if (request_.logprobs) logprobs = chat_logprobs(e.sample, e.token_index, e.token_index + 1, request_.num_top);
+    frame_choice(choice(index, content_delta(e.event.token.text), std::move(logprobs), nullptr), out);
+  }
+
+ private:
+  static json::object choice(size_t index, json::object delta, json::value logprobs, json::value finish_reason) {
+    return json::object{{"index", index},
+                        {"delta", std::move(delta)},
+                        {"logprobs", std::move(logprobs)},
+                        {"finish_reason", std::move(finish_reason)}};
+  }
+
+  const ChatRequest& request_;
+};
+
+ChatStreamFraming chat_stream_framing(const std::string& id, int64_t created, const std::string& model,
+                                      const ChatRequest& request) {
+  OpenAiStream stream{id, "chat.completion.chunk", created, model, request.sampling.n, request.sampling.include_usage};
+  return ChatStreamFraming(std::move(stream), request);
+}
+
 }  // namespace
 
 ChatRequest decode_chat_request(const json::object& body) {
@@ -137,44 +178,9 @@ Task<void> openai_chat_completions(ServerContext& context, Exchange& exchange) {
     co_return;
   }
 
-  auto chunk = [&](size_t index, json::object delta, json::value logprobs_value, json::value finish_reason) {
-    json::object c = openai_envelope(id, "chat.completion.chunk", created, model,
-                                     json::array{json::object{{"index", index},
-                                                              {"delta", std::move(delta)},
-                                                              {"logprobs", std::move(logprobs_value)},
-                                                              {"finish_reason", std::move(finish_reason)}}});
-    if (sampling.include_usage) c["usage"] = nullptr;
-    return c;
-  };
-  co_await exchange.begin_stream(200, std::string(kSseContentType), sse_headers());
-  // OpenAI's first chunk of each choice carries the role and empty content.
-  for (size_t i = 0; i < generation.samples().size(); ++i) {
-    co_await write_event(exchange, chunk(i, role_delta(), nullptr, nullptr));
-  }
-  for (;;) {
-    std::vector<SampleEvent> events = co_await generation.next();
-    if (events.empty()) break;
-    for (const SampleEvent& e : events) {
-      generation.throw_if_failed(e);
-      const SampleState& s = generation.samples()[e.sample];
-      if (!e.finished) {
-        if (e.token.text.empty() && !logprobs) continue;  // an incomplete character: nothing to show yet
-        json::value lp =
-            logprobs ? json::value(chat_logprobs(s, s.tokens.size() - 1, s.tokens.size(), num_top)) : json::value(nullptr);
-        co_await write_event(exchange, chunk(e.sample, content_delta(e.token.text), std::move(lp), nullptr));
-        continue;
-      }
-      if (!e.finish.text.empty()) {
-        co_await write_event(exchange, chunk(e.sample, content_delta(e.finish.text), nullptr, nullptr));
-      }
-      co_await write_event(exchange,
-                           chunk(e.sample, json::object{}, nullptr, json::value(openai_finish_reason(e.finish.reason))));
-    }
-  }
-  std::optional<json::object> usage;
-  if (sampling.include_usage)
-    usage = openai_with_usage(id, "chat.completion.chunk", created, model, json::array(), generation.samples(), sampling.n);
-  co_await end_openai_stream(exchange, std::move(usage));
+  // Built outside the coroutine body, like the response above.
+  ChatStreamFraming framing = chat_stream_framing(id, created, model, decoded);
+  co_await stream_events(exchange, generation, framing);
 }
 
 }  // namespace rankserve::net

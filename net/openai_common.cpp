@@ -130,10 +130,6 @@ json::object openai_usage(const std::vector<SampleState>& samples, int n) {
   return json::object{{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
 }
 
-Task<void> write_event(Exchange& exchange, const json::object& value) {
-  co_await exchange.write_chunk(sse_frame(serialize_json(value)));
-}
-
 json::object openai_envelope(std::string_view id, std::string_view object, int64_t created, std::string_view model,
                              json::array choices) {
   return json::object{{"id", id}, {"object", object}, {"created", created}, {"model", model}, {"choices", std::move(choices)}};
@@ -160,10 +156,20 @@ json::object openai_response_body(std::string_view id, std::string_view object, 
   return openai_with_usage(id, object, created, model, std::move(choices), samples, n);
 }
 
-Task<void> end_openai_stream(Exchange& exchange, std::optional<json::object> usage_chunk) {
-  if (usage_chunk) co_await write_event(exchange, *usage_chunk);
-  co_await exchange.write_chunk(std::string(kSseDone));
-  co_await exchange.end_stream();
+OpenAiStreamFraming::OpenAiStreamFraming(OpenAiStream stream) : stream_(std::move(stream)) {}
+
+void OpenAiStreamFraming::frame_choice(json::object choice, std::string& out) const {
+  json::object c = openai_envelope(stream_.id, stream_.object, stream_.created, stream_.model, json::array{std::move(choice)});
+  if (stream_.include_usage) c["usage"] = nullptr;
+  out += sse_frame(serialize_json(c));
+}
+
+void OpenAiStreamFraming::frame_trailer(const Generation& generation, std::string& out) {
+  if (stream_.include_usage) {
+    out += sse_frame(serialize_json(openai_with_usage(stream_.id, stream_.object, stream_.created, stream_.model, json::array(),
+                                                      generation.samples(), stream_.n)));
+  }
+  out += kSseDone;
 }
 
 }  // namespace rankserve::net

@@ -6,13 +6,13 @@
 #include <boost/json/object.hpp>
 
 #include <functional>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "net/generation.h"
 #include "net/server_context.h"
+#include "net/stream_loop.h"
 
 namespace rankserve::net {
 
@@ -60,11 +60,29 @@ boost::json::object openai_response_body(std::string_view id, std::string_view o
                                          const std::vector<SampleState>& samples, int n,
                                          const std::function<boost::json::object(size_t, const SampleState&)>& choice);
 
-// Ends an OpenAI SSE stream: the usage chunk when given (stream_options.include_usage), then
-// `data: [DONE]`, then the end of the chunked body.
-Task<void> end_openai_stream(Exchange& exchange, std::optional<boost::json::object> usage_chunk);
+// What every chunk of one streamed completion carries.
+struct OpenAiStream {
+  std::string id;
+  std::string object;  // "text_completion" or "chat.completion.chunk"
+  int64_t created = 0;
+  std::string model;
+  int n = 1;                   // choices per prompt, for the usage
+  bool include_usage = false;  // stream_options.include_usage: "usage": null on every chunk, then a usage chunk
+};
 
-// Writes one SSE event with `value` serialized.
-Task<void> write_event(Exchange& exchange, const boost::json::object& value);
+// The framing the completions and chat streams share: chunks of one choice each, and the trailer
+// (the usage chunk when asked for, then `data: [DONE]`). The protocols frame their events.
+class OpenAiStreamFraming : public StreamFraming {
+ public:
+  explicit OpenAiStreamFraming(OpenAiStream stream);
+  void frame_trailer(const Generation& generation, std::string& out) override;
+
+ protected:
+  // Appends the event of a chunk whose only choice is `choice` ({"index", ..., "finish_reason"}).
+  void frame_choice(boost::json::object choice, std::string& out) const;
+
+ private:
+  OpenAiStream stream_;
+};
 
 }  // namespace rankserve::net

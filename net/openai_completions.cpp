@@ -7,7 +7,6 @@
 #include "net/openai.h"
 #include "net/openai_common.h"
 #include "net/openai_decode.h"
-#include "net/sse.h"
 
 namespace rankserve::net {
 
@@ -48,6 +47,54 @@ json::object legacy_logprobs(const SampleState& s, size_t from, size_t to, size_
                       {"token_logprobs", std::move(token_logprobs)},
                       {"top_logprobs", num_top > 0 ? json::value(std::move(top)) : json::value(nullptr)},
                       {"text_offset", std::move(offsets)}};
+}
+
+// A streamed completion: the echoed prompts first when asked, then a chunk per token with text (or
+// with logprobs when asked), and a finish chunk with any held-back text.
+class CompletionStreamFraming final : public OpenAiStreamFraming {
+ public:
+  CompletionStreamFraming(OpenAiStream stream, const CompletionRequest& request)
+      : OpenAiStreamFraming(std::move(stream)), request_(request) {}
+
+  void frame_prelude(const Generation& generation, std::string& out) override {
+    text_offsets_.assign(generation.samples().size(), 0);
+    if (!request_.echo) return;
+    for (size_t i = 0; i < text_offsets_.size(); ++i) {
+      frame_choice(choice(i, prompt_of(i), nullptr, nullptr), out);
+      text_offsets_[i] = prompt_of(i).size();
+    }
+  }
+
+  void frame_event(const StreamEvent& e, std::string& out) override {
+    const size_t index = e.event.sample;
+    if (e.event.finished) {
+      frame_choice(choice(index, e.event.finish.text, nullptr, json::value(openai_finish_reason(e.event.finish.reason))), out);
+      return;
+    }
+    const std::string& text = e.event.token.text;
+    if (text.empty() && request_.num_logprobs < 0) return;  // an incomplete character: nothing to show yet
+    json::value logprobs = nullptr;
+    if (request_.num_logprobs >= 0)
+      logprobs = legacy_logprobs(e.sample, e.token_index, e.token_index + 1, text_offsets_.at(index), request_.num_logprobs);
+    text_offsets_.at(index) += text.size();
+    frame_choice(choice(index, text, std::move(logprobs), nullptr), out);
+  }
+
+ private:
+  static json::object choice(size_t index, std::string_view text, json::value logprobs, json::value finish_reason) {
+    return json::object{
+        {"index", index}, {"text", text}, {"logprobs", std::move(logprobs)}, {"finish_reason", std::move(finish_reason)}};
+  }
+  const std::string& prompt_of(size_t index) const { return request_.prompts[index / static_cast<size_t>(request_.sampling.n)]; }
+
+  const CompletionRequest& request_;
+  std::vector<size_t> text_offsets_;  // per choice: where its next token's text starts
+};
+
+CompletionStreamFraming completion_stream_framing(const std::string& id, int64_t created, const std::string& model,
+                                                  const CompletionRequest& request) {
+  OpenAiStream stream{id, "text_completion", created, model, request.sampling.n, request.sampling.include_usage};
+  return CompletionStreamFraming(std::move(stream), request);
 }
 
 }  // namespace
@@ -125,44 +172,9 @@ Task<void> openai_completions(ServerContext& context, Exchange& exchange) {
     co_return;
   }
 
-  auto chunk = [&](size_t index, std::string_view text, json::value logprobs, json::value finish_reason) {
-    json::object c = openai_envelope(
-        id, "text_completion", created, model,
-        json::array{json::object{
-            {"index", index}, {"text", text}, {"logprobs", std::move(logprobs)}, {"finish_reason", std::move(finish_reason)}}});
-    if (sampling.include_usage) c["usage"] = nullptr;
-    return c;
-  };
-  co_await exchange.begin_stream(200, std::string(kSseContentType), sse_headers());
-  std::vector<size_t> text_offsets(generation.samples().size(), 0);
-  if (echo) {
-    for (size_t i = 0; i < text_offsets.size(); ++i) {
-      co_await write_event(exchange, chunk(i, prompt_of(i), nullptr, nullptr));
-      text_offsets[i] = prompt_of(i).size();
-    }
-  }
-  for (;;) {
-    std::vector<SampleEvent> events = co_await generation.next();
-    if (events.empty()) break;
-    for (const SampleEvent& e : events) {
-      generation.throw_if_failed(e);
-      const SampleState& s = generation.samples()[e.sample];
-      if (!e.finished) {
-        if (e.token.text.empty() && num_logprobs < 0) continue;  // an incomplete character: nothing to show yet
-        json::value logprobs = nullptr;
-        if (num_logprobs >= 0)
-          logprobs = legacy_logprobs(s, s.tokens.size() - 1, s.tokens.size(), text_offsets[e.sample], num_logprobs);
-        text_offsets[e.sample] += e.token.text.size();
-        co_await write_event(exchange, chunk(e.sample, e.token.text, std::move(logprobs), nullptr));
-        continue;
-      }
-      co_await write_event(exchange, chunk(e.sample, e.finish.text, nullptr, json::value(openai_finish_reason(e.finish.reason))));
-    }
-  }
-  std::optional<json::object> usage;
-  if (sampling.include_usage)
-    usage = openai_with_usage(id, "text_completion", created, model, json::array(), generation.samples(), sampling.n);
-  co_await end_openai_stream(exchange, std::move(usage));
+  // Built outside the coroutine body, like the response above.
+  CompletionStreamFraming framing = completion_stream_framing(id, created, model, decoded);
+  co_await stream_events(exchange, generation, framing);
 }
 
 }  // namespace rankserve::net

@@ -251,7 +251,7 @@ Task<bool> serve_exchange(ServerContext& context, Exchange& exchange, bool metri
     context.metrics.count_http_request(endpoint, exchange.status());
     co_return true;
   }
-  const ErrorReply reply = classify_error(error, context.options.retry_after_s);
+  const ErrorReply reply = classify_error(error, context.options);
   log::warn("http: {} {} -> {}: {}", request.method, request.path, reply.status, reply.message);
   context.metrics.count_http_request(endpoint, reply.status);
   if (inference) context.metrics.count_inference_failure(model_label, failure_reason(reply.status), received);

@@ -6,6 +6,8 @@
 #   client/        includes only client/, net/ and core/, no libtorch
 #   launcher/      includes no commands/ (the commands sit on top of every module)
 #   environment    only launcher/ reads it (getenv, secure_getenv, environ)
+#   flags          core/ and runtime/ name no command-line flag (--name) in a string: an Error names the
+#                  setting in the runtime's words with Error::setting(); the launcher maps it to its flag
 #   the build      the product's CMake files (core/, runtime/, net/, client/, launcher/, commands/) take nothing from tests/
 # Prints every violation as FILE:LINE: rule, and exits 1 when there is one.
 #   scripts/check-layers.sh [ROOT=the repository]
@@ -50,6 +52,10 @@ mapfile -t runtime < <(sources runtime)
 forbid "runtime does not see net, launcher or commands" '^\s*#\s*include\s*"(net|launcher|commands|client)/' "${runtime[@]}"
 forbid "runtime does not see MPI, PMIx or Slurm" "$cluster" "${runtime[@]}"
 forbid "runtime does not see HTTP" '^\s*#\s*include\s*<boost/beast' "${runtime[@]}"
+
+# A string literal holding --<letter>, on a line whose code before it has no // comment.
+flag_in_string='^([^/"]|/[^/"]|"([^"\\]|\\.)*")*"([^"\\]|\\.)*--[a-zA-Z]'
+forbid "runtime and core name no command-line flag (tag the Error with its Setting)" "$flag_in_string" "${runtime[@]}" "${core[@]}"
 
 mapfile -t client < <(sources client)
 forbid "the client includes only client, net and core" '^\s*#\s*include\s*"(launcher|commands|runtime)/' "${client[@]}"

@@ -78,7 +78,7 @@ void from_json(const ServerResponse& response, Message& message) {
 
 // The gRPC status of a handler's exception, with the message the HTTP surface answers.
 grpc::Status status_of(const ServerContext& context, std::exception_ptr error, const std::string& what) {
-  const ErrorReply reply = classify_error(error, context.options.retry_after_s);
+  const ErrorReply reply = classify_error(error, context.options);
   log::warn("grpc: {} -> {}: {}", what, reply.status, reply.message);
   return {code_of(reply.status), reply.message};
 }
@@ -186,7 +186,7 @@ Task<grpc::Status> model_infer(ServerContext& context, CallExchange& exchange, C
   } catch (...) {
     error = std::current_exception();
   }
-  const ErrorReply reply = classify_error(error, context.options.retry_after_s);
+  const ErrorReply reply = classify_error(error, context.options);
   context.metrics.count_inference_failure(message.model_name(), failure_reason(reply.status), timing.received);
   co_return status_of(context, error, fmt::format("ModelInfer '{}'", message.model_name()));
 }
@@ -342,7 +342,7 @@ Task<void> stream_one(std::shared_ptr<StreamState> s, std::shared_ptr<pb::ModelI
   }
   if (error) {
     // As Triton: the stream goes on; this request's answer is its error message.
-    const ErrorReply reply = classify_error(error, context.options.retry_after_s);
+    const ErrorReply reply = classify_error(error, context.options);
     context.metrics.count_inference_failure(message->model_name(), failure_reason(reply.status), timing.received);
     log::warn("grpc: ModelStreamInfer '{}' -> {}: {}", message->model_name(), reply.status, reply.message);
     auto out = std::make_unique<pb::ModelStreamInferResponse>();

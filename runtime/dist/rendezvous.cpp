@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/setting_error.h"
 #include "runtime/dist/store_access.h"
 
 namespace rankserve::runtime {
@@ -89,10 +90,10 @@ std::string Rendezvous::Impl::describe_missing(c10d::Store& store, const std::st
   }
   if (num_missing == 0) return fmt::format("rendezvous: waiting for peers at {} failed: {}", head(), cause);
   return fmt::format(
-      "rendezvous: {} of {} ranks never arrived within {} s: rank{} {}{} (check their logs; raise "
-      "--timeout if they start slowly)",
+      "rendezvous: {} of {} ranks never arrived within {} s: rank{} {}{} (check their logs; raise {} if they start "
+      "slowly)",
       num_missing, c.world_size, seconds(c.timeout), num_missing > 1 ? "s" : "", fmt::join(missing, ", "),
-      num_missing > static_cast<int>(kMaxNamedRanks) ? ", ..." : "");
+      num_missing > static_cast<int>(kMaxNamedRanks) ? ", ..." : "", setting_words(Setting::rendezvous_timeout));
 }
 
 // Store host only: waits until every other arrived rank has read the failure verdict, or `grace`.
@@ -116,15 +117,19 @@ Rendezvous::Rendezvous(const RendezvousConfig& config) : impl_(std::make_unique<
     impl_->tcp = c10::make_intrusive<c10d::TCPStore>(config.store_host, options);
   } catch (const std::exception& e) {
     if (config.serve_store) {
-      throw Error(ErrorCode::rendezvous,
-                  fmt::format("rendezvous: rank {} cannot serve the store on port {}: {} (is another job using the port "
-                              "on {}? pass --store-port)",
-                              config.rank, config.store_port, e.what(), config.hostname));
+      throw SettingError(
+          ErrorCode::rendezvous,
+          fmt::format("rendezvous: rank {} cannot serve the store on port {}: {} (is another job using the port "
+                      "on {}? change {})",
+                      config.rank, config.store_port, e.what(), config.hostname, setting_words(Setting::store_port)),
+          Setting::store_port);
     }
-    throw Error(ErrorCode::rendezvous,
-                fmt::format("rendezvous: rank 0 (host {}) never opened the store at {} within {} s; rank {} gives up "
-                            "(check rank 0's log; raise --timeout if it starts slowly)",
-                            impl_->head_host_name(), impl_->head(), seconds(config.timeout), config.rank));
+    throw SettingError(ErrorCode::rendezvous,
+                       fmt::format("rendezvous: rank 0 (host {}) never opened the store at {} within {} s; rank {} gives up "
+                                   "(check rank 0's log; raise {} if it starts slowly)",
+                                   impl_->head_host_name(), impl_->head(), seconds(config.timeout), config.rank,
+                                   setting_words(Setting::rendezvous_timeout)),
+                       Setting::rendezvous_timeout);
   }
   try {
     if (config.serve_store) {
@@ -133,10 +138,11 @@ Rendezvous::Rendezvous(const RendezvousConfig& config) : impl_(std::make_unique<
       impl_->tcp->wait({kJobKey}, config.timeout);
       const std::string job = to_string(impl_->tcp->get(kJobKey));
       if (job != config.job_id) {
-        throw Error(ErrorCode::rendezvous,
-                    fmt::format("rendezvous: the store at {} belongs to job '{}', not to this job '{}' (two jobs share "
-                                "the port: pass --store-port)",
-                                impl_->head(), job, config.job_id));
+        throw SettingError(ErrorCode::rendezvous,
+                           fmt::format("rendezvous: the store at {} belongs to job '{}', not to this job '{}' (two jobs share "
+                                       "the port: change {})",
+                                       impl_->head(), job, config.job_id, setting_words(Setting::store_port)),
+                           Setting::store_port);
       }
     }
   } catch (const Error&) {
@@ -205,7 +211,11 @@ std::vector<PeerInfo> Rendezvous::wait_for_peers() {
       } catch (const std::exception&) {
       }
     }
-    throw Error(ErrorCode::rendezvous, verdict.substr(7));
+    // The verdict travels between ranks as text: the setting it names is found again by its words.
+    const std::string message = verdict.substr(7);
+    if (message.find(setting_words(Setting::rendezvous_timeout)) != std::string::npos)
+      throw SettingError(ErrorCode::rendezvous, message, Setting::rendezvous_timeout);
+    throw Error(ErrorCode::rendezvous, message);
   }
   std::vector<PeerInfo> peers;
   try {

@@ -26,7 +26,7 @@ struct NemoTokenizerFiles {
   std::string merges;  // tokenizer.merge_file, likewise
 };
 
-// Throws Error(load) when either is missing ("... (pass --tokenizer FOLDER)").
+// Throws SettingError(load, "... (pass the tokenizer folder)", Setting::tokenizer_path) when either is missing.
 NemoTokenizerFiles nemo_tokenizer_files(const std::string& yaml, const std::string& file);
 
 }  // namespace rankserve::runtime

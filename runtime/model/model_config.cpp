@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/setting_error.h"
 #include "runtime/model/config_text.h"
 
 namespace rankserve::runtime {
@@ -89,7 +90,11 @@ class ConfigReader {
 ModelConfig read_hf_config(const std::string& folder) {
   const std::string path = (std::filesystem::path(folder) / "config.json").string();
   std::ifstream in(path);
-  if (!in) throw Error(ErrorCode::load, fmt::format("load: {}: cannot open (is --model-path a model folder?)", path));
+  if (!in) {
+    throw SettingError(ErrorCode::load,
+                       fmt::format("load: {}: cannot open (is {} a model folder?)", path, setting_words(Setting::model_path)),
+                       Setting::model_path);
+  }
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   return parse_hf_config(text, path);
 }
@@ -166,17 +171,25 @@ ModelConfig random_model_config(const std::string& name) {
     }
     known += fmt::format("{}random/{}", known.empty() ? "" : ", ", s.name);
   }
-  throw Error(ErrorCode::usage, fmt::format("options: --model-path={} is not a known random model ({})", name, known));
+  throw SettingError(
+      ErrorCode::usage,
+      fmt::format("options: {} {} is not a known random model ({})", setting_words(Setting::model_path), name, known),
+      Setting::model_path);
 }
 
 void check_shardable(const ModelConfig& c, int tp_size, int pp_size) {
   if (c.num_attention_heads % tp_size != 0 || c.ffn_hidden_size % tp_size != 0) {
-    throw Error(ErrorCode::usage, fmt::format("options: --tp {} does not divide the model's {} attention heads and ffn "
-                                              "size {} (choose a divisor)",
-                                              tp_size, c.num_attention_heads, c.ffn_hidden_size));
+    throw SettingError(
+        ErrorCode::usage,
+        fmt::format("options: {} {} does not divide the model's {} attention heads and ffn size {} (choose a divisor)",
+                    setting_words(Setting::tensor_parallel_size), tp_size, c.num_attention_heads, c.ffn_hidden_size),
+        Setting::tensor_parallel_size);
   }
   if (c.num_layers < pp_size) {
-    throw Error(ErrorCode::usage, fmt::format("options: --pp {} exceeds the model's {} layers", pp_size, c.num_layers));
+    throw SettingError(ErrorCode::usage,
+                       fmt::format("options: {} {} exceeds the model's {} layers", setting_words(Setting::pipeline_parallel_size),
+                                   pp_size, c.num_layers),
+                       Setting::pipeline_parallel_size);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/setting_error.h"
 
 namespace rankserve::runtime {
 namespace {
@@ -149,9 +150,10 @@ NemoTokenizerFiles nemo_tokenizer_files(const std::string& yaml, const std::stri
   NemoTokenizerFiles out{tokenizer_file(y, "vocab_file", file), tokenizer_file(y, "merge_file", file)};
   for (const auto& [k, value] : {std::pair{"vocab_file", out.vocab}, std::pair{"merge_file", out.merges}}) {
     if (value.empty()) {
-      throw Error(ErrorCode::load, fmt::format("tokenizer: {}: \"tokenizer.{}\" is missing; expected GPT-2 BPE files "
-                                               "(pass --tokenizer FOLDER)",
-                                               file, k));
+      throw SettingError(ErrorCode::load,
+                         fmt::format("tokenizer: {}: \"tokenizer.{}\" is missing; expected GPT-2 BPE files (pass {})", file, k,
+                                     setting_words(Setting::tokenizer_path)),
+                         Setting::tokenizer_path);
     }
   }
   return out;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/setting_error.h"
 
 namespace rankserve::runtime {
 
@@ -51,9 +52,10 @@ void AdmissionQueue::push(std::shared_ptr<ServingRequest> request) {
   if (stopping_ || draining_) throw Error(ErrorCode::unavailable, "server: shutting down; not accepting new requests");
   if (!serving_) throw Error(ErrorCode::unavailable, "server: the model is not loaded yet");
   if (static_cast<int>(queue_.size()) >= max_queue_size_) {
-    throw Error(ErrorCode::overloaded,
-                fmt::format("server: the queue is full ({} requests wait; --max-queue-size {}); retry later", queue_.size(),
-                            max_queue_size_));
+    throw SettingError(ErrorCode::overloaded,
+                       fmt::format("server: the queue is full ({} requests wait; {} {}); retry later", queue_.size(),
+                                   setting_words(Setting::max_queue_size), max_queue_size_),
+                       Setting::max_queue_size);
   }
   queue_.push_back(std::move(request));
 }

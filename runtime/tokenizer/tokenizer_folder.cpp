@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/setting_error.h"
 
 namespace rankserve::runtime {
 
@@ -21,9 +22,12 @@ BpeTokenizer load_tokenizer_folder(const std::string& folder) {
     merges = (dir / "vocab.bpe").string();
   }
   if (!fs::exists(vocab) || !fs::exists(merges)) {
-    throw Error(ErrorCode::load, fmt::format("tokenizer: {} has neither tokenizer.json, vocab.json + merges.txt nor "
-                                             "encoder.json + vocab.bpe (pass --tokenizer FOLDER)",
-                                             folder));
+    throw SettingError(
+        ErrorCode::load,
+        fmt::format("tokenizer: {} has neither tokenizer.json, vocab.json + merges.txt nor encoder.json + vocab.bpe "
+                    "(pass {})",
+                    folder, setting_words(Setting::tokenizer_path)),
+        Setting::tokenizer_path);
   }
   // vocab.json does not say which tokens are special: match the usual ones that it contains.
   BpeTokenizer plain = BpeTokenizer::from_files(vocab, merges);

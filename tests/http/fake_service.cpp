@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/setting_error.h"
 
 namespace rankserve::testing {
 
@@ -71,7 +72,10 @@ RequestId FakeService::submit(TextRequest request, std::shared_ptr<GenerationSin
   }
   if (script_.unavailable) throw Error(ErrorCode::unavailable, "server: shutting down; not accepting new requests");
   if (script_.overloaded)
-    throw Error(ErrorCode::overloaded, "server: the queue is full (16 requests wait; --max-queue-size 16); retry later");
+    // Worded as the runtime's scheduler words it: the setting in its own words, tagged for the front end.
+    throw SettingError(ErrorCode::overloaded,
+                       "server: the queue is full (16 requests wait; the maximum queue size 16); retry later",
+                       Setting::max_queue_size);
   if (request.prompt.empty()) throw Error(ErrorCode::bad_request, "request: the prompt is empty");
   if (count_tokens(request.prompt) > script_.max_prompt_words) {
     throw Error(ErrorCode::bad_request, fmt::format("request: the prompt has {} tokens; the model's context is {} tokens",
@@ -79,6 +83,22 @@ RequestId FakeService::submit(TextRequest request, std::shared_ptr<GenerationSin
   }
   const RequestId id = next_id_++;
   submitted_.push_back(request);
+  if (script_.deliver_in_submit && !script_.hang) {
+    Running r{id, std::move(request), std::move(sink)};
+    std::vector<TokenEvent> tokens;
+    std::optional<TokenEvent> token;
+    FinishEvent finish;
+    while (!advance(r, Clock::now(), token, finish)) {
+      if (token) tokens.push_back(std::move(*token));
+      token.reset();
+    }
+    ++steps_total_;
+    changed_.notify_all();
+    lock.unlock();
+    for (const TokenEvent& t : tokens) r.sink->on_token(t);
+    r.sink->on_finish(finish);
+    return id;
+  }
   running_.push_back(Running{id, std::move(request), std::move(sink)});
   changed_.notify_all();
   return id;
@@ -134,6 +154,46 @@ std::string FakeService::continuation(int n) {
   return out;
 }
 
+bool FakeService::advance(Running& r, Clock::time_point now, std::optional<TokenEvent>& token, FinishEvent& finish) {
+  finish.prompt_tokens = count_tokens(r.request.prompt) + (r.request.settings.add_bos.value_or(false) ? 1 : 0);
+  finish.completion_tokens = r.generated;
+  if (r.cancel) {
+    finish.reason = FinishReason::cancelled;
+    return true;
+  }
+  if (now >= r.request.deadline && !script_.ignore_deadlines) {
+    finish.reason = FinishReason::error;
+    finish.error_code = ErrorCode::timeout;
+    finish.error_message = "request: the deadline passed before generation finished";
+    return true;
+  }
+  if (script_.fail_after_tokens >= 0 && r.generated >= script_.fail_after_tokens) {
+    finish.reason = FinishReason::error;
+    finish.error_code = script_.fail_as_timeout ? ErrorCode::timeout : ErrorCode::unavailable;
+    finish.error_message = script_.fail_as_timeout ? "request: the deadline passed before generation finished"
+                                                   : "runtime: rank 1 (host n2) failed: connection reset";
+    return true;
+  }
+  if (script_.stop_after_tokens >= 0 && r.generated >= script_.stop_after_tokens) {
+    finish.reason = FinishReason::stop;
+    return true;
+  }
+  if (r.generated >= r.request.settings.max_tokens) {
+    finish.reason = FinishReason::length;
+    return true;
+  }
+  if (script_.hang) return false;
+  TokenEvent t;
+  t.id = 1000 + r.generated;
+  t.logprob = -0.25f * static_cast<float>(r.generated + 1);
+  t.token = fmt::format(" w{}", r.generated);
+  t.text = t.token;
+  ++r.generated;
+  ++generated_total_;
+  token = std::move(t);
+  return false;
+}
+
 void FakeService::run_engine() {
   std::unique_lock lock(mutex_);
   while (!stop_) {
@@ -143,43 +203,12 @@ void FakeService::run_engine() {
     std::vector<std::pair<std::shared_ptr<GenerationSink>, FinishEvent>> finishes;
     const auto now = Clock::now();
     for (auto it = running_.begin(); it != running_.end();) {
-      Running& r = *it;
+      std::optional<TokenEvent> token;
       FinishEvent finish;
-      finish.prompt_tokens = count_tokens(r.request.prompt) + (r.request.settings.add_bos.value_or(false) ? 1 : 0);
-      finish.completion_tokens = r.generated;
-      bool done = false;
-      if (r.cancel) {
-        finish.reason = FinishReason::cancelled;
-        done = true;
-      } else if (now >= r.request.deadline && !script_.ignore_deadlines) {
-        finish.reason = FinishReason::error;
-        finish.error_code = ErrorCode::timeout;
-        finish.error_message = "request: the deadline passed before generation finished";
-        done = true;
-      } else if (script_.fail_after_tokens >= 0 && r.generated >= script_.fail_after_tokens) {
-        finish.reason = FinishReason::error;
-        finish.error_code = script_.fail_as_timeout ? ErrorCode::timeout : ErrorCode::unavailable;
-        finish.error_message = script_.fail_as_timeout ? "request: the deadline passed before generation finished"
-                                                       : "runtime: rank 1 (host n2) failed: connection reset";
-        done = true;
-      } else if (script_.stop_after_tokens >= 0 && r.generated >= script_.stop_after_tokens) {
-        finish.reason = FinishReason::stop;
-        done = true;
-      } else if (r.generated >= r.request.settings.max_tokens) {
-        finish.reason = FinishReason::length;
-        done = true;
-      } else if (!script_.hang) {
-        TokenEvent t;
-        t.id = 1000 + r.generated;
-        t.logprob = -0.25f * static_cast<float>(r.generated + 1);
-        t.token = fmt::format(" w{}", r.generated);
-        t.text = t.token;
-        ++r.generated;
-        ++generated_total_;
-        tokens.emplace_back(r.sink, std::move(t));
-      }
+      const bool done = advance(*it, now, token, finish);
+      if (token) tokens.emplace_back(it->sink, std::move(*token));
       if (done) {
-        finishes.emplace_back(r.sink, std::move(finish));
+        finishes.emplace_back(it->sink, std::move(finish));
         it = running_.erase(it);
       } else {
         ++it;

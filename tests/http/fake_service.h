@@ -21,15 +21,17 @@ namespace rankserve::testing {
 struct FakeScript {
   bool ready = true;
   std::string not_ready_reason = "loading";
-  bool overloaded = false;        // submit throws Error(overloaded)
-  bool unavailable = false;       // submit throws Error(unavailable)
-  bool hang = false;              // requests never produce a token; they end when cancelled
-  bool ignore_deadlines = false;  // requests outlive their deadlines (an engine that stalled)
-  int fail_after_tokens = -1;     // >= 0: finish with an error after this many tokens
-  bool fail_as_timeout = false;   // the failure above is a deadline (ErrorCode::timeout)
-  int max_prompt_words = 1000;    // longer prompts get Error(bad_request) like a full context
-  int stop_after_tokens = -1;     // >= 0: finish with reason stop after this many tokens
-  bool block_submits = false;     // submit waits until a script without this is set (or the fake ends)
+  bool overloaded = false;         // submit throws Error(overloaded)
+  bool unavailable = false;        // submit throws Error(unavailable)
+  bool hang = false;               // requests never produce a token; they end when cancelled
+  bool ignore_deadlines = false;   // requests outlive their deadlines (an engine that stalled)
+  int fail_after_tokens = -1;      // >= 0: finish with an error after this many tokens
+  bool fail_as_timeout = false;    // the failure above is a deadline (ErrorCode::timeout)
+  int max_prompt_words = 1000;     // longer prompts get Error(bad_request) like a full context
+  int stop_after_tokens = -1;      // >= 0: finish with reason stop after this many tokens
+  bool block_submits = false;      // submit waits until a script without this is set (or the fake ends)
+  bool deliver_in_submit = false;  // submit sends every token and the finish before it returns, as an engine
+                                   // that ran the request at once: the handler reads them all in one batch
 };
 
 ModelInfo gpt_model_info();  // family "nemo_gpt", name "GPT"
@@ -68,6 +70,8 @@ class FakeService final : public GenerationService {
     bool cancel = false;
   };
   void run_engine();
+  // One step of `r` under the lock: true when it finished (`finish` set), else `token` may be set.
+  bool advance(Running& r, Clock::time_point now, std::optional<TokenEvent>& token, FinishEvent& finish);
 
   ModelInfo model_;
   mutable std::mutex mutex_;

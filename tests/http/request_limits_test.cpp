@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/setting_error.h"
 #include "tests/http/test_client.h"
 
 namespace json = boost::json;
@@ -156,4 +157,32 @@ TEST_CASE("a request of more samples than the queue holds gets 400 naming the li
   CHECK(t.service.submitted().empty());
   // As many samples as the queue holds are admitted.
   CHECK(t.post("/v1/completions", R"({"prompt":"x","n":4,"max_tokens":1})").status == 200);
+}
+
+TEST_CASE("a service error about a setting reaches clients worded by the server's error_message") {
+  FakeScript full;
+  full.overloaded = true;
+  const std::string kserve_body = R"({"inputs":[{"name":"prompts","datatype":"BYTES","shape":[1,1],"data":["x"]}]})";
+  {
+    TestServer t;  // no wording given: the service's own words
+    t.service.set_script(full);
+    CHECK(error_text(t.post("/v2/models/GPT/infer", kserve_body)).find("the maximum queue size 16") != std::string::npos);
+  }
+  net::ServerOptions options = TestServer::default_options();
+  // As the rankserve command words them (launcher::user_message): the setting named by its flag.
+  options.error_message = [](const Error& e) {
+    const auto* about = dynamic_cast<const SettingError*>(&e);
+    return about != nullptr && about->setting() == Setting::max_queue_size ? message_naming(*about, "--max-queue-size")
+                                                                           : std::string(e.what());
+  };
+  TestServer t(gpt_model_info(), options);
+  t.service.set_script(full);
+  const Reply kserve = t.post("/v2/models/GPT/infer", kserve_body);
+  CHECK(kserve.status == 429);
+  CHECK_MESSAGE(error_text(kserve).find("(16 requests wait; --max-queue-size 16)") != std::string::npos, kserve.body);
+  const Reply openai = t.post("/v1/completions", R"({"prompt":"x","max_tokens":1})");
+  CHECK(openai.status == 429);
+  CHECK_MESSAGE(error_text(openai).find("--max-queue-size 16") != std::string::npos, openai.body);
+  // Messages of the front end itself are not reworded (they name no setting).
+  CHECK(error_text(t.post("/v2/models/GPT/generate", R"({"parameters":{}})")).find("text_input") != std::string::npos);
 }

@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 
+#include <charconv>
 #include <stdexcept>
 
 namespace rankserve::testing {
@@ -97,6 +98,28 @@ std::vector<std::string> sse_data(const std::string& body) {
     pos = end + 2;
   }
   return out;
+}
+
+std::vector<std::string> http_chunks(const std::string& body) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  for (;;) {
+    const size_t line_end = body.find("\r\n", pos);
+    if (line_end == std::string::npos) FAIL("a chunk size line does not end: " << body.substr(pos));
+    const std::string size_text = body.substr(pos, line_end - pos);
+    size_t size = 0;
+    const auto [end, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(), size, 16);
+    if (ec != std::errc() || end != size_text.data() + size_text.size()) FAIL("not a chunk size: '" << size_text << "'");
+    pos = line_end + 2;
+    if (size == 0) {
+      if (body.substr(pos) != "\r\n") FAIL("the last chunk is not followed by an empty trailer: " << body.substr(pos));
+      return out;
+    }
+    if (body.size() < pos + size + 2 || body.compare(pos + size, 2, "\r\n") != 0)
+      FAIL("a chunk is cut short or not ended by CRLF");
+    out.push_back(body.substr(pos, size));
+    pos += size + 2;
+  }
 }
 
 struct RawConnection::Impl {

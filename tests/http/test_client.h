@@ -36,6 +36,10 @@ Reply send_request(int port, const std::string& method, const std::string& targe
 // The `data:` payloads of an SSE body, in order; fails the test on a frame that is not `data: ...\n\n`.
 std::vector<std::string> sse_data(const std::string& body);
 
+// The data of each chunk of a chunked body (`Transfer-Encoding: chunked`), in order, without the
+// last (empty) chunk; fails the test when the body is not chunked framing ended by its last chunk.
+std::vector<std::string> http_chunks(const std::string& body);
+
 // A plain TCP connection to 127.0.0.1:port.
 class RawConnection {
  public:

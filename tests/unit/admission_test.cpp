@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "core/setting_error.h"
 #include "tests/support/serving_fixtures.h"
 
 using namespace rankserve;
@@ -108,13 +109,19 @@ TEST_CASE("the queue refuses requests before the loop serves") {
   CHECK(queue.not_ready_reason().empty());
 }
 
-TEST_CASE("a full queue answers overloaded naming --max-queue-size") {
+TEST_CASE("a full queue answers overloaded naming the queue size setting (the launcher puts --max-queue-size there)") {
   AdmissionQueue queue = serving_queue(2);
   queue.push(serving_request(1, 2, 2));
   queue.push(serving_request(2, 2, 2));
   Error e = error_of([&] { queue.push(serving_request(3, 2, 2)); });
   CHECK(e.code() == ErrorCode::overloaded);
-  CHECK(std::string(e.what()) == "server: the queue is full (2 requests wait; --max-queue-size 2); retry later");
+  CHECK(std::string(e.what()) == "server: the queue is full (2 requests wait; the maximum queue size 2); retry later");
+  try {
+    queue.push(serving_request(4, 2, 2));
+    FAIL("a full queue took a request");
+  } catch (const SettingError& full) {
+    CHECK(full.setting() == Setting::max_queue_size);  // what the launcher maps to --max-queue-size
+  }
   CHECK(queue.size() == 2);
   queue.pop_front();
   queue.push(serving_request(3, 2, 2));  // room again
