@@ -81,7 +81,7 @@ double decode_step_seconds(Engine& engine, int batch, int n) {
   for (int b = 0; b < batch; ++b)
     for (int i = 0; i < 8; ++i) requests[static_cast<size_t>(b)].prompt.push_back(100 + 37 * b + i);
   auto run = [&](int tokens) {
-    for (auto& r : requests) r.max_new_tokens = tokens;
+    for (auto& r : requests) r.max_tokens = tokens;
     return engine.generate(requests, true);
   };
   run(2);  // warm-up
@@ -101,7 +101,7 @@ double decode_step_seconds(Engine& engine, int batch, int n) {
 double prefill_tokens_per_s(Engine& engine, int tokens) {
   std::vector<GenerationRequest> requests(1);
   for (int i = 0; i < tokens; ++i) requests[0].prompt.push_back(100 + (37 * i) % 5000);
-  requests[0].max_new_tokens = 1;
+  requests[0].max_tokens = 1;
   engine.generate(requests, true);
   double best = 1e30;
   for (int i = 0; i < 2; ++i) {

@@ -21,7 +21,7 @@ struct Sequence {
   std::vector<int32_t> tokens;  // prompt and generated tokens
   size_t next = 0;              // tokens[next..] have not been run yet
   KvCache cache;
-  int64_t capacity = 0;  // tokens the cache holds: prompt + max_new_tokens, within the context
+  int64_t capacity = 0;  // tokens the cache holds: prompt + max_tokens, within the context
   int num_generated = 0;
   Sampler sampler;
 };
@@ -146,10 +146,10 @@ void Engine::add_sequence(const SequenceSpec& spec) {
   // generate() before adding them.
   const std::string problem = prompt_problem(spec.prompt, impl_->max_context, impl_->model->config().vocab_size);
   RANKSERVE_CHECK(problem.empty(), fmt::format("sequence {} was admitted unchecked: {}", spec.id, problem));
-  RANKSERVE_CHECK(spec.max_new_tokens >= 1, "a sequence generates at least one token");
+  RANKSERVE_CHECK(spec.max_tokens >= 1, "a sequence generates at least one token");
   for (const Sequence& s : impl_->running) RANKSERVE_CHECK(s.id != spec.id, fmt::format("sequence {} joined twice", spec.id));
   GptModel& model = *impl_->model;
-  const int64_t capacity = std::min<int64_t>(impl_->max_context, static_cast<int64_t>(spec.prompt.size()) + spec.max_new_tokens);
+  const int64_t capacity = std::min<int64_t>(impl_->max_context, static_cast<int64_t>(spec.prompt.size()) + spec.max_tokens);
   impl_->running.push_back(Sequence{spec.id, spec.prompt, 0, model.new_cache(capacity), capacity, 0,
                                     Sampler(spec.sampling, model.config().eos_token_id, impl_->sampleable_vocab)});
 }
@@ -237,7 +237,7 @@ std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& r
   }
   impl_->recompute = !use_kv_cache;
   for (size_t i = 0; i < requests.size(); ++i) {
-    add_sequence({i, requests[i].prompt, requests[i].max_new_tokens, requests[i].sampling});
+    add_sequence({i, requests[i].prompt, requests[i].max_tokens, requests[i].sampling});
   }
   std::vector<Generation> out(requests.size());
   const int eos = impl_->model->config().eos_token_id;
@@ -255,7 +255,7 @@ std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& r
       g.logprobs.push_back(c.logprob);
       const Sequence& s =
           *std::find_if(impl_->running.begin(), impl_->running.end(), [&](const Sequence& q) { return q.id == c.id; });
-      if (c.token == eos || static_cast<int>(g.ids.size()) >= requests[c.id].max_new_tokens ||
+      if (c.token == eos || static_cast<int>(g.ids.size()) >= requests[c.id].max_tokens ||
           static_cast<int64_t>(s.tokens.size()) >= s.capacity) {
         done.push_back(c.id);
       }

@@ -34,7 +34,7 @@ struct EngineOptions {
 
 struct GenerationRequest {
   std::vector<int32_t> prompt;
-  int max_new_tokens = 16;
+  int max_tokens = 16;
   SamplingParams sampling;
 };
 
@@ -42,7 +42,7 @@ struct GenerationRequest {
 struct SequenceSpec {
   uint64_t id = 0;
   std::vector<int32_t> prompt;
-  int max_new_tokens = 16;  // the KV cache holds prompt + max_new_tokens, within max_context()
+  int max_tokens = 16;  // the KV cache holds prompt + max_tokens, within max_context()
   SamplingParams sampling;
 };
 
@@ -112,7 +112,7 @@ class Engine {
   // kSamplingFailed; a failed sequence does not advance).
   std::vector<TokenChoice> step(int prompt_token_budget = 0);
 
-  // Generates up to each request's max_new_tokens after its prompt, stopping at EOS. Requests of
+  // Generates up to each request's max_tokens after its prompt, stopping at EOS. Requests of
   // different lengths run as one batch; a sequence leaves the batch when it is done. Collective over
   // the model copy (TP and PP groups); every rank returns the same results. `use_kv_cache` false
   // recomputes every sequence in full at each step (for checking the cache). Throws Error(usage)

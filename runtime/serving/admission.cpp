@@ -33,14 +33,14 @@ std::shared_ptr<ServingRequest> prepare_request(const TextRequest& request, std:
   }
   auto r = std::make_shared<ServingRequest>(tokenizer, settings);
   r->prompt = std::move(prompt);
-  r->max_new_tokens = std::min(std::max(settings.max_tokens, 1), context - static_cast<int>(r->prompt.size()));
+  r->max_tokens = std::min(std::max(settings.max_tokens, 1), context - static_cast<int>(r->prompt.size()));
   r->ignore_eos = settings.ignore_eos;
   r->sampling = SamplingParams{settings.greedy,
                                settings.temperature,
                                settings.top_k,
                                settings.top_p,
                                settings.repetition_penalty,
-                               settings.ignore_eos ? r->max_new_tokens : settings.min_tokens,
+                               settings.ignore_eos ? r->max_tokens : settings.min_tokens,
                                settings.seed.value_or(default_seed)};
   r->deadline = request.deadline;
   r->sink = std::move(sink);

@@ -37,7 +37,7 @@ Delivered deliver_token(ServingRequest& request, int32_t token, float logprob, i
     if (piece.stopped) end = FinishReason::stop;
   }
   request.sink->on_token(event);
-  if (!end && request.num_generated >= request.max_new_tokens) end = FinishReason::length;
+  if (!end && request.num_generated >= request.max_tokens) end = FinishReason::length;
   if (end) {
     FinishEvent finished;
     finished.reason = *end;

@@ -26,8 +26,8 @@ PlanDraft build_plan(AdmissionQueue& queue, RunningSet& running, const PlanOptio
     if (copy < 0) break;
     running.join(copy, r);
     draft.prompt_tokens += r->prompt.size();
-    plan.joins.push_back({copy, SequenceSpec{r->id, r->prompt, r->max_new_tokens, r->sampling}});
-    log::debug("request {} ({} prompt tokens, up to {} new) to copy {}", r->id, r->prompt.size(), r->max_new_tokens, copy);
+    plan.joins.push_back({copy, SequenceSpec{r->id, r->prompt, r->max_tokens, r->sampling}});
+    log::debug("request {} ({} prompt tokens, up to {} new) to copy {}", r->id, r->prompt.size(), r->max_tokens, copy);
     queue.pop_front();
   }
   const bool any_running = running.any_running();

@@ -20,7 +20,7 @@ namespace rankserve::runtime {
 struct ServingRequest {
   RequestId id = 0;
   std::vector<int32_t> prompt;  // token ids, BOS included when added
-  int max_new_tokens = 0;       // >= 1, and prompt + max_new_tokens fits the model's context
+  int max_tokens = 0;           // >= 1, and prompt + max_tokens fits the model's context
   SamplingParams sampling;
   bool ignore_eos = false;
   Clock::time_point deadline = Clock::time_point::max();
@@ -35,7 +35,7 @@ struct ServingRequest {
       : text(tokenizer, settings.stop, settings.keep_stop) {}
 
   // The KV-cache capacity it holds while running, in tokens.
-  int64_t kv_tokens() const { return static_cast<int64_t>(prompt.size()) + max_new_tokens; }
+  int64_t kv_tokens() const { return static_cast<int64_t>(prompt.size()) + max_tokens; }
 };
 
 // Sends `event` to the sink unless the request already finished: fills the token counts and, unless

@@ -76,7 +76,7 @@ std::vector<std::byte> encode_plan(const StepPlan& plan) {
   for (const PlanJoin& j : plan.joins) {
     w.put(j.dp_rank);
     w.put(j.sequence.id);
-    w.put(static_cast<int32_t>(j.sequence.max_new_tokens));
+    w.put(static_cast<int32_t>(j.sequence.max_tokens));
     w.put(j.sequence.sampling);
     w.put_vector(j.sequence.prompt);
   }
@@ -99,7 +99,7 @@ StepPlan decode_plan(std::span<const std::byte> bytes) {
     PlanJoin j;
     j.dp_rank = r.get<int32_t>();
     j.sequence.id = r.get<uint64_t>();
-    j.sequence.max_new_tokens = r.get<int32_t>();
+    j.sequence.max_tokens = r.get<int32_t>();
     j.sequence.sampling = r.get<SamplingParams>();
     j.sequence.prompt = r.get_vector<int32_t>();
     plan.joins.push_back(std::move(j));
