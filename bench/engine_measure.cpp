@@ -41,8 +41,9 @@ int main(int argc, char** argv) {
     ProcessGroups groups = make_self_groups();
     std::unique_ptr<Engine> engine = Engine::load(options, groups);
     auto generate = [&](const std::vector<bench::TokenIds>& prompts, int max_tokens) {
-      std::vector<GenerationRequest> requests(prompts.size());
+      std::vector<SequenceSpec> requests(prompts.size());
       for (size_t i = 0; i < prompts.size(); ++i) {
+        requests[i].id = i;
         requests[i].prompt = prompts[i];
         requests[i].max_tokens = max_tokens;
       }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -229,33 +230,35 @@ std::vector<TokenChoice> Engine::step(int prompt_token_budget) {
   return choices;
 }
 
-std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache) {
+std::vector<Generation> Engine::generate(const std::vector<SequenceSpec>& sequences, bool use_kv_cache) {
   RANKSERVE_CHECK(impl_->running.empty(), "generate() runs alone, not beside served sequences");
-  for (size_t i = 0; i < requests.size(); ++i) {
-    const std::string problem = prompt_problem(requests[i].prompt, impl_->max_context, impl_->model->config().vocab_size);
+  std::unordered_map<uint64_t, size_t> position;  // sequence id -> index in `sequences` and the results
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    const std::string problem = prompt_problem(sequences[i].prompt, impl_->max_context, impl_->model->config().vocab_size);
     if (!problem.empty()) throw Error(ErrorCode::usage, fmt::format("generate: {} (prompt {})", problem, i));
+    RANKSERVE_CHECK(position.emplace(sequences[i].id, i).second,
+                    fmt::format("generate: sequence id {} is given twice", sequences[i].id));
   }
   impl_->recompute = !use_kv_cache;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    add_sequence({i, requests[i].prompt, requests[i].max_tokens, requests[i].sampling});
-  }
-  std::vector<Generation> out(requests.size());
+  for (const SequenceSpec& spec : sequences) add_sequence(spec);
+  std::vector<Generation> out(sequences.size());
   const int eos = impl_->model->config().eos_token_id;
   while (!impl_->running.empty()) {
     std::vector<uint64_t> done;
     for (const TokenChoice& c : step()) {
+      const size_t i = position.at(c.id);
       if (c.token == kSamplingFailed) {
         impl_->running.clear();
         impl_->recompute = false;
         throw Error(ErrorCode::runtime,
-                    fmt::format("generate: no next token could be drawn for prompt {} (see the sampling warning)", c.id));
+                    fmt::format("generate: no next token could be drawn for prompt {} (see the sampling warning)", i));
       }
-      Generation& g = out[c.id];
+      Generation& g = out[i];
       g.ids.push_back(c.token);
       g.logprobs.push_back(c.logprob);
       const Sequence& s =
           *std::find_if(impl_->running.begin(), impl_->running.end(), [&](const Sequence& q) { return q.id == c.id; });
-      if (c.token == eos || static_cast<int>(g.ids.size()) >= requests[c.id].max_tokens ||
+      if (c.token == eos || static_cast<int>(g.ids.size()) >= sequences[i].max_tokens ||
           static_cast<int64_t>(s.tokens.size()) >= s.capacity) {
         done.push_back(c.id);
       }

@@ -32,13 +32,8 @@ struct EngineOptions {
   std::string device = "cpu";
 };
 
-struct GenerationRequest {
-  std::vector<int32_t> prompt;
-  int max_tokens = 16;
-  SamplingParams sampling;
-};
-
-// One sequence joining the running batch (serving). `id` is unique among the engine's sequences.
+// One sequence for the engine: a join in a step plan (serving) or one of generate()'s sequences.
+// `id` is unique among the engine's sequences.
 struct SequenceSpec {
   uint64_t id = 0;
   std::vector<int32_t> prompt;
@@ -112,13 +107,14 @@ class Engine {
   // kSamplingFailed; a failed sequence does not advance).
   std::vector<TokenChoice> step(int prompt_token_budget = 0);
 
-  // Generates up to each request's max_tokens after its prompt, stopping at EOS. Requests of
+  // Generates up to each sequence's max_tokens after its prompt, stopping at EOS; the results are in
+  // the order of `sequences`, whose ids must be distinct (their positions will do). Sequences of
   // different lengths run as one batch; a sequence leaves the batch when it is done. Collective over
   // the model copy (TP and PP groups); every rank returns the same results. `use_kv_cache` false
   // recomputes every sequence in full at each step (for checking the cache). Throws Error(usage)
   // naming the prompt when a prompt is empty, holds an id outside the vocabulary or leaves no room in
   // the context (before any collective), Error(runtime) naming it when no token can be drawn for it.
-  std::vector<Generation> generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache);
+  std::vector<Generation> generate(const std::vector<SequenceSpec>& sequences, bool use_kv_cache);
 
  private:
   struct Impl;
