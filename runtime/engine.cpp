@@ -142,7 +142,7 @@ std::string prompt_problem(std::span<const int32_t> prompt, int64_t max_context,
 
 }  // namespace
 
-void Engine::add_sequence(const SequenceSpec& spec) {
+void Engine::add_sequence(SequenceSpec spec) {
   // Not a user-facing check: the scheduler's submit refused such prompts before queueing them, and
   // generate() before adding them.
   const std::string problem = prompt_problem(spec.prompt, impl_->max_context, impl_->model->config().vocab_size);
@@ -151,7 +151,7 @@ void Engine::add_sequence(const SequenceSpec& spec) {
   for (const Sequence& s : impl_->running) RANKSERVE_CHECK(s.id != spec.id, fmt::format("sequence {} joined twice", spec.id));
   GptModel& model = *impl_->model;
   const int64_t capacity = std::min<int64_t>(impl_->max_context, static_cast<int64_t>(spec.prompt.size()) + spec.max_tokens);
-  impl_->running.push_back(Sequence{spec.id, spec.prompt, 0, model.new_cache(capacity), capacity, 0,
+  impl_->running.push_back(Sequence{spec.id, std::move(spec.prompt), 0, model.new_cache(capacity), capacity, 0,
                                     Sampler(spec.sampling, model.config().eos_token_id, impl_->sampleable_vocab)});
 }
 
@@ -240,6 +240,7 @@ std::vector<Generation> Engine::generate(const std::vector<SequenceSpec>& sequen
                     fmt::format("generate: sequence id {} is given twice", sequences[i].id));
   }
   impl_->recompute = !use_kv_cache;
+  // The one copy of each prompt: the engine's tokens grow with the generation, the caller keeps its own.
   for (const SequenceSpec& spec : sequences) add_sequence(spec);
   std::vector<Generation> out(sequences.size());
   const int eos = impl_->model->config().eos_token_id;

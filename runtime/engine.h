@@ -91,10 +91,11 @@ class Engine {
 
   // Continuous batching: sequences join and leave between steps. Every rank of the model copy calls
   // these in the same order with the same arguments (the step plan). add_sequence allocates the
-  // sequence's KV cache; remove_sequence frees it (a no-op for an unknown id). add_sequence takes a
+  // sequence's KV cache and takes `spec`'s prompt as the sequence's first tokens; remove_sequence
+  // frees it (a no-op for an unknown id). add_sequence takes a
   // prompt its caller validated (the scheduler's submit): a prompt that is empty, holds an id outside
   // the vocabulary or leaves no room in the context breaks an invariant (RANKSERVE_CHECK, Error(runtime)).
-  void add_sequence(const SequenceSpec& spec);
+  void add_sequence(SequenceSpec spec);
   void remove_sequence(uint64_t id);
   size_t num_sequences() const;
   int64_t cached_tokens() const;  // KV-cache capacity held by the running sequences, in tokens

@@ -154,9 +154,10 @@ void Scheduler::run(Engine& engine, const ProcessGroups& groups) {
   while (true) {
     StepPlan plan = next_plan();
     distribute_plan(groups, plan);
-    const StepResults results = execute_plan(plan, engine, groups);
-    if (plan.command == PlanCommand::shutdown) break;
-    if (plan.run) deliver(results);
+    const bool shutdown = plan.command == PlanCommand::shutdown, run = plan.run;
+    const StepResults results = execute_plan(std::move(plan), engine, groups);
+    if (shutdown) break;
+    if (run) deliver(results);
   }
   std::lock_guard lock(mutex_);
   queue_.set_serving(false);
@@ -166,8 +167,9 @@ void follow_plans(Engine& engine, const ProcessGroups& groups) {
   while (true) {
     StepPlan plan;
     distribute_plan(groups, plan);
-    execute_plan(plan, engine, groups);
-    if (plan.command == PlanCommand::shutdown) break;
+    const bool shutdown = plan.command == PlanCommand::shutdown;
+    execute_plan(std::move(plan), engine, groups);
+    if (shutdown) break;
   }
 }
 

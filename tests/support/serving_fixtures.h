@@ -52,6 +52,7 @@ inline std::shared_ptr<runtime::ServingRequest> serving_request(RequestId id, in
   auto r = std::make_shared<runtime::ServingRequest>(bytes_tokenizer(), settings);
   r->id = id;
   for (int i = 0; i < num_prompt_tokens; ++i) r->prompt.push_back(1 + i % 255);
+  r->num_prompt_tokens = num_prompt_tokens;
   r->max_tokens = max_tokens;
   r->ignore_eos = settings.ignore_eos;
   r->sink = std::make_shared<RecordingSink>();
