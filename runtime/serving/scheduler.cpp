@@ -134,8 +134,8 @@ void Scheduler::deliver(const StepResults& results) {
   for (size_t c = 0; c < copies.size(); ++c) {
     for (size_t slot = 0; slot < copies[c].size(); ++slot) {
       const int dp_rank = static_cast<int>(c), s = static_cast<int>(slot);
-      const Delivered d = deliver_token(*copies[c][slot], results.token(dp_rank, s), results.logprob(dp_rank, s),
-                                        options_.model.eos_token_id, tokenizer_);
+      const Delivered d =
+          deliver_token(*copies[c][slot], results.token(dp_rank, s), results.logprob(dp_rank, s), options_.model.eos_token_id);
       if (d.generated) ++generated;
       if (d.finished) done.push_back(copies[c][slot]);
     }
