@@ -77,11 +77,13 @@ double read_bandwidth() {
 
 // Seconds per decode step at `batch`: a run of 1 token (prefill only) subtracted from a run of 1 + n.
 double decode_step_seconds(Engine& engine, int batch, int n) {
-  std::vector<GenerationRequest> requests(static_cast<size_t>(batch));
-  for (int b = 0; b < batch; ++b)
+  std::vector<SequenceSpec> requests(static_cast<size_t>(batch));
+  for (int b = 0; b < batch; ++b) {
+    requests[static_cast<size_t>(b)].id = static_cast<uint64_t>(b);
     for (int i = 0; i < 8; ++i) requests[static_cast<size_t>(b)].prompt.push_back(100 + 37 * b + i);
+  }
   auto run = [&](int tokens) {
-    for (auto& r : requests) r.max_new_tokens = tokens;
+    for (auto& r : requests) r.max_tokens = tokens;
     return engine.generate(requests, true);
   };
   run(2);  // warm-up
@@ -99,9 +101,9 @@ double decode_step_seconds(Engine& engine, int batch, int n) {
 
 // Prompt tokens per second of one sequence's `tokens`-token prompt (best of 2, after a warm-up).
 double prefill_tokens_per_s(Engine& engine, int tokens) {
-  std::vector<GenerationRequest> requests(1);
+  std::vector<SequenceSpec> requests(1);
   for (int i = 0; i < tokens; ++i) requests[0].prompt.push_back(100 + (37 * i) % 5000);
-  requests[0].max_new_tokens = 1;
+  requests[0].max_tokens = 1;
   engine.generate(requests, true);
   double best = 1e30;
   for (int i = 0; i < 2; ++i) {

@@ -40,11 +40,12 @@ int main(int argc, char** argv) {
     options.eos_token_id = kNoEos;
     ProcessGroups groups = make_self_groups();
     std::unique_ptr<Engine> engine = Engine::load(options, groups);
-    auto generate = [&](const std::vector<bench::TokenIds>& prompts, int max_new_tokens) {
-      std::vector<GenerationRequest> requests(prompts.size());
+    auto generate = [&](const std::vector<bench::TokenIds>& prompts, int max_tokens) {
+      std::vector<SequenceSpec> requests(prompts.size());
       for (size_t i = 0; i < prompts.size(); ++i) {
+        requests[i].id = i;
         requests[i].prompt = prompts[i];
-        requests[i].max_new_tokens = max_new_tokens;
+        requests[i].max_tokens = max_tokens;
       }
       std::vector<bench::TokenIds> ids;
       for (Generation& g : engine->generate(requests, true)) ids.push_back(std::move(g.ids));

@@ -86,17 +86,16 @@ void run_generate(const Options& options, const runtime::ProcessGroups& groups, 
   // The family's BOS (OPT's </s>) goes in front of a text prompt (random/<size>: the tokenizer's end of text).
   if (tokenizer && engine.config().bos_token_id >= 0)
     prompts[0].insert(prompts[0].begin(), eos >= 0 ? eos : engine.config().bos_token_id);
-  std::vector<runtime::GenerationRequest> requests;
-  for (const auto& prompt : prompts) {
-    runtime::SamplingParams sampling{!options.sample, options.temperature,        options.top_k,
-                                     options.top_p,   options.repetition_penalty, options.min_length,
-                                     options.seed};
-    requests.push_back({prompt, options.max_tokens, sampling});
-  }
-  const auto results = engine.generate(requests, !options.no_kv_cache);
+  const runtime::SamplingParams sampling{!options.sample, options.temperature,        options.top_k,
+                                         options.top_p,   options.repetition_penalty, options.min_length,
+                                         options.seed};
+  std::vector<runtime::SequenceSpec> sequences;
+  for (std::vector<int32_t>& prompt : prompts)
+    sequences.push_back({sequences.size(), std::move(prompt), options.max_tokens, sampling});
+  const auto results = engine.generate(sequences, !options.no_kv_cache);
   if (global_rank != 0) return;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    print_result(options, tokenizer ? &*tokenizer : nullptr, engine.config(), prompts[i], results[i]);
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    print_result(options, tokenizer ? &*tokenizer : nullptr, engine.config(), sequences[i].prompt, results[i]);
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -21,7 +22,7 @@ struct Sequence {
   std::vector<int32_t> tokens;  // prompt and generated tokens
   size_t next = 0;              // tokens[next..] have not been run yet
   KvCache cache;
-  int64_t capacity = 0;  // tokens the cache holds: prompt + max_new_tokens, within the context
+  int64_t capacity = 0;  // tokens the cache holds: prompt + max_tokens, within the context
   int num_generated = 0;
   Sampler sampler;
 };
@@ -141,16 +142,16 @@ std::string prompt_problem(std::span<const int32_t> prompt, int64_t max_context,
 
 }  // namespace
 
-void Engine::add_sequence(const SequenceSpec& spec) {
+void Engine::add_sequence(SequenceSpec spec) {
   // Not a user-facing check: the scheduler's submit refused such prompts before queueing them, and
   // generate() before adding them.
   const std::string problem = prompt_problem(spec.prompt, impl_->max_context, impl_->model->config().vocab_size);
   RANKSERVE_CHECK(problem.empty(), fmt::format("sequence {} was admitted unchecked: {}", spec.id, problem));
-  RANKSERVE_CHECK(spec.max_new_tokens >= 1, "a sequence generates at least one token");
+  RANKSERVE_CHECK(spec.max_tokens >= 1, "a sequence generates at least one token");
   for (const Sequence& s : impl_->running) RANKSERVE_CHECK(s.id != spec.id, fmt::format("sequence {} joined twice", spec.id));
   GptModel& model = *impl_->model;
-  const int64_t capacity = std::min<int64_t>(impl_->max_context, static_cast<int64_t>(spec.prompt.size()) + spec.max_new_tokens);
-  impl_->running.push_back(Sequence{spec.id, spec.prompt, 0, model.new_cache(capacity), capacity, 0,
+  const int64_t capacity = std::min<int64_t>(impl_->max_context, static_cast<int64_t>(spec.prompt.size()) + spec.max_tokens);
+  impl_->running.push_back(Sequence{spec.id, std::move(spec.prompt), 0, model.new_cache(capacity), capacity, 0,
                                     Sampler(spec.sampling, model.config().eos_token_id, impl_->sampleable_vocab)});
 }
 
@@ -229,33 +230,36 @@ std::vector<TokenChoice> Engine::step(int prompt_token_budget) {
   return choices;
 }
 
-std::vector<Generation> Engine::generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache) {
+std::vector<Generation> Engine::generate(const std::vector<SequenceSpec>& sequences, bool use_kv_cache) {
   RANKSERVE_CHECK(impl_->running.empty(), "generate() runs alone, not beside served sequences");
-  for (size_t i = 0; i < requests.size(); ++i) {
-    const std::string problem = prompt_problem(requests[i].prompt, impl_->max_context, impl_->model->config().vocab_size);
+  std::unordered_map<uint64_t, size_t> position;  // sequence id -> index in `sequences` and the results
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    const std::string problem = prompt_problem(sequences[i].prompt, impl_->max_context, impl_->model->config().vocab_size);
     if (!problem.empty()) throw Error(ErrorCode::usage, fmt::format("generate: {} (prompt {})", problem, i));
+    RANKSERVE_CHECK(position.emplace(sequences[i].id, i).second,
+                    fmt::format("generate: sequence id {} is given twice", sequences[i].id));
   }
   impl_->recompute = !use_kv_cache;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    add_sequence({i, requests[i].prompt, requests[i].max_new_tokens, requests[i].sampling});
-  }
-  std::vector<Generation> out(requests.size());
+  // The one copy of each prompt: the engine's tokens grow with the generation, the caller keeps its own.
+  for (const SequenceSpec& spec : sequences) add_sequence(spec);
+  std::vector<Generation> out(sequences.size());
   const int eos = impl_->model->config().eos_token_id;
   while (!impl_->running.empty()) {
     std::vector<uint64_t> done;
     for (const TokenChoice& c : step()) {
+      const size_t i = position.at(c.id);
       if (c.token == kSamplingFailed) {
         impl_->running.clear();
         impl_->recompute = false;
         throw Error(ErrorCode::runtime,
-                    fmt::format("generate: no next token could be drawn for prompt {} (see the sampling warning)", c.id));
+                    fmt::format("generate: no next token could be drawn for prompt {} (see the sampling warning)", i));
       }
-      Generation& g = out[c.id];
+      Generation& g = out[i];
       g.ids.push_back(c.token);
       g.logprobs.push_back(c.logprob);
       const Sequence& s =
           *std::find_if(impl_->running.begin(), impl_->running.end(), [&](const Sequence& q) { return q.id == c.id; });
-      if (c.token == eos || static_cast<int>(g.ids.size()) >= requests[c.id].max_new_tokens ||
+      if (c.token == eos || static_cast<int>(g.ids.size()) >= sequences[i].max_tokens ||
           static_cast<int64_t>(s.tokens.size()) >= s.capacity) {
         done.push_back(c.id);
       }

@@ -32,17 +32,12 @@ struct EngineOptions {
   std::string device = "cpu";
 };
 
-struct GenerationRequest {
-  std::vector<int32_t> prompt;
-  int max_new_tokens = 16;
-  SamplingParams sampling;
-};
-
-// One sequence joining the running batch (serving). `id` is unique among the engine's sequences.
+// One sequence for the engine: a join in a step plan (serving) or one of generate()'s sequences.
+// `id` is unique among the engine's sequences.
 struct SequenceSpec {
   uint64_t id = 0;
   std::vector<int32_t> prompt;
-  int max_new_tokens = 16;  // the KV cache holds prompt + max_new_tokens, within max_context()
+  int max_tokens = 16;  // the KV cache holds prompt + max_tokens, within max_context()
   SamplingParams sampling;
 };
 
@@ -96,10 +91,11 @@ class Engine {
 
   // Continuous batching: sequences join and leave between steps. Every rank of the model copy calls
   // these in the same order with the same arguments (the step plan). add_sequence allocates the
-  // sequence's KV cache; remove_sequence frees it (a no-op for an unknown id). add_sequence takes a
+  // sequence's KV cache and takes `spec`'s prompt as the sequence's first tokens; remove_sequence
+  // frees it (a no-op for an unknown id). add_sequence takes a
   // prompt its caller validated (the scheduler's submit): a prompt that is empty, holds an id outside
   // the vocabulary or leaves no room in the context breaks an invariant (RANKSERVE_CHECK, Error(runtime)).
-  void add_sequence(const SequenceSpec& spec);
+  void add_sequence(SequenceSpec spec);
   void remove_sequence(uint64_t id);
   size_t num_sequences() const;
   int64_t cached_tokens() const;  // KV-cache capacity held by the running sequences, in tokens
@@ -112,13 +108,14 @@ class Engine {
   // kSamplingFailed; a failed sequence does not advance).
   std::vector<TokenChoice> step(int prompt_token_budget = 0);
 
-  // Generates up to each request's max_new_tokens after its prompt, stopping at EOS. Requests of
+  // Generates up to each sequence's max_tokens after its prompt, stopping at EOS; the results are in
+  // the order of `sequences`, whose ids must be distinct (their positions will do). Sequences of
   // different lengths run as one batch; a sequence leaves the batch when it is done. Collective over
   // the model copy (TP and PP groups); every rank returns the same results. `use_kv_cache` false
   // recomputes every sequence in full at each step (for checking the cache). Throws Error(usage)
   // naming the prompt when a prompt is empty, holds an id outside the vocabulary or leaves no room in
   // the context (before any collective), Error(runtime) naming it when no token can be drawn for it.
-  std::vector<Generation> generate(const std::vector<GenerationRequest>& requests, bool use_kv_cache);
+  std::vector<Generation> generate(const std::vector<SequenceSpec>& sequences, bool use_kv_cache);
 
  private:
   struct Impl;

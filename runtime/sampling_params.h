@@ -6,12 +6,12 @@
 namespace rankserve::runtime {
 
 struct SamplingParams {
-  bool greedy = true;               // argmax; the fields below but repetition_penalty and min_length are ignored
+  bool greedy = true;               // argmax; the fields below but repetition_penalty and min_tokens are ignored
   float temperature = 1.0f;         // > 0
   int top_k = 0;                    // 0: no limit
   float top_p = 1.0f;               // nucleus mass in (0, 1]
   float repetition_penalty = 1.0f;  // > 0; 1: off (CTRL rule: positive logits divided, negative multiplied)
-  int min_length = 0;               // EOS is blocked until this many tokens are generated
+  int min_tokens = 0;               // EOS is blocked until this many tokens are generated
   uint64_t seed = 0;                // the same seed, prompt and model give the same tokens
 };
 

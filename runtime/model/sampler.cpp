@@ -59,7 +59,7 @@ Sampler::Choice Sampler::pick(const at::Tensor& logits, std::span<const int32_t>
   check_params(params_);
   const int64_t usable = sampleable_vocab_ >= 0 ? std::min<int64_t>(sampleable_vocab_, logits.size(0)) : logits.size(0);
   const bool penalize = params_.repetition_penalty != 1.0f && !sequence.empty();
-  const bool hold_eos = num_generated < params_.min_length && eos_token_id_ >= 0 && eos_token_id_ < logits.size(0);
+  const bool hold_eos = num_generated < params_.min_tokens && eos_token_id_ >= 0 && eos_token_id_ < logits.size(0);
   const auto logprob_of = [&](int64_t token) { return checked_logprob(at::log_softmax(logits, -1)[token].item<float>()); };
   if (params_.greedy && !penalize && !hold_eos) {  // nothing to change: the best usable id, without a copy
     if (best_token_applies(logits)) {
@@ -125,7 +125,7 @@ Sampler::Choice Sampler::pick_with_tensor_ops(const at::Tensor& logits, std::spa
   const int64_t vocab = logits.size(0);
   const int64_t usable = sampleable_vocab_ >= 0 ? std::min<int64_t>(sampleable_vocab_, vocab) : vocab;
   const bool penalize = params_.repetition_penalty != 1.0f && !sequence.empty();
-  const bool hold_eos = num_generated < params_.min_length && eos_token_id_ >= 0 && eos_token_id_ < vocab;
+  const bool hold_eos = num_generated < params_.min_tokens && eos_token_id_ >= 0 && eos_token_id_ < vocab;
   // Every decision stays on the device; the flags travel with the token.
   const at::Tensor unusable_logits = logits.lt(std::numeric_limits<float>::infinity()).all().logical_not();  // NaN, +inf
   at::Tensor nothing_left = at::zeros({}, logits.options().dtype(at::kBool));

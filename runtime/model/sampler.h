@@ -1,4 +1,4 @@
-// Picks next tokens from logits: repetition penalty, min_length, temperature, top-k, top-p, and a
+// Picks next tokens from logits: repetition penalty, min_tokens, temperature, top-k, top-p, and a
 // per-sequence seeded generator. Internal to the runtime (torch). Engine thread only.
 #pragma once
 
@@ -21,7 +21,7 @@ class Sampler {
   };
 
   // `logits` [vocab] float32 of one sequence; `sequence` its tokens so far (for the penalty);
-  // `num_generated` tokens generated so far (for min_length). Never aborts the process: any logits and
+  // `num_generated` tokens generated so far (for min_tokens). Never aborts the process: any logits and
   // parameters give a token or an Error (runtime for non-finite logits, bad_request for parameters that
   // leave nothing to draw), which fails this sequence only.
   // Logits on a device go to pick_with_tensor_ops; CPU logits take the CPU path (its kernels).

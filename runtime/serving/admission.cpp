@@ -13,11 +13,9 @@ std::shared_ptr<ServingRequest> prepare_request(const TextRequest& request, std:
                                                 const AdmissionOptions& options, const BpeTokenizer& tokenizer,
                                                 uint64_t default_seed) {
   const GenerationSettings& settings = request.settings;
-  std::vector<int32_t> prompt;
+  std::vector<int32_t> prompt = tokenizer.encode(request.prompt);
   const bool add_bos = settings.add_bos.value_or(options.add_bos_by_default);
-  if (add_bos && options.bos_token_id >= 0) prompt.push_back(options.bos_token_id);
-  const std::vector<int32_t> ids = tokenizer.encode(request.prompt);
-  prompt.insert(prompt.end(), ids.begin(), ids.end());
+  if (add_bos && options.bos_token_id >= 0) prompt.insert(prompt.begin(), options.bos_token_id);
   // The only check of a prompt on its way to the engines (Engine::add_sequence asserts it). Its ids
   // are the tokenizer's, which start-up checked against the model's vocabulary.
   const int context = options.max_context;
@@ -32,15 +30,16 @@ std::shared_ptr<ServingRequest> prepare_request(const TextRequest& request, std:
                                                     settings.max_tokens_field, settings.max_tokens, context));
   }
   auto r = std::make_shared<ServingRequest>(tokenizer, settings);
+  r->num_prompt_tokens = static_cast<int>(prompt.size());
   r->prompt = std::move(prompt);
-  r->max_new_tokens = std::min(std::max(settings.max_tokens, 1), context - static_cast<int>(r->prompt.size()));
+  r->max_tokens = std::min(std::max(settings.max_tokens, 1), context - r->num_prompt_tokens);
   r->ignore_eos = settings.ignore_eos;
   r->sampling = SamplingParams{settings.greedy,
                                settings.temperature,
                                settings.top_k,
                                settings.top_p,
                                settings.repetition_penalty,
-                               settings.ignore_eos ? r->max_new_tokens : settings.min_tokens,
+                               settings.ignore_eos ? r->max_tokens : settings.min_tokens,
                                settings.seed.value_or(default_seed)};
   r->deadline = request.deadline;
   r->sink = std::move(sink);

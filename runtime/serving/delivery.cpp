@@ -1,13 +1,12 @@
 #include "runtime/serving/delivery.h"
 
 #include <optional>
-#include <span>
 
 #include "runtime/engine.h"
 
 namespace rankserve::runtime {
 
-Delivered deliver_token(ServingRequest& request, int32_t token, float logprob, int eos_token_id, const BpeTokenizer& tokenizer) {
+Delivered deliver_token(ServingRequest& request, int32_t token, float logprob, int eos_token_id) {
   Delivered delivered;
   if (request.finished) return delivered;
   if (token == kSamplingFailed) {
@@ -31,13 +30,13 @@ Delivered deliver_token(ServingRequest& request, int32_t token, float logprob, i
   if (eos) {
     end = FinishReason::stop;
   } else {
-    event.token = tokenizer.decode(std::span(&token, 1));
     TextStream::Piece piece = request.text.push(token);
+    event.token = std::move(piece.token);
     event.text = std::move(piece.text);
     if (piece.stopped) end = FinishReason::stop;
   }
   request.sink->on_token(event);
-  if (!end && request.num_generated >= request.max_new_tokens) end = FinishReason::length;
+  if (!end && request.num_generated >= request.max_tokens) end = FinishReason::length;
   if (end) {
     FinishEvent finished;
     finished.reason = *end;

@@ -7,7 +7,6 @@
 #include <cstdint>
 
 #include "runtime/serving/serving_request.h"
-#include "runtime/tokenizer/bpe_tokenizer.h"
 
 namespace rankserve::runtime {
 
@@ -18,7 +17,8 @@ struct Delivered {
 
 // Hands `token` (a token id, kNoToken or kSamplingFailed; runtime/engine.h) with its log-probability
 // to `request`'s sink. EOS (`eos_token_id`, unless the request ignores EOS) is a generated token with
-// no text. Nothing happens for kNoToken or a request that already finished. Engine thread only.
-Delivered deliver_token(ServingRequest& request, int32_t token, float logprob, int eos_token_id, const BpeTokenizer& tokenizer);
+// no text; a token's text comes from the request's TextStream (decoded once). Nothing happens for kNoToken or a request that
+// already finished. Engine thread only.
+Delivered deliver_token(ServingRequest& request, int32_t token, float logprob, int eos_token_id);
 
 }  // namespace rankserve::runtime

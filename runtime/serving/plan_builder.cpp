@@ -25,9 +25,10 @@ PlanDraft build_plan(AdmissionQueue& queue, RunningSet& running, const PlanOptio
     const int copy = choose_copy(running.loads(), r->kv_tokens(), options.limits);
     if (copy < 0) break;
     running.join(copy, r);
-    draft.prompt_tokens += r->prompt.size();
-    plan.joins.push_back({copy, SequenceSpec{r->id, r->prompt, r->max_new_tokens, r->sampling}});
-    log::debug("request {} ({} prompt tokens, up to {} new) to copy {}", r->id, r->prompt.size(), r->max_new_tokens, copy);
+    draft.prompt_tokens += static_cast<uint64_t>(r->num_prompt_tokens);
+    // The prompt's ids pass to the plan: the request needs only their count from here on.
+    plan.joins.push_back({copy, SequenceSpec{r->id, std::move(r->prompt), r->max_tokens, r->sampling}});
+    log::debug("request {} ({} prompt tokens, up to {} new) to copy {}", r->id, r->num_prompt_tokens, r->max_tokens, copy);
     queue.pop_front();
   }
   const bool any_running = running.any_running();

@@ -27,7 +27,8 @@ struct PlanDraft {
 // Builds the next plan and applies it to `queue` and `running`: running requests that must end
 // (AdmissionQueue::end_reason at `now`) leave, queued ones that must end are dropped, cancels are
 // cleared, then the oldest queued requests join (choose_copy) until one does not fit or the service
-// stops. The plan's leaves are every pending leave, in order. Not thread-safe: under the Scheduler's
+// stops; a joining request's prompt moves into its join. The plan's leaves are every pending leave,
+// in order. Not thread-safe: under the Scheduler's
 // mutex. Ends no request itself (the caller sends `ended` their events).
 PlanDraft build_plan(AdmissionQueue& queue, RunningSet& running, const PlanOptions& options, Clock::time_point now);
 

@@ -134,8 +134,8 @@ void Scheduler::deliver(const StepResults& results) {
   for (size_t c = 0; c < copies.size(); ++c) {
     for (size_t slot = 0; slot < copies[c].size(); ++slot) {
       const int dp_rank = static_cast<int>(c), s = static_cast<int>(slot);
-      const Delivered d = deliver_token(*copies[c][slot], results.token(dp_rank, s), results.logprob(dp_rank, s),
-                                        options_.model.eos_token_id, tokenizer_);
+      const Delivered d =
+          deliver_token(*copies[c][slot], results.token(dp_rank, s), results.logprob(dp_rank, s), options_.model.eos_token_id);
       if (d.generated) ++generated;
       if (d.finished) done.push_back(copies[c][slot]);
     }
@@ -154,9 +154,10 @@ void Scheduler::run(Engine& engine, const ProcessGroups& groups) {
   while (true) {
     StepPlan plan = next_plan();
     distribute_plan(groups, plan);
-    const StepResults results = execute_plan(plan, engine, groups);
-    if (plan.command == PlanCommand::shutdown) break;
-    if (plan.run) deliver(results);
+    const bool shutdown = plan.command == PlanCommand::shutdown, run = plan.run;
+    const StepResults results = execute_plan(std::move(plan), engine, groups);
+    if (shutdown) break;
+    if (run) deliver(results);
   }
   std::lock_guard lock(mutex_);
   queue_.set_serving(false);
@@ -166,8 +167,9 @@ void follow_plans(Engine& engine, const ProcessGroups& groups) {
   while (true) {
     StepPlan plan;
     distribute_plan(groups, plan);
-    execute_plan(plan, engine, groups);
-    if (plan.command == PlanCommand::shutdown) break;
+    const bool shutdown = plan.command == PlanCommand::shutdown;
+    execute_plan(std::move(plan), engine, groups);
+    if (shutdown) break;
   }
 }
 

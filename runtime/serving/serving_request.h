@@ -14,13 +14,15 @@
 
 namespace rankserve::runtime {
 
-// Threading: the fields above `text` are set before the request is queued and read-only after; `copy`
-// is written and read under the scheduler's mutex; `text` and `num_generated` belong to the engine
+// Threading: the fields above `text` are set before the request is queued and read-only after, but
+// `prompt`, which build_plan moves into the plan's join under the scheduler's mutex; `copy` is
+// written and read under the scheduler's mutex; `text` and `num_generated` belong to the engine
 // thread (and to fail_all once the engine has stopped); `finished` makes on_finish happen once.
 struct ServingRequest {
   RequestId id = 0;
-  std::vector<int32_t> prompt;  // token ids, BOS included when added
-  int max_new_tokens = 0;       // >= 1, and prompt + max_new_tokens fits the model's context
+  std::vector<int32_t> prompt;  // token ids, BOS included when added; empty once it joined a copy
+  int num_prompt_tokens = 0;    // prompt.size() at admission (the KV accounting, FinishEvent::prompt_tokens)
+  int max_tokens = 0;           // >= 1, and prompt + max_tokens fits the model's context
   SamplingParams sampling;
   bool ignore_eos = false;
   Clock::time_point deadline = Clock::time_point::max();
@@ -35,7 +37,7 @@ struct ServingRequest {
       : text(tokenizer, settings.stop, settings.keep_stop) {}
 
   // The KV-cache capacity it holds while running, in tokens.
-  int64_t kv_tokens() const { return static_cast<int64_t>(prompt.size()) + max_new_tokens; }
+  int64_t kv_tokens() const { return static_cast<int64_t>(num_prompt_tokens) + max_tokens; }
 };
 
 // Sends `event` to the sink unless the request already finished: fills the token counts and, unless

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -65,22 +66,38 @@ class Reader {
 
 }  // namespace
 
-std::vector<std::byte> encode_plan(const StepPlan& plan) {
+namespace {
+
+// The bytes of `plan` with only the joins `keep` accepts.
+template <typename Keep>
+std::vector<std::byte> encode_plan_if(const StepPlan& plan, Keep keep) {
   Writer w;
   w.put(plan.command);
   w.put(plan.run);
   w.put(plan.prompt_token_budget);
   w.put(plan.gather_slots);
   w.put_vector(plan.leaves);
-  w.put(static_cast<uint64_t>(plan.joins.size()));
+  w.put(static_cast<uint64_t>(std::count_if(plan.joins.begin(), plan.joins.end(), keep)));
   for (const PlanJoin& j : plan.joins) {
+    if (!keep(j)) continue;
     w.put(j.dp_rank);
     w.put(j.sequence.id);
-    w.put(static_cast<int32_t>(j.sequence.max_new_tokens));
+    w.put(static_cast<int32_t>(j.sequence.max_tokens));
     w.put(j.sequence.sampling);
     w.put_vector(j.sequence.prompt);
   }
   return w.take();
+}
+
+// encode_plan(plan_for_copy(plan, dp_rank)), without copying the copy's prompts into a second plan.
+std::vector<std::byte> encode_plan_for_copy(const StepPlan& plan, int dp_rank) {
+  return encode_plan_if(plan, [dp_rank](const PlanJoin& j) { return j.dp_rank == dp_rank; });
+}
+
+}  // namespace
+
+std::vector<std::byte> encode_plan(const StepPlan& plan) {
+  return encode_plan_if(plan, [](const PlanJoin&) { return true; });
 }
 
 StepPlan decode_plan(std::span<const std::byte> bytes) {
@@ -99,7 +116,7 @@ StepPlan decode_plan(std::span<const std::byte> bytes) {
     PlanJoin j;
     j.dp_rank = r.get<int32_t>();
     j.sequence.id = r.get<uint64_t>();
-    j.sequence.max_new_tokens = r.get<int32_t>();
+    j.sequence.max_tokens = r.get<int32_t>();
     j.sequence.sampling = r.get<SamplingParams>();
     j.sequence.prompt = r.get_vector<int32_t>();
     plan.joins.push_back(std::move(j));
@@ -170,8 +187,8 @@ void distribute_plan(const ProcessGroups& groups, StepPlan& plan) {
   std::vector<std::byte> bytes;
   if (head) {
     RANKSERVE_CHECK(copy_leader && dp.rank() == 0, "global rank 0 leads copy 0");
-    for (int d = 1; d < dp.size(); ++d) send_plan_bytes(dp, encode_plan(plan_for_copy(plan, d)), d);
-    if (groups.tp->size() > 1 || groups.pp->size() > 1) bytes = encode_plan(plan_for_copy(plan, 0));
+    for (int d = 1; d < dp.size(); ++d) send_plan_bytes(dp, encode_plan_for_copy(plan, d), d);
+    if (groups.tp->size() > 1 || groups.pp->size() > 1) bytes = encode_plan_for_copy(plan, 0);
   } else if (copy_leader) {
     bytes = receive_plan_bytes(dp, 0);
   }
@@ -196,12 +213,12 @@ StepResults gather_choices(std::span<const TokenChoice> mine, int32_t slots, Com
   return results;
 }
 
-StepResults execute_plan(const StepPlan& plan, Engine& engine, const ProcessGroups& groups) {
+StepResults execute_plan(StepPlan plan, Engine& engine, const ProcessGroups& groups) {
   if (plan.command == PlanCommand::shutdown) return {};
   const int dp_rank = groups.dp->rank();
   for (uint64_t id : plan.leaves) engine.remove_sequence(id);
-  for (const PlanJoin& j : plan.joins) {
-    if (j.dp_rank == dp_rank) engine.add_sequence(j.sequence);
+  for (PlanJoin& j : plan.joins) {
+    if (j.dp_rank == dp_rank) engine.add_sequence(std::move(j.sequence));
   }
   if (!plan.run) return {};
   RANKSERVE_CHECK(engine.num_sequences() <= static_cast<size_t>(plan.gather_slots),

@@ -39,12 +39,11 @@ StepPlan decode_plan(std::span<const std::byte> bytes);
 // in plan order. Pure.
 StepPlan plan_for_copy(const StepPlan& plan, int dp_rank);
 
-// Global rank 0 hands each copy its plan_for_copy: to the copy's first rank (first stage, TP rank 0)
-// point-to-point over rank 0's DP group (which holds exactly those ranks), then within the copy by a
-// broadcast over the first stage's TP group and one over each PP group. Rank 0 keeps the whole plan;
-// every other rank receives its copy's part into `plan`. Collective: every rank calls once per
-// iteration. Throws Error(runtime) as the collectives do (a dead or hung peer, the deadline) or on a
-// malformed plan; a rank that no message reaches because a peer died is stopped by the watchdog.
+// Global rank 0 hands each copy its plan_for_copy (encoded without building it): to the copy's first rank (first stage, TP rank
+// 0) point-to-point over rank 0's DP group (which holds exactly those ranks), then within the copy by a broadcast over the first
+// stage's TP group and one over each PP group. Rank 0 keeps the whole plan; every other rank receives its copy's part into
+// `plan`. Collective: every rank calls once per iteration. Throws Error(runtime) as the collectives do (a dead or hung peer, the
+// deadline) or on a malformed plan; a rank that no message reaches because a peer died is stopped by the watchdog.
 void distribute_plan(const ProcessGroups& groups, StepPlan& plan);
 
 // One slot of the gathered results: what a copy chose for the sequence in that slot. Crosses the DP
@@ -71,10 +70,11 @@ struct StepResults {
 // all-gather of `slots` SlotChoices per member. Collective over `dp`; every member passes the same `slots`.
 StepResults gather_choices(std::span<const TokenChoice> mine, int32_t slots, Communicator& dp);
 
-// Applies the plan to this rank's engine (leaves, then this copy's joins), runs the step and gathers
+// Applies the plan to this rank's engine (leaves, then this copy's joins, whose sequences move into
+// the engine), runs the step and gathers
 // every copy's choices over the DP group. Collective over the model copy and the DP group; every
 // rank calls with its distribute_plan result. Meaningful results on the DP group's members; global
 // rank 0 reads them.
-StepResults execute_plan(const StepPlan& plan, Engine& engine, const ProcessGroups& groups);
+StepResults execute_plan(StepPlan plan, Engine& engine, const ProcessGroups& groups);
 
 }  // namespace rankserve::runtime

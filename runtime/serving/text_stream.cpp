@@ -13,11 +13,14 @@ TextStream::TextStream(const BpeTokenizer& tokenizer, std::vector<std::string> s
 
 TextStream::Piece TextStream::push(int32_t id) {
   Piece piece;
+  // The token's bytes are looked up once, for its own text and for the stream.
+  IncrementalDecoder::Decoded decoded = decoder_.push_token(id);
+  piece.token = std::move(decoded.token);
   if (stopped_) {
     piece.stopped = true;
     return piece;
   }
-  text_ += decoder_.push(id);
+  text_ += decoded.text;
   // A match cannot start in released text: a suffix that could begin an end string is never released.
   size_t match = std::string::npos, match_length = 0;
   for (const std::string& s : stop_) {

@@ -18,6 +18,7 @@ class TextStream {
 
   struct Piece {
     std::string text;      // text released by this token (possibly empty)
+    std::string token;     // the token's own text (TokenEvent::token), also after a stop
     bool stopped = false;  // an end string matched; nothing more will be released
   };
 

@@ -324,8 +324,18 @@ std::string_view BpeTokenizer::token_text(int32_t id) const {
   return impl_->texts[id];
 }
 
-std::string IncrementalDecoder::push(int32_t id) {
-  pending_.append(tokenizer_->token_text(id));
+std::string IncrementalDecoder::push(int32_t id) { return release(tokenizer_->token_text(id)); }
+
+IncrementalDecoder::Decoded IncrementalDecoder::push_token(int32_t id) {
+  const std::string_view bytes = tokenizer_->token_text(id);
+  Decoded decoded;
+  byte_level::append_utf8_lossy(decoded.token, bytes, true);
+  decoded.text = release(bytes);
+  return decoded;
+}
+
+std::string IncrementalDecoder::release(std::string_view bytes) {
+  pending_.append(bytes);
   std::string text;
   pending_.erase(0, byte_level::append_utf8_lossy(text, pending_, false));
   return text;

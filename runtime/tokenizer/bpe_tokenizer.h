@@ -103,11 +103,21 @@ class IncrementalDecoder {
   // later byte can fix come out as U+FFFD at once. Throws like BpeTokenizer::token_text.
   std::string push(int32_t id);
 
+  // push(id) and the id's own text (BpeTokenizer::decode of the id alone: a partial character as
+  // U+FFFD), from one look-up of its bytes. Throws like push.
+  struct Decoded {
+    std::string text;   // what push(id) returns
+    std::string token;  // the id's own text
+  };
+  Decoded push_token(int32_t id);
+
   // Flushes a held-back incomplete character as U+FFFD (empty if nothing is held back); the decoder
   // can then start a new stream.
   std::string finish();
 
  private:
+  std::string release(std::string_view bytes);  // appends `bytes`, returns the whole characters
+
   const BpeTokenizer* tokenizer_;
   std::string pending_;  // bytes of one incomplete character, at most 3
 };

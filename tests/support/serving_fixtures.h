@@ -47,12 +47,13 @@ struct RecordingSink final : GenerationSink {
 };
 
 // A queued-state request with `num_prompt_tokens` prompt tokens (ids 1, 2, ...), recording its events.
-inline std::shared_ptr<runtime::ServingRequest> serving_request(RequestId id, int num_prompt_tokens, int max_new_tokens,
+inline std::shared_ptr<runtime::ServingRequest> serving_request(RequestId id, int num_prompt_tokens, int max_tokens,
                                                                 GenerationSettings settings = {}) {
   auto r = std::make_shared<runtime::ServingRequest>(bytes_tokenizer(), settings);
   r->id = id;
   for (int i = 0; i < num_prompt_tokens; ++i) r->prompt.push_back(1 + i % 255);
-  r->max_new_tokens = max_new_tokens;
+  r->num_prompt_tokens = num_prompt_tokens;
+  r->max_tokens = max_tokens;
   r->ignore_eos = settings.ignore_eos;
   r->sink = std::make_shared<RecordingSink>();
   return r;

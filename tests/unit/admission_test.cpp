@@ -56,28 +56,28 @@ TEST_CASE("a prepared request holds the prompt's tokens, with BOS when the reque
   CHECK(prepare("ab", no_bos, opt)->prompt == std::vector<int32_t>{'a', 'b'});
 }
 
-TEST_CASE("a prepared request's max_new_tokens is clipped to the context and its seed defaults to the given one") {
+TEST_CASE("a prepared request's max_tokens is clipped to the context and its seed defaults to the given one") {
   GenerationSettings settings;
   settings.max_tokens = 16;
   const auto r = prepare("0123456789", settings);
-  CHECK(r->max_new_tokens == 6);
+  CHECK(r->max_tokens == 6);
   CHECK(r->kv_tokens() == 16);
   CHECK(r->sampling.seed == 77);
   CHECK(r->id == 0);
   settings.seed = 5;
   settings.max_tokens = 3;
   CHECK(prepare("0123456789", settings)->sampling.seed == 5);
-  CHECK(prepare("0123456789", settings)->max_new_tokens == 3);
+  CHECK(prepare("0123456789", settings)->max_tokens == 3);
 }
 
-TEST_CASE("ignore_eos blocks EOS for every new token (min_length = max_new_tokens)") {
+TEST_CASE("ignore_eos blocks EOS for every new token (min_tokens = max_tokens)") {
   GenerationSettings settings;
   settings.max_tokens = 4;
   settings.min_tokens = 1;
   settings.ignore_eos = true;
   const auto r = prepare("ab", settings);
   CHECK(r->ignore_eos);
-  CHECK(r->sampling.min_length == 4);
+  CHECK(r->sampling.min_tokens == 4);
 }
 
 TEST_CASE("an empty prompt, one that fills the context, and max_tokens past the context are bad requests") {

@@ -7,7 +7,6 @@
 
 using namespace rankserve;
 using namespace rankserve::runtime;
-using rankserve::testing::bytes_tokenizer;
 using rankserve::testing::serving_request;
 using rankserve::testing::sink_of;
 
@@ -26,7 +25,7 @@ GenerationSettings stop_at(std::vector<std::string> stop, bool keep_stop) {
 int deliver_text(ServingRequest& r, std::string_view text) {
   int generated = 0;
   for (unsigned char c : text) {
-    const Delivered d = deliver_token(r, c, -0.5f, kEos, bytes_tokenizer());
+    const Delivered d = deliver_token(r, c, -0.5f, kEos);
     generated += d.generated ? 1 : 0;
     if (d.finished) break;
   }
@@ -91,7 +90,7 @@ TEST_CASE("text that may begin a stop string is held back, and released at the f
 TEST_CASE("EOS is a generated token without text that finishes with stop, unless the request ignores EOS") {
   auto r = serving_request(1, 1, 8);
   deliver_text(*r, "a");
-  Delivered d = deliver_token(*r, kEos, -1.0f, kEos, bytes_tokenizer());
+  Delivered d = deliver_token(*r, kEos, -1.0f, kEos);
   CHECK(d.generated);
   CHECK(d.finished);
   const auto& sink = sink_of(*r);
@@ -105,7 +104,7 @@ TEST_CASE("EOS is a generated token without text that finishes with stop, unless
   GenerationSettings ignore;
   ignore.ignore_eos = true;
   auto past = serving_request(2, 1, 8, ignore);
-  d = deliver_token(*past, kEos, -1.0f, kEos, bytes_tokenizer());
+  d = deliver_token(*past, kEos, -1.0f, kEos);
   CHECK(d.generated);
   CHECK_FALSE(d.finished);
   CHECK(sink_of(*past).tokens[0].token == std::string(1, '\0'));
@@ -113,11 +112,11 @@ TEST_CASE("EOS is a generated token without text that finishes with stop, unless
 
 TEST_CASE("a failed sample finishes the request with a runtime error, a prefilling slot does nothing") {
   auto r = serving_request(1, 1, 8);
-  Delivered d = deliver_token(*r, kNoToken, 0, kEos, bytes_tokenizer());
+  Delivered d = deliver_token(*r, kNoToken, 0, kEos);
   CHECK_FALSE(d.generated);
   CHECK_FALSE(d.finished);
   CHECK(sink_of(*r).tokens.empty());
-  d = deliver_token(*r, kSamplingFailed, 0, kEos, bytes_tokenizer());
+  d = deliver_token(*r, kSamplingFailed, 0, kEos);
   CHECK_FALSE(d.generated);
   CHECK(d.finished);
   const auto& sink = sink_of(*r);
@@ -130,7 +129,7 @@ TEST_CASE("a failed sample finishes the request with a runtime error, a prefilli
 TEST_CASE("a finished request takes no more tokens and is finished once") {
   auto r = serving_request(1, 1, 1);
   deliver_text(*r, "a");
-  const Delivered d = deliver_token(*r, 'b', 0, kEos, bytes_tokenizer());
+  const Delivered d = deliver_token(*r, 'b', 0, kEos);
   CHECK_FALSE(d.generated);
   CHECK_FALSE(d.finished);
   FinishEvent late;

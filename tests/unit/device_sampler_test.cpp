@@ -50,12 +50,12 @@ TEST_CASE("greedy tensor-op picks equal the CPU sampler's ids and log-probabilit
   for (int trial = 0; trial < 20; ++trial) {
     const at::Tensor logits = at::randn({1000}, g, at::kFloat).mul(3);
     for (float penalty : {1.0f, 1.3f, 0.5f}) {
-      for (int min_length : {0, 5}) {
+      for (int min_tokens : {0, 5}) {
         for (int vocab : {-1, 900}) {
           SamplingParams p;
           p.repetition_penalty = penalty;
-          p.min_length = min_length;
-          const int eos = static_cast<int>(logits.argmax().item<int64_t>());  // held back while min_length applies
+          p.min_tokens = min_tokens;
+          const int eos = static_cast<int>(logits.argmax().item<int64_t>());  // held back while min_tokens applies
           Sampler cpu(p, eos, vocab), tensor_ops(p, eos, vocab);
           const auto a = cpu.pick(logits, seen, 1);
           const auto b = tensor_ops.pick_with_tensor_ops(logits, seen, 1);
@@ -140,9 +140,9 @@ TEST_CASE("non-finite logits and nothing left to draw fail both samplers with th
     REQUIRE(cpu.has_value());
     CHECK(tensor_ops == cpu);
   }
-  // Every id excluded: one sampleable id, and it is the EOS min_length holds back.
+  // Every id excluded: one sampleable id, and it is the EOS min_tokens holds back.
   SamplingParams p = sampling(16);
-  p.min_length = 1;
+  p.min_tokens = 1;
   CHECK(failure([&] { Sampler(p, 0, 1).pick_with_tensor_ops(ramp(), {}, 0); }) == rankserve::ErrorCode::bad_request);
   // A -inf logit only rules its token out.
   at::Tensor masked = ramp();

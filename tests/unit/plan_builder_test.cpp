@@ -16,8 +16,8 @@ struct Fixture {
   RunningSet running{2};
   PlanOptions options{64, PlacementLimits{2, 0}};
   Fixture() { queue.set_serving(true); }
-  std::shared_ptr<ServingRequest> queued(RequestId id, int prompt_tokens = 3, int max_new_tokens = 4) {
-    auto r = serving_request(id, prompt_tokens, max_new_tokens);
+  std::shared_ptr<ServingRequest> queued(RequestId id, int prompt_tokens = 3, int max_tokens = 4) {
+    auto r = serving_request(id, prompt_tokens, max_tokens);
     queue.push(r);
     return r;
   }
@@ -54,7 +54,7 @@ TEST_CASE("queued requests join oldest first, spread over the copies, until ever
   CHECK(d.plan.joins[0].sequence.id == 1);
   CHECK(d.plan.joins[3].sequence.id == 4);
   CHECK(d.plan.joins[2].sequence.prompt == std::vector<int32_t>{1, 2, 3});
-  CHECK(d.plan.joins[2].sequence.max_new_tokens == 4);
+  CHECK(d.plan.joins[2].sequence.max_tokens == 4);
   CHECK(d.prompt_tokens == 1 + 2 + 3 + 4);
   CHECK(f.queue.size() == 1);  // request 5 waits for a slot
   CHECK(f.running.copy(1)[1]->id == 4);

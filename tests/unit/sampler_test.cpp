@@ -80,9 +80,9 @@ TEST_CASE("repetition penalty makes tokens already in the sequence less likely")
   CHECK(s.pick(ramp(), seen, 0).token == 8);
 }
 
-TEST_CASE("min_length blocks EOS until enough tokens are generated") {
+TEST_CASE("min_tokens blocks EOS until enough tokens are generated") {
   SamplingParams p;
-  p.min_length = 3;
+  p.min_tokens = 3;
   Sampler s(p, /*eos_token_id=*/9);
   CHECK(s.pick(ramp(), {}, 0).token == 8);
   CHECK(s.pick(ramp(), {}, 2).token == 8);
@@ -153,8 +153,8 @@ TEST_CASE("unusable sampling values and non-finite logits fail the pick with ran
   CHECK(Sampler(sampling(15), -1).pick(masked, {}, 0).token != 9);
   CHECK_THROWS_AS(Sampler(SamplingParams{}, -1).pick(at::full({10}, -inf), {}, 0), rankserve::Error);
   CHECK_THROWS_AS(Sampler(sampling(15), -1).pick(at::full({10}, -inf), {}, 0), rankserve::Error);
-  // Every id excluded (one sampleable id, and it is the EOS min_length holds back).
+  // Every id excluded (one sampleable id, and it is the EOS min_tokens holds back).
   SamplingParams p = sampling(16);
-  p.min_length = 1;
+  p.min_tokens = 1;
   CHECK_THROWS_AS(Sampler(p, /*eos_token_id=*/0, /*sampleable_vocab=*/1).pick(ramp(), {}, 0), rankserve::Error);
 }

@@ -31,7 +31,7 @@ TEST_CASE("a step plan survives encoding and decoding") {
   CHECK(back.joins[0].dp_rank == 1);
   CHECK(back.joins[0].sequence.id == 42);
   CHECK(back.joins[0].sequence.prompt == std::vector<int32_t>{50256, 464, 3290});
-  CHECK(back.joins[0].sequence.max_new_tokens == 30);
+  CHECK(back.joins[0].sequence.max_tokens == 30);
   CHECK(back.joins[0].sequence.sampling.temperature == doctest::Approx(0.7f));
   CHECK(back.joins[0].sequence.sampling.top_k == 40);
   CHECK(back.joins[0].sequence.sampling.seed == 1234);

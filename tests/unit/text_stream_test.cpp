@@ -79,3 +79,21 @@ TEST_CASE("empty end strings are ignored") {
   CHECK(s.joined == "abc");
   CHECK_FALSE(s.stopped);
 }
+
+TEST_CASE("each piece carries its token's own text, a partial character as U+FFFD, also after a stop") {
+  TextStream s(bytes_tokenizer(), {"b"}, false);
+  const std::string yen = "\xC2\xA5";
+  auto first = s.push(static_cast<unsigned char>(yen[0]));
+  CHECK(first.text.empty());
+  CHECK(first.token == "\xEF\xBF\xBD");
+  auto second = s.push(static_cast<unsigned char>(yen[1]));
+  CHECK(second.text == yen);
+  CHECK(second.token == "\xEF\xBF\xBD");
+  auto stop = s.push('b');
+  CHECK(stop.stopped);
+  CHECK(stop.token == "b");
+  auto after = s.push('c');
+  CHECK(after.stopped);
+  CHECK(after.text.empty());
+  CHECK(after.token == "c");
+}
