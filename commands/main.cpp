@@ -272,14 +272,17 @@ int run(int argc, char** argv) {
   log_config.all_ranks_info = options.log_all_ranks;
   log_config.host = own_hostname();
   log::configure(log_config);
-  // A hub id becomes its cached snapshot before anything reads the checkpoint (--dry-run, check and
-  // plan fetch nothing: plan reads a config only, from a local folder).
+  // A hub id becomes its cached snapshot before anything reads the checkpoint (--dry-run and check fetch
+  // nothing; plan fetches the config only).
   // Every process fetches; those of one host take turns, so only the first downloads (launcher/hub_download.h).
-  if (auto hub = parse_hub_id(options.model_path);
-      hub && !options.dry_run && options.command != "check" && options.command != "plan") {
+  if (auto hub = parse_hub_id(options.model_path); hub && !options.dry_run && options.command != "check") {
     throw_if_any(validate_options(options));  // a mistyped flag fails before the download, not after it
-    parsed.options.model_path = fetch_hub_model(*hub, hub_settings_from_env(env),
-                                                std::chrono::milliseconds(static_cast<long long>(options.timeout_s * 1000)));
+    HubSettings hub_settings = hub_settings_from_env(env);
+    if (!options.download_dir.empty()) hub_settings.cache_dir = options.download_dir;
+    parsed.options.hub_model = options.model_path;
+    parsed.options.model_path =
+        fetch_hub_model(*hub, hub_settings, std::chrono::milliseconds(static_cast<long long>(options.timeout_s * 1000)),
+                        options.command == "plan" ? HubFiles::config : HubFiles::model);
   }
   apply_checkpoint_defaults(parsed);
   if (options.command == "plan") return run_plan(parsed);  // config arithmetic: no launcher, no ranks
@@ -303,6 +306,10 @@ int run(int argc, char** argv) {
   log::configure(log_config);
 
   throw_if_any(validate(options, topology, context.num_visible_gpus, resolves));
+  if (const std::string w = random_weights_warning(options);
+      !w.empty() && options.command == "serve" && topology.rank == 0 && !topology.spawn_workers) {
+    log::warn("{}", w);
+  }
 
   if (options.dry_run) {
     if (topology.rank == 0) std::printf("%s\n%s", describe_options(options).c_str(), describe_topology(topology).c_str());

@@ -63,12 +63,15 @@ bool given(const ParsedOptions& parsed, const char* name) {
   return std::find(parsed.set_by_user.begin(), parsed.set_by_user.end(), name) != parsed.set_by_user.end();
 }
 
+// The model as the user named it: a hub id rather than the snapshot it was fetched into.
+const std::string& model_named(const Options& o) { return o.hub_model.empty() ? o.model_path : o.hub_model; }
+
 // The sbatch line that serves the plan: serve.sbatch passes --nodes and --gpus from the job itself.
 std::string submit_line(const ParsedOptions& parsed, const PlanRequest& r, const LayoutPlan& p) {
   const Options& o = parsed.options;
   std::string line =
       fmt::format("sbatch --nodes={} --ntasks-per-node={} --gpus-per-node={} sbatch/serve.sbatch --model-path {} --tp {} --pp {}",
-                  r.num_nodes, r.gpus_per_node, r.gpus_per_node, shell_word(o.model_path), p.tp_size, p.pp_size);
+                  r.num_nodes, r.gpus_per_node, r.gpus_per_node, shell_word(model_named(o)), p.tp_size, p.pp_size);
   if (o.dtype != "auto") line += fmt::format(" --dtype {}", o.dtype);
   if (given(parsed, "gpu-memory-utilization")) line += fmt::format(" --gpu-memory-utilization {}", o.gpu_memory_utilization);
   if (given(parsed, "kv-cache-gb")) line += fmt::format(" --kv-cache-gb {}", o.kv_cache_gb);
@@ -135,7 +138,7 @@ json::object plan_json(const ParsedOptions& parsed, const PlanRequest& r, const 
                       {"kv_budget_bytes", s.kv.kv_bytes},
                       {"kv_tokens", s.kv.kv_tokens}});
   }
-  json::object out{{"model_path", parsed.options.model_path},
+  json::object out{{"model_path", model_named(parsed.options)},
                    {"dtype", dtype},
                    {"nodes", r.num_nodes},
                    {"gpus_per_node", r.gpus_per_node},
@@ -195,8 +198,9 @@ int run_plan(const ParsedOptions& parsed) {
   if (o.json) {
     std::puts(json::serialize(plan_json(parsed, r, p, dtype_name(dtype), submit)).c_str());
   } else {
-    std::string text = fmt::format("model: {} ({}), {}, from its config alone\n", model_path_of(o), runtime::describe(config),
-                                   dtype_name(dtype));
+    std::string text =
+        fmt::format("model: {}{} ({}), {}, from its config alone\n", o.hub_model.empty() ? "" : o.hub_model + " at ",
+                    model_path_of(o), runtime::describe(config), dtype_name(dtype));
     text += fmt::format(
         "GPUs: {} ({:.2f} GiB); --gpu-memory-utilization {} lets each rank use {:.2f} GiB, {:.2f} GiB of it kept for "
         "activations\n",
@@ -239,7 +243,7 @@ int run_plan(const ParsedOptions& parsed) {
   std::fflush(stdout);
   if (!p.fits) {
     throw Error(ErrorCode::topology,
-                fmt::format("plan: {} does not fit on {}: {:.2f} GiB short per GPU at tp {} pp {} (plan for {})", o.model_path,
+                fmt::format("plan: {} does not fit on {}: {:.2f} GiB short per GPU at tp {} pp {} (plan for {})", model_named(o),
                             job, gib(p.shortfall_bytes), p.tp_size, p.pp_size, remedies(r, p)));
   }
   return 0;

@@ -147,6 +147,14 @@ std::vector<HubFile> select_model_files(const HubId& id, const std::vector<HubFi
   return selected;
 }
 
+std::vector<HubFile> select_files(const HubId& id, const std::vector<HubFile>& files, HubFiles which) {
+  std::vector<HubFile> selected = select_model_files(id, files);
+  if (which == HubFiles::config) {
+    std::erase_if(selected, [](const HubFile& f) { return f.name != "config.json" && !ends_with(f.name, ".nemo"); });
+  }
+  return selected;
+}
+
 fs::path model_path_in(const fs::path& snapshot, const std::vector<HubFile>& selected) {
   if (selected.size() == 1 && ends_with(selected[0].name, ".nemo")) return snapshot / selected[0].name;
   return snapshot;

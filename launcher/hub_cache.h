@@ -53,6 +53,13 @@ std::filesystem::path repo_cache_dir(const HubSettings& settings, const HubId& i
 // neither kind is there.
 std::vector<HubFile> select_model_files(const HubId& id, const std::vector<HubFile>& files);
 
+// What a fetch brings: every file a rank reads, or only those that hold the model's config
+// (`rankserve plan`): config.json, or the .nemo, whose config is inside it.
+enum class HubFiles { model, config };
+
+// The files of `which`, from select_model_files.
+std::vector<HubFile> select_files(const HubId& id, const std::vector<HubFile>& files, HubFiles which);
+
 // What --model-path becomes: the .nemo file in the snapshot, or the snapshot folder.
 std::filesystem::path model_path_in(const std::filesystem::path& snapshot, const std::vector<HubFile>& selected);
 

@@ -364,9 +364,9 @@ void write_ref(const fs::path& repo_dir, const HubId& id, const std::string& com
   fs::rename(tmp, ref);  // readers see the old commit or the new one, never half of it
 }
 
-std::string fetch_online(const net::Url& endpoint, const HubSettings& settings, const HubId& id) {
+std::string fetch_online(const net::Url& endpoint, const HubSettings& settings, const HubId& id, HubFiles which) {
   const Listing listing = list_revision(endpoint, settings, id);
-  const std::vector<HubFile> files = select_model_files(id, listing.files);
+  const std::vector<HubFile> files = select_files(id, listing.files, which);
   const fs::path repo_dir = repo_cache_dir(settings, id);
   const fs::path snapshot = repo_dir / "snapshots" / listing.commit;
   fs::create_directories(repo_dir / "blobs");
@@ -381,7 +381,7 @@ std::string fetch_online(const net::Url& endpoint, const HubSettings& settings, 
     }
     link_snapshot(snapshot, file);
   }
-  write_ref(repo_dir, id, listing.commit);  // last: a ref names only a complete snapshot
+  if (which == HubFiles::model) write_ref(repo_dir, id, listing.commit);  // last: a ref names only a complete snapshot
   const fs::path path = model_path_in(snapshot, files);
   if (downloaded == 0) {
     log::info("hub: {} (commit {}): all {} files in the cache: {}", to_string(id), listing.commit, files.size(), path.string());
@@ -396,7 +396,8 @@ std::string fetch_online(const net::Url& endpoint, const HubSettings& settings, 
 
 }  // namespace
 
-std::string fetch_hub_model(const HubId& id, const HubSettings& settings, std::chrono::milliseconds wait_timeout) {
+std::string fetch_hub_model(const HubId& id, const HubSettings& settings, std::chrono::milliseconds wait_timeout,
+                            HubFiles which) {
   if (settings.offline) {
     try {
       std::string path = resolve_from_cache(settings, id).string();
@@ -409,7 +410,7 @@ std::string fetch_hub_model(const HubId& id, const HubSettings& settings, std::c
   try {
     const net::Url endpoint = endpoint_url(settings);
     const RepoLock lock(settings, id, wait_timeout);
-    return fetch_online(endpoint, settings, id);
+    return fetch_online(endpoint, settings, id, which);
   } catch (const Unreachable& unreachable) {
     try {
       std::string path = resolve_from_cache(settings, id).string();

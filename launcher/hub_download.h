@@ -17,9 +17,11 @@ namespace rankserve::launcher {
 // blob and writes refs/<revision>. Processes on one host take turns through a lock file
 // (<cache>/.locks/models--ORG--NAME/rankserve.lock): the first downloads, the others then find the cache
 // complete. A waiter gives up after `wait_timeout` without the download making progress.
+// HubFiles::config fetches only the config (plan) and writes no ref: the snapshot is not a model yet.
 // HF_HUB_OFFLINE (settings.offline): the cache only. When the hub cannot be reached, a complete cached
 // snapshot is used with a warning. Logs progress (MB, GB/s). Throws Error(load) naming the repo or file,
 // and, without a network, what to download and where to put it.
-std::string fetch_hub_model(const HubId& id, const HubSettings& settings, std::chrono::milliseconds wait_timeout);
+std::string fetch_hub_model(const HubId& id, const HubSettings& settings, std::chrono::milliseconds wait_timeout,
+                            HubFiles which = HubFiles::model);
 
 }  // namespace rankserve::launcher

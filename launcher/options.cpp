@@ -70,6 +70,9 @@ void describe(Description& d, Options& o) {
      "the hub's cache, HF_HUB_CACHE, from HF_ENDPOINT with HF_TOKEN; HF_HUB_OFFLINE=1: the cache only; docs/models.md).")
     ("model-repo-id", po::value<std::string>(),
      "Alias of --model-path for a hub id ORG/NAME[@REVISION] (the NeMo example's name).")
+    ("download-dir", po::value<std::string>(&o.download_dir),
+     "The hub cache a hub id is downloaded into and read from (as vLLM's --download-dir). Default: HF_HUB_CACHE, "
+     "else $HF_HOME/hub, else ~/.cache/huggingface/hub.")
     ("prompt-ids", po::value<std::string>(&o.prompt_ids), "generate: the prompt as comma-separated token ids.")
     ("prompt", po::value<std::string>(&o.prompt),
      "generate: the prompt as text, tokenized with GPT-2 byte-level BPE (OPT models get </s> in front).")

@@ -51,6 +51,8 @@ struct Options {
   uint64_t seed = 0;  // sampling seed
 
   // serve
+  std::string download_dir;           // the hub cache, overriding HF_HUB_CACHE / HF_HOME; "" for theirs
+  std::string hub_model;              // the hub id --model-path named, once model_path is its cached snapshot
   std::string model_name;             // served name; default GPT (GPT-2, NeMo) or OPT by family
   bool model_name_was_model = false;  // --model-name named the model to load (the OPT example's meaning): now model_path
   std::string http_address = "0.0.0.0";

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/plural.h"
 #include "launcher/hostlist.h"
 
 namespace rankserve::launcher {
@@ -246,26 +247,28 @@ Topology from_slurm(const Options& options, const LaunchContext& c) {
   t.num_nodes = nnodes ? require_int(env, nnodes->first, "Slurm") : static_cast<int>(t.node_hosts.size());
   t.num_nodes_from = nnodes ? fmt::format("{}={}", nnodes->first, nnodes->second) : nodelist->first;
   if (static_cast<int>(t.node_hosts.size()) != t.num_nodes) {
-    throw Error(ErrorCode::topology, fmt::format("topology: {}={} names {} hosts but {} says {} nodes", nodelist->first,
-                                                 nodelist->second, t.node_hosts.size(), t.num_nodes_from, t.num_nodes));
+    throw Error(ErrorCode::topology, fmt::format("topology: {}={} names {} but {} says {}", nodelist->first, nodelist->second,
+                                                 count_of(static_cast<long long>(t.node_hosts.size()), "host", "hosts"),
+                                                 t.num_nodes_from, count_of(t.num_nodes, "node", "nodes")));
   }
   auto tpn = first_of(env, {"SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE"});
   if (!tpn) throw Error(ErrorCode::topology, "topology: SLURM_STEP_TASKS_PER_NODE / SLURM_TASKS_PER_NODE is not set");
   t.tasks_per_node = expand_tasks_per_node(tpn->second, tpn->first);
   t.tasks_per_node_from = fmt::format("{}={}", tpn->first, tpn->second);
   if (static_cast<int>(t.tasks_per_node.size()) != t.num_nodes) {
-    throw Error(ErrorCode::topology, fmt::format("topology: {} lists {} nodes but {} says {}", t.tasks_per_node_from,
-                                                 t.tasks_per_node.size(), t.num_nodes_from, t.num_nodes));
+    throw Error(ErrorCode::topology, fmt::format("topology: {} lists {} but {} says {}", t.tasks_per_node_from,
+                                                 count_of(static_cast<long long>(t.tasks_per_node.size()), "node", "nodes"),
+                                                 t.num_nodes_from, t.num_nodes));
   }
   const int total = std::accumulate(t.tasks_per_node.begin(), t.tasks_per_node.end(), 0);
   if (total != t.world_size) {
-    throw Error(ErrorCode::topology,
-                fmt::format("topology: {} adds up to {} tasks but {}", t.tasks_per_node_from, total, t.world_size_from));
+    throw Error(ErrorCode::topology, fmt::format("topology: {} adds up to {} but {}", t.tasks_per_node_from,
+                                                 count_of(total, "task", "tasks"), t.world_size_from));
   }
   if (t.node_rank >= t.num_nodes || t.rank >= t.world_size) {
-    throw Error(ErrorCode::topology, fmt::format("topology: SLURM_NODEID={} / SLURM_PROCID={} out of range for {} nodes, "
-                                                 "{} tasks",
-                                                 t.node_rank, t.rank, t.num_nodes, t.world_size));
+    throw Error(ErrorCode::topology,
+                fmt::format("topology: SLURM_NODEID={} / SLURM_PROCID={} out of range for {}, {}", t.node_rank, t.rank,
+                            count_of(t.num_nodes, "node", "nodes"), count_of(t.world_size, "task", "tasks")));
   }
   t.local_world_size = t.tasks_per_node[static_cast<size_t>(t.node_rank)];
   t.hostname = lookup(env, "SLURMD_NODENAME").value_or(c.hostname);

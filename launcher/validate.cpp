@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/plural.h"
+#include "launcher/hub_cache.h"
 #include "launcher/layout_plan.h"
 
 namespace rankserve::launcher {
@@ -144,6 +145,14 @@ std::string layout_problem(int tp_size, int pp_size, int world_size, const std::
   if (world_size % model_size == 0) return "";
   return fmt::format("topology: --tp {} x --pp {} = {} does not divide the world size {} ({}) (choose tp x pp dividing {})",
                      tp_size, pp_size, model_size, world_size, world_size_from, world_size);
+}
+
+std::string random_weights_warning(const Options& options) {
+  if (options.model_path.rfind("random/", 0) != 0 || !parse_hub_id(options.model_name)) return "";
+  return fmt::format(
+      "serving the random weights of --model-path {} under --model-name {}: its answers are noise, not that "
+      "model's (pass --model-path {} to load it)",
+      options.model_path, options.model_name, options.model_name);
 }
 
 std::vector<Problem> validate_options(const Options& options) {

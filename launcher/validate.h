@@ -29,6 +29,10 @@ std::string layout_problem(int tp_size, int pp_size, int world_size, const std::
 // runs them before it downloads a hub model.
 std::vector<Problem> validate_options(const Options& options);
 
+// A warning for serve to log, "" for none: random weights served under a name shaped like a hub model's
+// (--model-path random/125M --model-name facebook/opt-125m), which clients would take for that model.
+std::string random_weights_warning(const Options& options);
+
 // Throws one Error holding every problem, one per line, with the lowest (most basic) category.
 void throw_if_any(const std::vector<Problem>& problems);
 

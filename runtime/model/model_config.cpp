@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/setting_error.h"
@@ -171,10 +172,21 @@ ModelConfig random_model_config(const std::string& name) {
     }
     known += fmt::format("{}random/{}", known.empty() ? "" : ", ", s.name);
   }
-  throw SettingError(
-      ErrorCode::usage,
-      fmt::format("options: {} {} is not a known random model ({})", setting_words(Setting::model_path), name, known),
-      Setting::model_path);
+  // A size the known one starts with: the OPT example's README lists "random/17B" where its code means 175B.
+  std::string suggestion;
+  const std::string_view asked = std::string_view(name).substr(name.rfind('/') + 1);
+  const std::string_view digits = asked.substr(0, asked.find_first_not_of("0123456789."));
+  for (const RandomSize& s : kRandomSizes) {
+    const std::string_view size(s.name);
+    if (!digits.empty() && digits.size() < asked.size() && size.size() > asked.size() && size.back() == asked.back() &&
+        size.substr(0, digits.size()) == digits) {
+      suggestion = fmt::format("; did you mean random/{}?", s.name);
+    }
+  }
+  throw SettingError(ErrorCode::usage,
+                     fmt::format("options: {} {} is not a known random model ({}){}", setting_words(Setting::model_path), name,
+                                 known, suggestion),
+                     Setting::model_path);
 }
 
 void check_shardable(const ModelConfig& c, int tp_size, int pp_size) {

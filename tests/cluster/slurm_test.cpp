@@ -102,6 +102,17 @@ TEST_CASE("cluster: an sbatch job on 2 nodes x 2 tasks passes the check") {
   const std::string log = job_log(id);
   INFO(log);
   CHECK(log.find("check passed: 4 ranks on 2 nodes, tp 2 pp 1 dp 2") != std::string::npos);
+  CHECK(log.find("--mpi=pmix") != std::string::npos);  // found in srun --mpi=list
+  CHECK(job_exit_code(id) == "0:0");
+
+  // A cluster without PMIx: --mpi=none, and rankserve reads Slurm's variables instead.
+  id = sbatch_and_wait(fmt::format(
+      "--export=ALL,RANKSERVE={},RANKSERVE_MPI=none {}/sbatch/check.sbatch --tp 2 --timeout 60 --log-all-ranks", kBin, kSource));
+  const std::string plain = job_log(id);
+  INFO(plain);
+  CHECK(plain.find("--mpi=none") != std::string::npos);
+  CHECK(plain.find("source slurm") != std::string::npos);
+  CHECK(plain.find("check passed: 4 ranks on 2 nodes, tp 2 pp 1 dp 2") != std::string::npos);
   CHECK(job_exit_code(id) == "0:0");
 }
 

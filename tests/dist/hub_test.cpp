@@ -12,9 +12,12 @@
 
 #include "tests/support/reference_generation.h"
 
+#include <boost/json.hpp>
+
 using namespace std::chrono_literals;
 using namespace rankserve::testing;
 namespace fs = std::filesystem;
+namespace json = boost::json;
 
 namespace {
 
@@ -166,6 +169,57 @@ TEST_CASE(
   check_same(fetch_and_generate(hub_env(mirror.url(), cache), "--gpus 2 --model-repo-id tiny-org/nemo-tiny"), nemo_want);
   CHECK(mirror.file_requests(before_nemo) == 1);
   for (const std::string& line : mirror.requests()) CHECK(line.find("README.md") == std::string::npos);
+  fs::remove_all(cache);
+}
+
+TEST_CASE("hub: plan fetches only a hub model's config and plans as for its local copy, and serve's fetch adds the rest") {
+  const Mirror mirror;
+  const fs::path cache = scratch("cache-plan");
+  const std::string flags = "--nodes 1 --gpus 2 --gpu-memory 16GB --json";
+  const auto plan = [&](const std::string& env, const std::string& model) {
+    const Result r = run(fmt::format("{} {} plan {} --model-path {}", env, kBin, flags, model), 2min);
+    REQUIRE_MESSAGE(r.code == 0, r.output);
+    const size_t at = r.output.find("{\"");
+    REQUIRE_MESSAGE(at != std::string::npos, r.output);
+    json::object o = json::parse(r.output.substr(at, r.output.find('\n', at) - at)).as_object();
+    return o;
+  };
+  // The same plan, naming the model as it was given: the sbatch line serves the hub id.
+  const auto same_plan = [](json::object hub, json::object local, const std::string& id, const std::string& path) {
+    CHECK(hub.at("model_path").as_string() == id);
+    CHECK(std::string(hub.at("submit").as_string()).find("--model-path " + id + " ") != std::string::npos);
+    CHECK(std::string(local.at("submit").as_string()).find(path) != std::string::npos);
+    for (auto* o : {&hub, &local}) {
+      o->erase("model_path");
+      o->erase("submit");
+    }
+    CHECK(json::serialize(hub) == json::serialize(local));
+  };
+  same_plan(plan(hub_env(mirror.url(), cache), "tiny-org/gpt2-tiny"), plan("", repos().gpt2.string()), "tiny-org/gpt2-tiny",
+            repos().gpt2.string());
+  REQUIRE(mirror.file_requests() == 1);
+  CHECK(mirror.requests().back().find("/resolve/") != std::string::npos);
+  CHECK(mirror.requests().back().find("config.json") != std::string::npos);
+  CHECK(!fs::exists(gpt2_cache_dir(cache) / "refs" / "main"));  // a config is not a model: no ref yet
+
+  check_same(fetch_and_generate(hub_env(mirror.url(), cache), "--model-path tiny-org/gpt2-tiny"),
+             local_output(repos().gpt2.string(), ""));
+  CHECK(mirror.file_requests() == repos().gpt2_files);  // config.json was not fetched twice
+  CHECK(fs::exists(gpt2_cache_dir(cache) / "refs" / "main"));
+
+  // --download-dir (vLLM's flag) is the cache instead of HF_HUB_CACHE.
+  const fs::path other = scratch("cache-download-dir");
+  REQUIRE(
+      fetch_and_generate(hub_env(mirror.url(), cache), "--model-path tiny-org/gpt2-tiny --download-dir " + other.string()).code ==
+      0);
+  CHECK(fs::exists(gpt2_cache_dir(other) / "refs" / "main"));
+  fs::remove_all(other);
+
+  // A .nemo holds its config: plan fetches the .nemo.
+  const size_t before = mirror.file_requests();
+  const std::string nemo = (repos().nemo / "tiny.nemo").string();
+  same_plan(plan(hub_env(mirror.url(), cache), "tiny-org/nemo-tiny"), plan("", nemo), "tiny-org/nemo-tiny", nemo);
+  CHECK(mirror.file_requests() == before + 1);
   fs::remove_all(cache);
 }
 

@@ -96,10 +96,18 @@ def refusals():
         "--gpus unlike the GPU resource": mutated(lambda o: container(o)["resources"]["limits"].update({"nvidia.com/gpu": 2})),
         "a probe on another pod": mutated(lambda o: container(o)["readinessProbe"]["exec"]["command"].__setitem__(3, "http://rankserve-1.rankserve-headless:8000")),
         "a Service port no container has": mutated(lambda o: o["Service/rankserve"]["spec"]["ports"][0].update(targetPort=9000)),
+        "a writable claim without downloadDir": mutated(lambda o: container(o)["volumeMounts"][0].update(readOnly=False)),
     }
+    # (the README's hub-id install renders with downloadDir and passes main()'s checks)
+    cached, cached_values = render(multi, "rankserve", ["statefulset.downloadDir=/mnt/data/hub"])
+    read_only = copy.deepcopy(cached)
+    for _, o in read_only:
+        if o["kind"] == "StatefulSet":
+            o["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0].update(readOnly=True)
+    broken["a read-only claim under downloadDir"] = read_only
     failures = []
     for what, objs in broken.items():
-        if not problems_of(multi, objs, values):
+        if not problems_of(multi, objs, cached_values if what.endswith("under downloadDir") else values):
             failures.append(f"the checks accept {what}")
     for template, why in [("x: {{ .Values.nope }}\n", "an undefined value"), ("x: {{ include \"a\" . }}\n", "a function outside the subset"),
                           ("{{ if .Values.a }}\n", "an if without end")]:

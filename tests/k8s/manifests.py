@@ -104,6 +104,25 @@ def check_service_ports(service, c, problems):
             problems.append(f"Service {service['metadata']['name']} port {p['name']}: {e}")
 
 
+def check_download_dir(c, volumes, v, problems):
+    """downloadDir: --download-dir on the claim, mounted writable; unset: no flag, the claim read-only."""
+    mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+    if "model" not in volumes:
+        if v["downloadDir"]:
+            problems.append(f"downloadDir {v['downloadDir']!r} without a claim to hold it")
+        return
+    mount = mounts.get("model", {})
+    if flag(c, "--download-dir") != (v["downloadDir"] or None):
+        problems.append(f"--download-dir {flag(c, '--download-dir')} is not downloadDir {v['downloadDir']!r}")
+    if v["downloadDir"]:
+        if not (v["downloadDir"] + "/").startswith(mount.get("mountPath", "") + "/"):
+            problems.append(f"downloadDir {v['downloadDir']} is not on the claim at {mount.get('mountPath')}")
+        if mount.get("readOnly"):
+            problems.append("downloadDir is set but the claim is mounted read-only: the download cannot be written")
+    elif not mount.get("readOnly"):
+        problems.append("the claim is mounted writable though no downloadDir is set")
+
+
 def check_multi_node(objects, values):
     """Problems of a rendered multi-node chart, given the values it was rendered with."""
     problems = []
@@ -153,6 +172,7 @@ def check_multi_node(objects, values):
     claim = volumes.get("model", {}).get("persistentVolumeClaim", {}).get("claimName")
     if claim != s["persistentVolumeClaim"]:
         problems.append(f"the model volume's claim {claim} is not persistentVolumeClaim {s['persistentVolumeClaim']}")
+    check_download_dir(c, volumes, s, problems)
     return problems
 
 
@@ -177,6 +197,7 @@ def check_single_node(objects, values):
     claim = d["persistentVolumeClaim"]
     if bool(claim) != ("model" in volumes):
         problems.append(f"persistentVolumeClaim {claim!r} but volumes {sorted(volumes)}")
+    check_download_dir(c, volumes, d, problems)
     return problems
 
 

@@ -66,6 +66,11 @@ TEST_CASE("the OPT example's --model-name is the model to load when it names one
   const Options named = parse_options({"--model-path", "random/125M", "--model-name", "facebook/opt-125m"}, {}).options;
   CHECK(named.model_path == "random/125M");
   CHECK(named.model_name == "facebook/opt-125m");
+  // ... but serve says the weights are random, never silently.
+  CHECK(random_weights_warning(named).find("serving the random weights of --model-path random/125M under --model-name "
+                                           "facebook/opt-125m") == 0);
+  CHECK(random_weights_warning(parse_options({"--model-path", "random/125M", "--model-name", "mine"}, {}).options).empty());
+  CHECK(random_weights_warning(random).empty());
   // A hub id without --model-path is the model to download (never random weights under a real model's name).
   const Options hub = parse_options({"--model-name", "facebook/opt-125m@main"}, {}).options;
   CHECK(hub.model_path == "facebook/opt-125m@main");

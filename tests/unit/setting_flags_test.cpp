@@ -55,6 +55,10 @@ TEST_CASE("a runtime error about a setting says it in the runtime's words and re
   const SettingError model = thrown_by([] { runtime::random_model_config("random/nope"); });
   CHECK(model.setting() == Setting::model_path);
   CHECK(user_message(model).rfind("options: --model-path random/nope is not a known random model", 0) == 0);
+  CHECK(user_message(model).find("did you mean") == std::string::npos);
+  // The OPT example's README table lists random/17B; its code's preset is 175B.
+  const SettingError typo = thrown_by([] { runtime::random_model_config("random/17B"); });
+  CHECK(user_message(typo).find("; did you mean random/175B?") != std::string::npos);
 
   const SettingError folder = thrown_by([] { runtime::read_hf_config("/nonexistent-folder"); });
   CHECK(folder.code() == ErrorCode::load);
