@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
@@ -130,6 +131,30 @@ TEST_CASE("gpu: NeMo Megatron checkpoints (saved at TP 2 PP 2, bf16 amp_O2, lega
     for (const Precision& p : kPrecisions) check_against_reference(nemo, want, "--gpus 1 --tp 1 --pp 1", p);
     fs::remove_all(source);
     fs::remove_all(nemo);
+  }
+}
+
+TEST_CASE("gpu: the built-in model continues counting, weekdays, months and letters at bf16, fp16 and fp32") {
+  require_gpus();
+  struct Answer {
+    const char* prompt;
+    const char* continuation;
+  };
+  constexpr Answer kAnswers[] = {{"1 2 3 4 5", " 6 7 8 9 10"},
+                                 {"Monday Tuesday", " Wednesday Thursday Friday"},
+                                 {"January February March", " April May June"},
+                                 {"A B C", " D E F"}};
+  std::vector<std::string> layouts{"--gpus 1"};
+  if (have_gpus(2)) layouts.emplace_back("--gpus 2 --tp 2");
+  for (const std::string& layout : layouts) {
+    for (const Precision& p : kPrecisions) {
+      for (const Answer& a : kAnswers) {
+        const std::string want(a.continuation);
+        const int words = static_cast<int>(std::count(want.begin(), want.end(), ' '));
+        INFO(layout << " --dtype " << p.dtype << " '" << a.prompt << "'");
+        CHECK(generate_text("builtin", a.prompt, words, fmt::format("{} --dtype {}", layout, p.dtype)) == want);
+      }
+    }
   }
 }
 
