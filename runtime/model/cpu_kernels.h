@@ -18,7 +18,8 @@ bool cpu_project_applies(const at::Tensor& x, const at::Tensor& w);
 
 // x [n, in] times w [out, in]^T (+ b [out], when defined) as a new [n, out] tensor of x's type, summed
 // in float32. Reads w once per 64 rows of x, in its stored layout (BLAS gemm copies, i.e. packs, the
-// whole of w first), split over the intra-op threads by output rows. bf16 weights: AVX512_BF16 dot
+// whole of w first), split over the intra-op threads by output rows; one row of x (batch-1 decode)
+// reads w front to back, one weight row after another, with a prefetch ahead. bf16 weights: AVX512_BF16 dot
 // products of x rounded to bf16 (exact when x is bf16) where the CPU has them and allow_avx512_bf16
 // did not turn them off; else widened to float32 against x in float32. fp16 weights: converted to
 // float32 (F16C). Precondition: cpu_project_applies(x, w).

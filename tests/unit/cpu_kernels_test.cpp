@@ -103,6 +103,29 @@ TEST_CASE("allow_avx512_bf16(false) switches bf16 weights to the portable path")
   CHECK(at::allclose(portable, at::linear(x, w.to(at::kFloat)), 1e-5, 1e-4));
 }
 
+TEST_CASE("cpu_project of one input row matches at::linear for every weight type on 1 and 2 intra-op threads") {
+  if (!cpu_project_applies(at::zeros({1, 16}), at::zeros({4, 16}))) return;
+  at::manual_seed(7);
+  const int threads = at::get_num_threads();
+  for (int num_threads : {1, 2}) {
+    at::set_num_threads(num_threads);
+    for (at::ScalarType w_type : {at::kFloat, at::kBFloat16, at::kHalf}) {
+      // Output rows over several runs of rows per thread, and widths of whole, part and no two-step runs.
+      for (auto [out, in] : std::vector<std::pair<int64_t, int64_t>>{{1000, 768}, {97, 3072}, {70, 40}, {33, 17}, {5, 95}}) {
+        CAPTURE(num_threads);
+        INFO("w_type " << c10::toString(w_type));
+        CAPTURE(out);
+        CAPTURE(in);
+        const at::Tensor x = at::randn({1, in}), w = at::randn({out, in}).to(w_type), b = at::randn({out});
+        const bool rounds_x = w_type == at::kBFloat16 && has_avx512_bf16();
+        check_close(cpu_project(x, w, b), x, w, b, rounds_x ? 1.0 / 256 : 1e-5);
+        check_close(cpu_project(x, w, {}), x, w, at::zeros({out}), rounds_x ? 1.0 / 256 : 1e-5);
+      }
+    }
+  }
+  at::set_num_threads(threads);
+}
+
 TEST_CASE("cpu_linear matches at::linear on 1 and 2 intra-op threads, for decode and prefill rows") {
   if (!cpu_project_applies(at::zeros({1, 16}), at::zeros({4, 16}))) return;
   at::manual_seed(6);
