@@ -306,9 +306,8 @@ int run(int argc, char** argv) {
   log::configure(log_config);
 
   throw_if_any(validate(options, topology, context.num_visible_gpus, resolves));
-  if (const std::string w = random_weights_warning(options);
-      !w.empty() && options.command == "serve" && topology.rank == 0 && !topology.spawn_workers) {
-    log::warn("{}", w);
+  if (options.command == "serve" && topology.rank == 0 && !topology.spawn_workers) {
+    if (const std::string w = random_weights_warning(options); !w.empty()) log::warn("{}", w);
   }
 
   if (options.dry_run) {

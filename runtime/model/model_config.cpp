@@ -172,14 +172,14 @@ ModelConfig random_model_config(const std::string& name) {
     }
     known += fmt::format("{}random/{}", known.empty() ? "" : ", ", s.name);
   }
-  // A size the known one starts with: the OPT example's README lists "random/17B" where its code means 175B.
+  // A known size that is the asked one with digits left out before its unit: the OPT example's README
+  // lists "random/17B" where its code means 175B.
   std::string suggestion;
   const std::string_view asked = std::string_view(name).substr(name.rfind('/') + 1);
-  const std::string_view digits = asked.substr(0, asked.find_first_not_of("0123456789."));
   for (const RandomSize& s : kRandomSizes) {
     const std::string_view size(s.name);
-    if (!digits.empty() && digits.size() < asked.size() && size.size() > asked.size() && size.back() == asked.back() &&
-        size.substr(0, digits.size()) == digits) {
+    if (asked.size() >= 2 && size.size() > asked.size() && size.back() == asked.back() &&
+        size.starts_with(asked.substr(0, asked.size() - 1))) {
       suggestion = fmt::format("; did you mean random/{}?", s.name);
     }
   }

@@ -5,14 +5,13 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
 
 #include "tests/support/reference_generation.h"
-
-#include <boost/json.hpp>
 
 using namespace std::chrono_literals;
 using namespace rankserve::testing;
@@ -181,8 +180,7 @@ TEST_CASE("hub: plan fetches only a hub model's config and plans as for its loca
     REQUIRE_MESSAGE(r.code == 0, r.output);
     const size_t at = r.output.find("{\"");
     REQUIRE_MESSAGE(at != std::string::npos, r.output);
-    json::object o = json::parse(r.output.substr(at, r.output.find('\n', at) - at)).as_object();
-    return o;
+    return json::parse(r.output.substr(at, r.output.find('\n', at) - at)).as_object();
   };
   // The same plan, naming the model as it was given: the sbatch line serves the hub id.
   const auto same_plan = [](json::object hub, json::object local, const std::string& id, const std::string& path) {
