@@ -90,10 +90,10 @@ step configure "$build_log" 120 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_T
   finish
 grep -q "CUDA ON" "$build_log" || note "configure: torch at $torch_prefix is not a CUDA build; the gpu tier is not registered"
 read -r -a targets <<<"${RANKSERVE_GPU_TARGETS:-rankserve rankserve-client rankserve_gpu_tests}"
-[[ -z "${RANKSERVE_GPU_TARGETS:-}" ]] && ninja -C build-gpu -t targets all 2>/dev/null | grep -q '^hbm_copy:' && targets+=(hbm_copy)
+[[ -z "${RANKSERVE_GPU_TARGETS:-}" ]] && ninja -C build-gpu -t targets all 2>/dev/null | grep '^hbm_copy:' >/dev/null && targets+=(hbm_copy)
 step build "$build_log" 300 cmake --build build-gpu -j "$(nproc)" --target "${targets[@]}" || finish
 for exe in build-gpu/launcher/rankserve build-gpu/launcher/rankserve-client; do
-  [[ -x "$exe" ]] && ldd "$exe" | grep -q 'not found' && note "$exe lacks libraries: $(ldd "$exe" | grep 'not found' | tr -s ' \t\n' ' ')"
+  [[ -x "$exe" ]] && ldd "$exe" | grep 'not found' >/dev/null && note "$exe lacks libraries: $(ldd "$exe" | grep 'not found' | tr -s ' \t\n' ' ')"
 done
 
 if [[ "${RANKSERVE_GPU_TIER:-1}" != 0 ]]; then

@@ -28,7 +28,7 @@ command -v npm >/dev/null || packages+=(nodejs npm)   # node + npm: the tokenize
 
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
 done
 
 if ((${#missing[@]})); then

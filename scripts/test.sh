@@ -16,7 +16,7 @@ if [[ $(id -u) -eq 0 ]]; then labels="$labels|cluster"; else echo "test: not roo
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
   labels="$labels|gpu"
   # A build against Debian's CPU libtorch registers no gpu case (docs/gpu.md): say so rather than pass silently.
-  (cd build && ctest -N -L '^gpu$' | grep -q 'Total Tests: [1-9]') ||
+  (cd build && ctest -N -L '^gpu$' | grep 'Total Tests: [1-9]' >/dev/null) ||
     echo "test: a GPU is visible but this build has no gpu cases (CPU libtorch; docs/gpu.md builds against CUDA's)" >&2
 fi
 (cd build && ctest --output-on-failure -L "^($labels)\$" "$@")

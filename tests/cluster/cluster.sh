@@ -31,7 +31,7 @@ down() {
   done
   # Anything still running inside the namespaces (job steps, stray ranks) goes too.
   for ns in ctl "${nodes[@]}"; do
-    if ip netns list | grep -qw "${ns_prefix}$ns"; then
+    if ip netns list | grep -w "${ns_prefix}$ns" >/dev/null; then
       for pid in $(ip netns pids "${ns_prefix}$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
       ip netns del "${ns_prefix}$ns" 2>/dev/null || true
     fi

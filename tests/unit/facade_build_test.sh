@@ -14,7 +14,7 @@ if ! cmake -S "$source_dir" -B "$tree" -G Ninja -DRANKSERVE_WITH_RUNTIME=OFF -DT
   tail -20 "$tree/configure.log" >&2
   exit 1
 fi
-ninja -C "$tree" -t targets all | grep -q '^launcher/rankserve-client:' ||
+ninja -C "$tree" -t targets all | grep '^launcher/rankserve-client:' >/dev/null ||
   { echo "facade_build_test: the torch-free tree has no rankserve-client target" >&2; exit 1; }
 if grep -nE 'libtorch|libc10|/torch/|pmix|yaml-cpp' "$tree/build.ninja" >"$tree/hits"; then
   echo "facade_build_test: the torch-free tree still names libtorch, PMIx or yaml-cpp:" >&2
