@@ -110,8 +110,10 @@ TEST_CASE("cpu_project of one input row matches at::linear for every weight type
   for (int num_threads : {1, 2}) {
     at::set_num_threads(num_threads);
     for (at::ScalarType w_type : {at::kFloat, at::kBFloat16, at::kHalf}) {
-      // Output rows over several runs of rows per thread, and widths of whole, part and no two-step runs.
-      for (auto [out, in] : std::vector<std::pair<int64_t, int64_t>>{{1000, 768}, {97, 3072}, {70, 40}, {33, 17}, {5, 95}}) {
+      // Output rows over several runs of rows per thread, and widths of whole, part and no four-step passes
+      // (255: the longest tail, four steps after whole passes, for 16 and for 32 columns a step).
+      for (auto [out, in] :
+           std::vector<std::pair<int64_t, int64_t>>{{1000, 768}, {97, 3072}, {70, 40}, {33, 17}, {5, 95}, {9, 255}}) {
         CAPTURE(num_threads);
         INFO("w_type " << c10::toString(w_type));
         CAPTURE(out);
