@@ -181,12 +181,15 @@ TEST_CASE("cluster: sbatch serve with TP across both nodes answers rankserve-cli
 }
 
 TEST_CASE("cluster: rankserve-client in an interactive srun --pty session streams answers to typed prompts") {
-  const ServeJob job = start_serve_job("--tp 2 --shutdown-timeout 5");
+  const ServeJob job = start_serve_job("--tp 2");  // the script's default shutdown timeout
   const std::string& url = job.url;
   const std::string& id = job.id;
   const Result session = interactive_client(
       fmt::format("{} srun -N1 -w n2 --pty {} --url {} --output-len 4", kInCtl, kClientBin, url), "Monday Tuesday");
-  run(fmt::format("{} scancel {}", kInCtl, id), 10s);
+  const std::string log = cancel_and_wait(id);
+  // 3/4 of the cluster's KillWait (30 s, tests/cluster/cluster.sh), so a drain ends before Slurm's SIGKILL.
+  CHECK_MESSAGE(log.find("shutdown timeout 22 s (KillWait 30 s)") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("shutdown-timeout = 22\n") != std::string::npos, log);  // what serve itself took
   const std::string& out = session.output;
   INFO(out);
   CHECK(session.code == 0);

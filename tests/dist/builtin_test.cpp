@@ -62,8 +62,9 @@ TEST_CASE("the built-in model continues counting, weekdays, months, letters and 
 TEST_CASE("serve without --model-path serves the built-in model as GPT, the same answer from both data-parallel copies") {
   const std::string dir = fmt::format("/tmp/rankserve-builtin-{}", ::getpid());
   run(fmt::format("rm -rf {0} && mkdir -p {0}", dir), 10s);
-  Process server(
-      fmt::format("exec {} serve --gpus 4 --tp 2 --http-port 0 --metrics-port -1 --url-file {}/url --timeout 60", kBin, dir));
+  Process server(fmt::format(
+      "exec {} serve --gpus 4 --tp 2 --http-port 0 --metrics-port -1 --url-file {}/url --timeout 60 --log-level debug", kBin,
+      dir));
   const std::string url = rankserve::testing::wait_for_file_word(dir + "/url", 180s);
   INFO(server.output());
   REQUIRE(!url.empty());
@@ -79,7 +80,9 @@ TEST_CASE("serve without --model-path serves the built-in model as GPT, the same
   }
   auto opt_form = run(fmt::format("{} --server-url {} --input 'January February' --output-length 2", kClient, url), 120s);
   CHECK(opt_form.output.find("output: ['January February March April']") != std::string::npos);
-  CHECK(server.output().find("served as 'GPT'") != std::string::npos);
+  CHECK(server.output().find("served as 'GPT': 2 copies x ") != std::string::npos);
+  CHECK(server.output().find("to copy 0") != std::string::npos);  // rank 0 logs each join's copy at debug
+  CHECK(server.output().find("to copy 1") != std::string::npos);
   CHECK(server.output().find("builtin.nemo (nemo_gpt)") != std::string::npos);
   server.signal(SIGTERM);
   CHECK(server.wait_for(60s).has_value());

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
+#include <regex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -103,6 +105,13 @@ TEST_CASE("killing one spawned worker makes the launcher stop the rest and exit 
   CHECK(std::chrono::steady_clock::now() - killed_at < 10s);
   CHECK(launcher.output().find("was killed by signal 9") != std::string::npos);
   CHECK(run(fmt::format("pgrep -P {}", launcher.pid()), 10s).code != 0);  // no worker left behind
+  // How many are still running when the launcher reaps the victim depends on timing; the words must agree with it.
+  CHECK(launcher.output().find("spawned 4 workers") != std::string::npos);
+  std::smatch stopping;
+  const std::string output = launcher.output();
+  REQUIRE(std::regex_search(output, stopping, std::regex("stopping the other (\\d+) (workers?)")));
+  CHECK(stopping[1].str() != "0");
+  CHECK((stopping[1].str() == "1") == (stopping[2].str() == "worker"));
 }
 
 TEST_CASE("killing one of several hand-started ranks makes every other rank exit non-zero within 10 s") {

@@ -93,6 +93,10 @@ TEST_CASE("plan chooses a layout for random/125M that serve then reports the sam
   server.signal(SIGTERM);
   CHECK(server.wait_for(60s).has_value());
   check_agrees(plan, memory_table(server.output()));
+  const int64_t copies = 4 / (tp * pp);  // the data-parallel copies the other GPUs make
+  CHECK_MESSAGE(server.output().find(fmt::format("': {} x ", copies == 1 ? "1 copy" : fmt::format("{} copies", copies))) !=
+                    std::string::npos,
+                server.output());
 }
 
 TEST_CASE("plan's weights and KV cache per rank are generate's for tiny Hugging Face and NeMo checkpoints at TP 2 x PP 2") {

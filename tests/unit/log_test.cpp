@@ -1,4 +1,5 @@
 #include "core/log.h"
+#include "core/plural.h"
 #include "core/timestamp.h"
 
 #include <doctest/doctest.h>
@@ -80,4 +81,12 @@ TEST_CASE("every log line starts with a UTC timestamp, and a line without rank o
   CHECK(ranked.substr(25) == "[r3/8 n1] WARN ranked\n");
   const std::string time(boost::json::parse(json_line).at("time").as_string());
   CHECK(std::regex_search(time + " ", stamp));
+}
+
+TEST_CASE("count_of says one thing in the singular and every other count in the plural") {
+  CHECK(count_of(1, "node", "nodes") == "1 node");
+  CHECK(count_of(2, "node", "nodes") == "2 nodes");
+  CHECK(count_of(0, "worker", "workers") == "0 workers");
+  CHECK(count_of(1, "copy", "copies") == "1 copy");
+  CHECK(count_of(3, "copy", "copies") == "3 copies");
 }
