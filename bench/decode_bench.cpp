@@ -14,6 +14,7 @@
 #include <map>
 #include <string>
 
+#include "bench/blas_threads.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/engine.h"
 
@@ -52,10 +53,18 @@ double best_bandwidth(uint64_t bytes, Read read) {
   return best;
 }
 
+// OpenBLAS's pool gets as many threads as the intra-op threads decode uses: at 1 thread a gemv on its
+// default pool (every core) would measure more cores than decode gets.
+std::string set_blas_threads(int threads) {
+  if (!rankserve::bench::set_openblas_threads(threads)) return "on the BLAS's own threads";
+  return fmt::format("on {} OpenBLAS threads", threads);
+}
+
 // The best read bandwidth this machine gives the threads decode uses, in bytes per second, over
 // 1 GiB (well past the caches): at::sum on every intra-op thread, and a BLAS matrix-vector product
-// (OpenBLAS runs its own threads). Prints each.
+// on as many BLAS threads. Prints each.
 double read_bandwidth() {
+  const std::string blas = set_blas_threads(at::get_num_threads());
   constexpr int64_t kColumns = 4096, kRows = (int64_t{1} << 30) / 4 / kColumns;
   const uint64_t bytes = uint64_t{1} << 30;
   at::Tensor matrix = at::ones({kRows, kColumns}, at::kFloat);
@@ -69,9 +78,9 @@ double read_bandwidth() {
     (void)sink;
   });
   fmt::print(
-      "memory read bandwidth: at::sum on {} threads {:.2f} GB/s, BLAS gemv {:.2f} GB/s (best of 5 reads of "
+      "memory read bandwidth: at::sum on {} threads {:.2f} GB/s, BLAS gemv {} {:.2f} GB/s (best of 5 reads of "
       "1 GiB each)\n",
-      at::get_num_threads(), sum / 1e9, gemv / 1e9);
+      at::get_num_threads(), sum / 1e9, blas, gemv / 1e9);
   return std::max(sum, gemv);
 }
 

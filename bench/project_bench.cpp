@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/blas_threads.h"
 #include "runtime/model/cpu_kernels.h"
 
 using namespace rankserve::runtime;
@@ -70,25 +71,34 @@ int main(int argc, char** argv) {
     fmt::print("\n{} intra-op threads: read bandwidth {:.2f} GB/s (at::sum of 1 GiB, best of 5)\n", threads, bandwidth / 1e9);
     for (int rows : row_counts) {
       const at::Tensor x_narrow = at::randn({rows, 768}), x_wide = at::randn({rows, 3072});
+      // blas: at::linear on OpenBLAS's own pool of `threads`; cpu_linear: what the engine calls, its BLAS
+      // calls single-threaded and split over the intra-op threads (blas_threads_per_call).
+      enum class Call { cpu_project, blas, cpu_linear };
       struct Way {
         std::string name;
         const std::vector<at::Tensor>* weights;
-        bool blas;
+        Call call;
         bool dot_products;
       };
-      const std::vector<Way> ways{{"fp32 cpu_project", &f32, false, true},  {"fp32 BLAS", &f32, true, true},
-                                  {"bf16 cpu_project", &bf16, false, true}, {"bf16 portable", &bf16, false, false},
-                                  {"bf16 BLAS widened", &bf16, true, true}, {"fp16 cpu_project", &f16, false, true},
-                                  {"fp16 BLAS widened", &f16, true, true}};
+      const std::vector<Way> ways{
+          {"fp32 cpu_project", &f32, Call::cpu_project, true}, {"fp32 BLAS", &f32, Call::blas, true},
+          {"fp32 cpu_linear", &f32, Call::cpu_linear, true},   {"bf16 cpu_project", &bf16, Call::cpu_project, true},
+          {"bf16 portable", &bf16, Call::cpu_project, false},  {"bf16 BLAS widened", &bf16, Call::blas, true},
+          {"bf16 cpu_linear", &bf16, Call::cpu_linear, true},  {"fp16 cpu_project", &f16, Call::cpu_project, true},
+          {"fp16 BLAS widened", &f16, Call::blas, true},       {"fp16 cpu_linear", &f16, Call::cpu_linear, true}};
       for (const Way& way : ways) {
         const at::ScalarType x_type = way.weights == &f32 ? at::kFloat : (*way.weights)[0].scalar_type();
         const at::Tensor xn = x_narrow.to(x_type), xw = x_wide.to(x_type);
         allow_avx512_bf16(way.dot_products);
+        if (way.call == Call::blas) rankserve::bench::set_openblas_threads(threads);
+        if (way.call == Call::cpu_linear) (void)blas_threads_per_call();
         const double seconds = best_seconds(rows >= 128 ? 1 : 5, [&] {
           for (const at::Tensor& w : *way.weights) {
             const at::Tensor& xi = w.size(1) == 768 ? xn : xw;
-            if (!way.blas) {
+            if (way.call == Call::cpu_project) {
               (void)cpu_project(xi, w, {});
+            } else if (way.call == Call::cpu_linear) {
+              (void)cpu_linear(xi, w, {});
             } else if (rows == 1) {
               (void)at::mv(w.to(at::kFloat), xi[0].to(at::kFloat));
             } else {

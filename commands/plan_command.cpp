@@ -222,8 +222,12 @@ int run_plan(const ParsedOptions& parsed) {
       if (const int most = max_batch_size_of(o, config); p.sequences > most)
         text += fmt::format("serve runs at most {} of them at once per copy (--max-batch-size)\n", most);
       if (p.sequences < kFewSequences && !given(parsed, "batch") && r.kv_cache_gb <= 0) {
-        text += fmt::format("room for more: --batch {} plans a layout whose copies each hold {} sequences at once\n",
-                            kFewSequences, kFewSequences);
+        PlanRequest more = r;  // suggested only where it fits these GPUs
+        more.batch = kFewSequences;
+        if (plan_layout(more).fits) {
+          text += fmt::format("room for more: --batch {} plans a layout whose copies each hold {} sequences at once\n",
+                              kFewSequences, kFewSequences);
+        }
       }
       text += fmt::format("submit: {}\n", submit);
     } else {

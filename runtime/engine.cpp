@@ -94,7 +94,7 @@ std::unique_ptr<Engine> Engine::load(const EngineOptions& options, const Process
   }
   if (options.cpu_threads > 0) at::set_num_threads(options.cpu_threads);
   log::info("compute threads per rank: {}", at::get_num_threads());
-  log::info("cpu kernels: {}", cpu_kernels_chosen());
+  log::info("cpu kernels: {}; BLAS: {}", cpu_kernels_chosen(), blas_threads_per_call());
   impl->tp = &tp;
   impl->pp = &pp;
   impl->max_context = options.max_context > 0 ? options.max_context : config.max_position_embeddings;

@@ -1,6 +1,7 @@
 #include "runtime/model/cpu_kernels.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -472,6 +473,14 @@ bool cpu_project_applies(const at::Tensor& x, const at::Tensor& w) {
 
 void allow_avx512_bf16(bool allowed) { avx512_bf16_allowed = allowed; }
 
+std::string blas_threads_per_call() {
+  using SetThreads = void (*)(int);
+  auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set == nullptr) return "the BLAS's own threads (no openblas_set_num_threads)";
+  set(1);
+  return "OpenBLAS one thread per call, products split over the intra-op threads";
+}
+
 std::string cpu_kernels_chosen() {
   if (!cpu_has_avx512()) return "none (no AVX-512F/VL/BW on this CPU: every product runs in ATen)";
   return std::string("fp32 AVX-512 FMA; bf16 weights ") +
@@ -511,11 +520,21 @@ namespace {
 constexpr int64_t kBlasRows = 128;
 constexpr int64_t kBlasRowsWidened = 256;
 
+// Input rows per BLAS call when a product splits over the intra-op threads.
+constexpr int64_t kBlasRowsPerTask = 64;
+
 at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  const at::Tensor xf = x.to(at::kFloat), wf = w.to(at::kFloat), bf = b.defined() ? b.to(at::kFloat) : b;
-  at::Tensor y;
-  if (xf.size(0) == 1) y = (bf.defined() ? at::addmv(bf, wf, xf[0]) : at::mv(wf, xf[0])).unsqueeze(0);
-  else y = at::linear(xf, wf, bf);
+  const at::Tensor xf = x.to(at::kFloat).contiguous(), wf = w.to(at::kFloat), bf = b.defined() ? b.to(at::kFloat) : b;
+  if (xf.size(0) == 1) return (bf.defined() ? at::addmv(bf, wf, xf[0]) : at::mv(wf, xf[0])).unsqueeze(0).to(x.scalar_type());
+  // Each intra-op thread multiplies its own runs of input rows, one single-threaded BLAS call each
+  // (blas_threads_per_call: OpenBLAS's pool would fight ATen's spinning threads for the cores).
+  at::Tensor y = at::empty({xf.size(0), wf.size(0)}, xf.options());
+  const at::Tensor wt = wf.t();
+  at::parallel_for(0, xf.size(0), kBlasRowsPerTask, [&](int64_t first, int64_t end) {
+    at::Tensor rows = y.narrow(0, first, end - first);
+    if (bf.defined()) at::addmm_out(rows, bf, xf.narrow(0, first, end - first), wt);
+    else at::mm_out(rows, xf.narrow(0, first, end - first), wt);
+  });
   return y.to(x.scalar_type());
 }
 

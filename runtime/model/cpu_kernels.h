@@ -38,6 +38,12 @@ void allow_avx512_bf16(bool allowed);
 // Which kernels this CPU runs, for the start-up log.
 std::string cpu_kernels_chosen();
 
+// Makes every BLAS call single-threaded (OpenBLAS, looked up at run time) and says what it did: products
+// that reach BLAS split their input rows over ATen's intra-op threads instead, since OpenBLAS's own
+// pthread pool and ATen's OpenMP threads, which spin after each region, would share the same cores.
+// Process-wide; call before the first product.
+std::string blas_threads_per_call();
+
 // One sequence that runs one new token: its q, k, v are row `row` of the step's qkv [tokens,
 // 3 x heads x head_dim], its cache tensors are [max_tokens, heads, head_dim] holding `past` tokens.
 struct DecodeAttentionItem {

@@ -1,5 +1,6 @@
 #include "runtime/model/gpt_model.h"
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -348,13 +349,24 @@ at::Tensor GptModel::attend(const at::Tensor& qkv, KvCache& cache, size_t layer)
   v_cache.narrow(0, past, n).copy_(parts[2].reshape({n, local_heads_, d}));
   at::Tensor k = k_cache.narrow(0, 0, total).permute({1, 2, 0}).to(q.scalar_type());  // [heads, d, total]
   at::Tensor v = v_cache.narrow(0, 0, total).transpose(0, 1).to(q.scalar_type());     // [heads, total, d]
-  at::Tensor scores = at::matmul(q, k).mul(1.0 / std::sqrt(static_cast<double>(d)));
-  if (n > 1) {  // causal: query i (position past + i) sees keys up to past + i
-    at::Tensor future =
-        at::arange(total, options(at::kLong)).unsqueeze(0).gt(at::arange(past, total, options(at::kLong)).unsqueeze(1));
-    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  at::Tensor future;  // causal: query i (position past + i) sees keys up to past + i
+  if (n > 1)
+    future = at::arange(total, options(at::kLong)).unsqueeze(0).gt(at::arange(past, total, options(at::kLong)).unsqueeze(1));
+  auto attend_heads = [&](int64_t first, int64_t end) {
+    at::Tensor scores = at::matmul(q.narrow(0, first, end - first), k.narrow(0, first, end - first)).mul(scale);
+    if (n > 1) scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+    return at::matmul(at::softmax(scores, -1), v.narrow(0, first, end - first));
+  };
+  at::Tensor context;
+  if (q.is_cpu() && n > 1) {  // prefill: heads split over the intra-op threads, whose BLAS calls are single-threaded
+    context = at::empty({local_heads_, n, d}, q.options());
+    at::parallel_for(0, local_heads_, 1,
+                     [&](int64_t first, int64_t end) { context.narrow(0, first, end - first).copy_(attend_heads(first, end)); });
+  } else {
+    context = attend_heads(0, local_heads_);
   }
-  return at::matmul(at::softmax(scores, -1), v).transpose(0, 1).reshape({n, local_heads_ * d});
+  return context.transpose(0, 1).reshape({n, local_heads_ * d});
 }
 
 at::Tensor GptModel::mlp(const LayerWeights& w, const at::Tensor& x) {

@@ -208,6 +208,7 @@ TEST_CASE(
   const std::string log = cancel_and_wait(id, "--signal=TERM");
   INFO(log);
   CHECK(log.find("served as 'GPT': 2 copies") != std::string::npos);
+  CHECK(log.find("draining") != std::string::npos);  // scancel --signal=TERM drains
   CHECK(num_removed(log, "pyxis_" + id + "_rankserve-" + id) == 2);
   CHECK(job_exit_code(id) == "0:0");
   CHECK(containers_on_nodes() == "");

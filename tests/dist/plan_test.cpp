@@ -157,3 +157,18 @@ TEST_CASE("plan refuses a --tp that does not divide the world with serve's messa
   CHECK(usage.code == 2);
   CHECK(usage.output.find("plan needs --gpu-memory") != std::string::npos);
 }
+
+TEST_CASE("plan suggests --batch 16 only where a plan with it fits the same nodes") {
+  const std::string common = fmt::format("{} plan --model-path random/530B --gpus 8 --gpu-memory 80GB", kBin);
+  for (int nodes : {2, 4}) {  // 3 sequences per copy fit on both; 16 only across 4 nodes (pp 4)
+    CAPTURE(nodes);
+    const auto planned = run(fmt::format("{} --nodes {}", common, nodes), 60s);
+    INFO(planned.output);
+    REQUIRE(planned.code == 0);
+    const bool suggested = planned.output.find("room for more: --batch 16") != std::string::npos;
+    const auto with_batch = run(fmt::format("{} --nodes {} --batch 16", common, nodes), 60s);
+    INFO(with_batch.output);
+    CHECK(suggested == (with_batch.code == 0));
+    CHECK(with_batch.code == (nodes == 4 ? 0 : 3));
+  }
+}

@@ -41,8 +41,8 @@ bool has_avx512_bf16() { return cpu_kernels_chosen().find("AVX512_BF16 dot produ
 // |got - want| <= rel x (|x| |w|^T + |b|) + 1e-5 everywhere: rel bounds the relative rounding of each
 // product and of the result, so it holds for any summation order.
 void check_close(const at::Tensor& got, const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double rel) {
-  const at::Tensor xf = x.to(at::kFloat), wf = w.to(at::kFloat), bf = b.to(at::kFloat);
-  const at::Tensor want = at::linear(xf, wf, bf), scale = at::linear(xf.abs(), wf.abs(), bf.abs());
+  const at::Tensor xf = x.to(at::kFloat), wf = w.to(at::kFloat), bf = b.defined() ? b.to(at::kFloat) : at::Tensor();
+  const at::Tensor want = at::linear(xf, wf, bf), scale = at::linear(xf.abs(), wf.abs(), bf.defined() ? bf.abs() : bf);
   const bool same_type = got.scalar_type() == x.scalar_type();
   REQUIRE(same_type);
   const at::Tensor excess = (got.to(at::kFloat) - want).abs() - scale.mul(rel).add(1e-5);
@@ -131,6 +131,7 @@ TEST_CASE("cpu_project of one input row matches at::linear for every weight type
 TEST_CASE("cpu_linear matches at::linear on 1 and 2 intra-op threads, for decode and prefill rows") {
   if (!cpu_project_applies(at::zeros({1, 16}), at::zeros({4, 16}))) return;
   at::manual_seed(6);
+  CHECK(!blas_threads_per_call().empty());  // as the engine runs: BLAS single-threaded, prefill rows split over the threads
   const int threads = at::get_num_threads();
   for (int num_threads : {1, 2}) {
     at::set_num_threads(num_threads);
@@ -141,6 +142,7 @@ TEST_CASE("cpu_linear matches at::linear on 1 and 2 intra-op threads, for decode
         CAPTURE(rows);
         const at::Tensor x = at::randn({rows, 70}).to(type), w = at::randn({30, 70}).to(type), b = at::randn({30}).to(type);
         check_close(cpu_linear(x, w, b), x, w, b, type == at::kFloat ? 1e-5 : 1.0 / 256);
+        check_close(cpu_linear(x, w, {}), x, w, {}, type == at::kFloat ? 1e-5 : 1.0 / 256);  // no bias
       }
     }
   }
