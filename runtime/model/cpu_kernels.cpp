@@ -524,21 +524,25 @@ constexpr int64_t kBlasRowsWidened = 256;
 constexpr int64_t kBlasRowsPerTask = 64;
 
 at::Tensor blas_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  const at::Tensor xf = x.to(at::kFloat).contiguous(), wf = w.to(at::kFloat), bf = b.defined() ? b.to(at::kFloat) : b;
+  const at::Tensor xf = x.to(at::kFloat), wf = w.to(at::kFloat), bf = b.defined() ? b.to(at::kFloat) : b;
   if (xf.size(0) == 1) return (bf.defined() ? at::addmv(bf, wf, xf[0]) : at::mv(wf, xf[0])).unsqueeze(0).to(x.scalar_type());
-  // Each intra-op thread multiplies its own runs of input rows, one single-threaded BLAS call each
-  // (blas_threads_per_call: OpenBLAS's pool would fight ATen's spinning threads for the cores).
-  at::Tensor y = at::empty({xf.size(0), wf.size(0)}, xf.options());
-  const at::Tensor wt = wf.t();
-  at::parallel_for(0, xf.size(0), kBlasRowsPerTask, [&](int64_t first, int64_t end) {
-    at::Tensor rows = y.narrow(0, first, end - first);
-    if (bf.defined()) at::addmm_out(rows, bf, xf.narrow(0, first, end - first), wt);
-    else at::mm_out(rows, xf.narrow(0, first, end - first), wt);
-  });
-  return y.to(x.scalar_type());
+  return rows_linear(xf, wf, bf).to(x.scalar_type());
 }
 
 }  // namespace
+
+at::Tensor rows_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b) {
+  // Each intra-op thread multiplies its own runs of input rows, one single-threaded BLAS call each.
+  const at::Tensor x = x_in.contiguous();
+  at::Tensor y = at::empty({x.size(0), w.size(0)}, x.options());
+  const at::Tensor wt = w.t();
+  at::parallel_for(0, x.size(0), kBlasRowsPerTask, [&](int64_t first, int64_t end) {
+    at::Tensor rows = y.narrow(0, first, end - first);
+    if (b.defined()) at::addmm_out(rows, b, x.narrow(0, first, end - first), wt);
+    else at::mm_out(rows, x.narrow(0, first, end - first), wt);
+  });
+  return y;
+}
 
 at::Tensor cpu_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (x.size(0) >= (w.scalar_type() == at::kFloat ? kBlasRows : kBlasRowsWidened)) return blas_linear(x, w, b);

@@ -44,6 +44,11 @@ std::string cpu_kernels_chosen();
 // Process-wide; call before the first product.
 std::string blas_threads_per_call();
 
+// x [n, in] times w [out, in]^T (+ b) in x's type through ATen (BLAS), the rows split over the intra-op
+// threads in runs (one BLAS call each): how products that reach BLAS use every thread once
+// blas_threads_per_call has made each call single-threaded. CPU tensors, n > 1.
+at::Tensor rows_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
+
 // One sequence that runs one new token: its q, k, v are row `row` of the step's qkv [tokens,
 // 3 x heads x head_dim], its cache tensors are [max_tokens, heads, head_dim] holding `past` tokens.
 struct DecodeAttentionItem {

@@ -201,7 +201,7 @@ void report_progress(Loader& l, int layer) {
 at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) {
   if (cpu_project_applies(x, w)) return cpu_linear(x, w, b);
   const at::Tensor wx = w.to(x.scalar_type());  // fp16 weights against float32 activations: widened
-  if (x.size(0) != 1) return at::linear(x, wx, b);
+  if (x.size(0) != 1) return x.is_cpu() ? rows_linear(x, wx, b) : at::linear(x, wx, b);  // rows_linear: BLAS is single-threaded
   at::Tensor row = x.squeeze(0);
   return (b.defined() ? at::addmv(b, wx, row) : at::mv(wx, row)).unsqueeze(0);
 }
